@@ -1,0 +1,1 @@
+//! Response head (httparse) and body framing: until close, Content-Length, chunked.

@@ -1,0 +1,1 @@
+//! Proptest strategies for upstream streams and client behaviours.

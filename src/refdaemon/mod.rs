@@ -1,0 +1,1 @@
+//! The reference daemon and its fault modes.

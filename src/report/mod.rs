@@ -1,0 +1,1 @@
+//! Reporters: human, TAP, JSON, JUnit.

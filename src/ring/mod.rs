@@ -1,0 +1,1 @@
+//! The io_uring driver: one thread, many handoffs, nanosecond timestamps, deadlines.

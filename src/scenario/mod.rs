@@ -1,0 +1,1 @@
+//! The scenario catalog, one file per category.

@@ -1,0 +1,1 @@
+//! Incremental text/event-stream parser following the WHATWG HTML rules.

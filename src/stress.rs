@@ -1,0 +1,1 @@
+//! Load, integrity, latency histograms and daemon resources at scale.

@@ -1,0 +1,1 @@
+//! What one recorded stream contains and what it means: content, `[DONE]`, timings.
