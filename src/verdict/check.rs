@@ -318,18 +318,19 @@ pub fn done_present(done_at: Option<usize>, events: usize, level: Verdict) -> As
             name,
             level,
             format!(
-                "no `data: [DONE]` event among the {events} events: OpenAI clients wait for it \
-                 to know the answer is complete"
+                "no `data: [DONE]` event among the {}: OpenAI clients wait for it to know the \
+                 answer is complete",
+                plural(events, "event")
             ),
         ),
         Some(i) if i + 1 < events => AssertionResult::new(
             name,
             level,
             format!(
-                "`data: [DONE]` was event {} of {events}: {} events followed it, which clients \
-                 never read",
+                "`data: [DONE]` was event {} of {events}: {} followed it, which clients never \
+                 read",
                 i + 1,
-                events - i - 1
+                plural(events - i - 1, "event")
             ),
         ),
         Some(i) => AssertionResult::pass(
@@ -512,6 +513,15 @@ pub fn that(name: &str, holds: bool, level: Verdict, message_if_not: &str) -> As
 /// 2 ms before the upstream answered".
 pub fn info(name: &str, fact: impl Into<String>) -> AssertionResult {
     AssertionResult::new(name, Verdict::Informational, fact)
+}
+
+/// `1 event`, `3 events`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// A duration for a message: `850 ns`, `12.3 µs`, `4.5 ms`, `2.00 s`.

@@ -311,9 +311,19 @@ fn done_present_all_outcomes() {
         &["no `data: [DONE]` event among the 5 events"],
     );
     assert_verdict(
+        &done_present(None, 1, Verdict::Fail),
+        Verdict::Fail,
+        &["among the 1 event:"],
+    );
+    assert_verdict(
         &done_present(Some(2), 5, Verdict::NonStrict),
         Verdict::NonStrict,
         &["event 3 of 5", "2 events followed it"],
+    );
+    assert_verdict(
+        &done_present(Some(3), 5, Verdict::Fail),
+        Verdict::Fail,
+        &["1 event followed it"],
     );
 }
 
