@@ -261,6 +261,11 @@ impl ScenarioResult {
         result
     }
 
+    /// Whether this scenario fails the run: it ran and its verdict is `FAILED`.
+    pub fn failed(&self) -> bool {
+        self.skipped.is_none() && self.verdict.is_failure()
+    }
+
     /// The assertions whose verdict is at least `at_least` (as recorded, before strictness).
     pub fn assertions_at_least(&self, at_least: Verdict) -> impl Iterator<Item = &AssertionResult> {
         self.assertions
@@ -521,6 +526,18 @@ mod tests {
         let failed = RunSummary::new("d", t, Duration::ZERO, Strictness::Lenient, scenarios);
         assert_eq!(failed.counts.failed, 1);
         assert_eq!(failed.exit_code(), 1);
+    }
+
+    #[test]
+    fn only_scenarios_that_ran_can_fail() {
+        let mut skipped = ScenarioResult::skipped("1", "n", "c", "d", "why");
+        assert!(!skipped.failed());
+        skipped.verdict = Verdict::Fail;
+        assert!(!skipped.failed(), "a skipped scenario never fails a run");
+        let ran = ScenarioResult::new("1", "n", "c", "d")
+            .with_assertions([a(Verdict::Fail)])
+            .judged(Strictness::Lenient);
+        assert!(ran.failed());
     }
 
     #[test]

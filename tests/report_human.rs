@@ -143,10 +143,10 @@ fn auto_colour_is_off_for_a_non_terminal() {
     assert!(!text.contains('\x1b'), "{text}");
 }
 
-/// Run by `terminal_gets_colour_unless_no_color` with stdout on a pseudo-terminal: the human
-/// report as `streamcheck run` builds it, on the real standard output.
+/// Run by the tests below with stdout on a pseudo-terminal: the human report as
+/// `streamcheck run` builds it (progress line included), on the real standard output.
 #[test]
-#[ignore = "run on a pseudo-terminal by terminal_gets_colour_unless_no_color"]
+#[ignore = "run on pseudo-terminals by the colour and progress tests below"]
 fn human_report_child() {
     let options = Options {
         format: Format::Human,
@@ -160,39 +160,69 @@ fn human_report_child() {
     );
 }
 
-/// Runs `human_report_child` with stdout on a new pseudo-terminal and returns what it wrote.
-fn on_a_terminal(no_color: Option<&str>) -> String {
-    let (mut master, slave) = open_pty();
+/// What `human_report_child` wrote.
+struct ChildRun {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `human_report_child` with stdout on a new pseudo-terminal, stderr on another one or on
+/// a pipe, and `NO_COLOR` as given (`None`: unset).
+fn run_child(no_color: Option<&str>, stderr_on_terminal: bool) -> ChildRun {
+    let (stdout_master, stdout_slave) = open_pty();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["human_report_child", "--exact", "--ignored", "--nocapture"])
         .args(["--test-threads=1", "--color=never"])
+        .env("TERM", "xterm") // indicatif draws nothing for an unset or dumb TERM
         .stdin(Stdio::null())
-        .stdout(Stdio::from(slave))
-        .stderr(Stdio::null());
+        .stdout(Stdio::from(stdout_slave));
     match no_color {
         Some(value) => cmd.env("NO_COLOR", value),
         None => cmd.env_remove("NO_COLOR"),
     };
+    let stderr_master = if stderr_on_terminal {
+        let (master, slave) = open_pty();
+        cmd.stderr(Stdio::from(slave));
+        Some(master)
+    } else {
+        cmd.stderr(Stdio::piped());
+        None
+    };
     let mut child = cmd.spawn().unwrap();
-    drop(cmd); // closes our copy of the terminal's slave side, so reads end when the child exits
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            // Linux reports EIO on the master once every slave descriptor is closed.
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("reading the pseudo-terminal: {e}"),
-        }
-    }
+    drop(cmd); // closes our copies of the slave sides, so reads end when the child exits
+    let stderr: Box<dyn Read + Send> = match stderr_master {
+        Some(master) => Box::new(master),
+        None => Box::new(child.stderr.take().unwrap()),
+    };
+    // Both sides are read at once so that neither can fill up and stall the child.
+    let stderr = std::thread::spawn(move || read_all(stderr));
+    let stdout = read_all(stdout_master);
+    let stderr = stderr.join().unwrap();
     assert!(
         child.wait().unwrap().success(),
         "{}",
-        String::from_utf8_lossy(&out)
+        String::from_utf8_lossy(&stdout)
     );
-    String::from_utf8(out).unwrap()
+    ChildRun {
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Everything until end of file, or until EIO, which Linux reports on a pseudo-terminal's
+/// master side once every slave descriptor is closed.
+fn read_all(mut from: impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return out,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("reading the child's output: {e}"),
+        }
+    }
 }
 
 fn open_pty() -> (File, OwnedFd) {
@@ -224,14 +254,18 @@ fn open_pty() -> (File, OwnedFd) {
 
 #[test]
 fn terminal_gets_colour_unless_no_color() {
-    let coloured = on_a_terminal(None);
+    let coloured = run_child(None, false).stdout;
     assert!(
         coloured.contains("\x1b[1;31mFAILED"),
         "colour expected on a terminal:\n{coloured}"
     );
     // An empty NO_COLOR counts as unset (no-color.org).
-    assert!(on_a_terminal(Some("")).contains("\x1b[1;31mFAILED"));
-    let plain = on_a_terminal(Some("1"));
+    assert!(
+        run_child(Some(""), false)
+            .stdout
+            .contains("\x1b[1;31mFAILED")
+    );
+    let plain = run_child(Some("1"), false).stdout;
     assert!(plain.contains("FAILED"), "{plain}");
     assert!(
         plain.contains("streamcheck: 3 passed, 2 failed, 1 skipped"),
@@ -240,5 +274,26 @@ fn terminal_gets_colour_unless_no_color() {
     assert!(
         !plain.contains('\x1b'),
         "NO_COLOR must turn colour off:\n{plain}"
+    );
+}
+
+#[test]
+fn progress_line_is_drawn_only_on_a_terminal() {
+    let on_terminal = run_child(Some("1"), true);
+    assert!(
+        on_terminal.stderr.contains("/6 scenarios"),
+        "a progress line is expected on a terminal's stderr: {:?}",
+        on_terminal.stderr
+    );
+    // It never mixes into the report.
+    assert!(
+        !on_terminal.stdout.contains("/6 scenarios"),
+        "{}",
+        on_terminal.stdout
+    );
+    let piped = run_child(Some("1"), false);
+    assert_eq!(
+        piped.stderr, "",
+        "no progress line when stderr is not a terminal"
     );
 }

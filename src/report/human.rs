@@ -23,7 +23,7 @@
 use std::io::{self, Write};
 
 use super::Reporter;
-use super::text::{assertion_lines, safe, timings_line, wire_lines};
+use super::text::{assertion_lines, safe, scenarios, timings_line, wire_lines};
 use crate::verdict::check::format_ns;
 use crate::verdict::{RunSummary, ScenarioResult, Verdict};
 
@@ -70,7 +70,7 @@ impl<W: Write> Human<W> {
 
 impl<W: Write + Send> Reporter for Human<W> {
     fn on_start(&mut self, total: usize) -> io::Result<()> {
-        writeln!(self.out, "streamcheck: {total} scenarios")?;
+        writeln!(self.out, "streamcheck: {}", scenarios(total))?;
         self.out.flush()
     }
 
@@ -91,7 +91,7 @@ impl<W: Write + Send> Reporter for Human<W> {
         if r.skipped.is_none() && r.verdict != Verdict::Pass {
             let paint = |v: Verdict, s: &str| self.paint(v, s);
             let mut lines = Vec::new();
-            if r.verdict >= Verdict::NonStrict {
+            if r.verdict >= Verdict::NonStrict && !r.description.is_empty() {
                 lines.push(safe(&r.description).into_owned());
             }
             for a in r.assertions_at_least(Verdict::Informational) {
@@ -116,8 +116,8 @@ impl<W: Write + Send> Reporter for Human<W> {
         writeln!(self.out)?;
         writeln!(
             self.out,
-            "{} scenarios in {} against {}{strict}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
-            c.total,
+            "{} in {} against {}{strict}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+            scenarios(c.total),
             format_ns(s.duration_ns),
             safe(&s.daemon),
             c.ok,
@@ -129,7 +129,7 @@ impl<W: Write + Send> Reporter for Human<W> {
         let failed: Vec<String> = s
             .scenarios
             .iter()
-            .filter(|r| r.verdict.is_failure())
+            .filter(|r| r.failed())
             .map(|r| format!("{} {}", safe(&r.id), safe(&r.name)))
             .collect();
         if !failed.is_empty() {

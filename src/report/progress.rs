@@ -51,6 +51,9 @@ impl<R: Reporter> Progress<R> {
 impl<R: Reporter> Reporter for Progress<R> {
     fn on_start(&mut self, total: usize) -> io::Result<()> {
         self.bar.set_length(total as u64);
+        // Drawn at once, then redrawn by indicatif's ticker thread: with a steady tick, updates
+        // themselves do not draw, and a short run could otherwise end before the first tick.
+        self.bar.force_draw();
         self.bar.enable_steady_tick(Duration::from_millis(200));
         let inner = &mut self.inner;
         self.bar.suspend(|| inner.on_start(total))
@@ -59,7 +62,7 @@ impl<R: Reporter> Reporter for Progress<R> {
     fn on_result(&mut self, result: &ScenarioResult) -> io::Result<()> {
         let inner = &mut self.inner;
         self.bar.suspend(|| inner.on_result(result))?;
-        if result.verdict.is_failure() {
+        if result.failed() {
             self.failed += 1;
         }
         let failed = match self.failed {
@@ -75,5 +78,42 @@ impl<R: Reporter> Reporter for Progress<R> {
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         self.bar.finish_and_clear();
         self.inner.on_finish(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::human::Human;
+    use crate::verdict::{AssertionResult, Strictness, Verdict};
+    use std::time::SystemTime;
+
+    #[test]
+    fn forwards_everything_to_the_wrapped_reporter() {
+        let failed = ScenarioResult::new("1.1", "basic_response", "basic", "d")
+            .with_assertions([AssertionResult::new("x", Verdict::Fail, "broken")])
+            .judged(Strictness::Lenient);
+        let summary = RunSummary::new(
+            "sock",
+            SystemTime::UNIX_EPOCH,
+            Duration::ZERO,
+            Strictness::Lenient,
+            vec![failed.clone()],
+        );
+        let mut progress =
+            Progress::with_target(Human::new(Vec::new(), false), ProgressDrawTarget::hidden());
+        progress.on_start(1).unwrap();
+        progress.on_result(&failed).unwrap();
+        assert_eq!(progress.failed, 1);
+        assert_eq!(progress.bar.position(), 1);
+        assert_eq!(progress.bar.message(), "· 1 failed · 1.1 basic_response");
+        progress.on_finish(&summary).unwrap();
+        let text = String::from_utf8(progress.into_inner().into_inner()).unwrap();
+        assert!(text.starts_with("streamcheck: 1 scenario\n"), "{text}");
+        assert!(text.contains("FAILED x: broken"), "{text}");
+        assert!(
+            text.ends_with("streamcheck: 0 passed, 1 failed, 0 skipped\n"),
+            "{text}"
+        );
     }
 }

@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::text::safe;
+use super::text::{safe, scenarios};
 use super::{Reporter, TapVersion};
 use crate::verdict::{RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
@@ -55,11 +55,7 @@ impl<W: Write + Send> Reporter for Tap<W> {
 
     fn on_result(&mut self, r: &ScenarioResult) -> io::Result<()> {
         self.number += 1;
-        let status = if r.verdict.is_failure() {
-            "not ok"
-        } else {
-            "ok"
-        };
+        let status = if r.failed() { "not ok" } else { "ok" };
         let description = escape_description(&format!("{} {}", r.id, r.name));
         let mut text = format!("{status} {} - {description}", self.number);
         if let Some(reason) = &r.skipped {
@@ -91,8 +87,8 @@ impl<W: Write + Send> Reporter for Tap<W> {
         let c = &s.counts;
         writeln!(
             self.out,
-            "# {} scenarios against {}{}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
-            c.total,
+            "# {} against {}{}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+            scenarios(c.total),
             one_line(&s.daemon),
             if s.strict { " (strict)" } else { "" },
             c.ok,

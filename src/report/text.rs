@@ -30,6 +30,15 @@ pub(crate) fn safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `1 scenario`, `6 scenarios`.
+pub(crate) fn scenarios(n: usize) -> String {
+    if n == 1 {
+        "1 scenario".into()
+    } else {
+        format!("{n} scenarios")
+    }
+}
+
 /// `handoff 120 µs · head 1.2 ms · …`, or `None` when nothing was measured.
 pub(crate) fn timings_line(t: &Timings) -> Option<String> {
     let mut parts = Vec::new();
@@ -114,6 +123,9 @@ pub(crate) fn wire_lines(w: &WireDump) -> Vec<String> {
         };
         push_chunk(&mut lines, tag, c.at_ns, &c.bytes, c.gap, c.omitted());
         offset += c.len;
+    }
+    if let Some(o) = w.omitted.filter(|o| o.after >= w.chunks.len()) {
+        lines.push(format!("  [{} reads, {} bytes omitted]", o.chunks, o.bytes));
     }
     if let Some(end) = &w.end {
         lines.push(format!("  end: {}", safe(end)));
@@ -225,10 +237,18 @@ mod tests {
             last_chunks: 1,
             chunk_bytes: 4,
         };
-        let lines = wire_lines(&WireDump::capture(reads, limits));
+        let lines = wire_lines(&WireDump::capture(reads.clone(), limits));
         assert_eq!(lines[0], "wire: 50 bytes received in 5 reads");
         assert!(lines[1].ends_with("xx[6 bytes omitted]xx"), "{}", lines[1]);
         assert_eq!(lines[2], "  [3 reads, 30 bytes omitted]");
+        // Reads left out at the very end are named too.
+        let limits = WireLimits {
+            first_chunks: 2,
+            last_chunks: 0,
+            chunk_bytes: 64,
+        };
+        let lines = wire_lines(&WireDump::capture(reads, limits));
+        assert_eq!(lines.last().unwrap(), "  [3 reads, 30 bytes omitted]");
     }
 
     #[test]

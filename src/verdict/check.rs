@@ -43,7 +43,7 @@ pub fn bytes_equal(
     if expected == received {
         return AssertionResult::pass(
             name,
-            format!("{what}: {} bytes, as expected", expected.len()),
+            format!("{what}: {}, as expected", plural(expected.len(), "byte")),
         );
     }
     let at = expected

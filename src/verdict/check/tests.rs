@@ -136,7 +136,7 @@ fn bytes_equal_uses_the_given_level_and_words() {
         &["prompt seen upstream differs at byte 3"],
     );
     let ok = bytes_equal("prompt", "prompt seen upstream", b"x", b"x", Verdict::Fail);
-    assert_verdict(&ok, Verdict::Pass, &["prompt seen upstream: 1 bytes"]);
+    assert_verdict(&ok, Verdict::Pass, &["prompt seen upstream: 1 byte,"]);
 }
 
 // ---- text_equals
