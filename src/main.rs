@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "streamcheck", version, about = "Test SCM_RIGHTS socket-handoff SSE streaming daemons")]
+#[command(
+    name = "streamcheck",
+    version,
+    about = "Test SCM_RIGHTS socket-handoff SSE streaming daemons"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,11 +98,105 @@ fn cmd_list(_args: ListArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // ref-daemon
 
+/// The upstream comes from the environment: OPENAI_API_BASE (required), OPENAI_API_KEY,
+/// OPENAI_INSECURE_SSL=true (accept a self-signed certificate), OPENAI_HTTP2_ENABLED (true: h2c on
+/// http:// bases; false: HTTP/1.1 only), OPENAI_MODEL.
 #[derive(clap::Args)]
-struct RefDaemonArgs {}
+struct RefDaemonArgs {
+    /// Unix socket to listen on (a stale socket file there is replaced).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Permissions of the socket file, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0666", value_parser = parse_socket_mode)]
+    socket_mode: u32,
+    /// Run with one realistic bug; `--fault list` prints them.
+    #[arg(long, value_name = "NAME")]
+    fault: Option<FaultArg>,
+    /// Seconds to wait for the upstream's response head, and between two upstream reads.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    upstream_timeout: f64,
+    /// Seconds a client may read nothing before its stream is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    client_timeout: f64,
+    /// Seconds a shutdown waits for running streams before ending them.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain_timeout: f64,
+}
 
-fn cmd_ref_daemon(_args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ref-daemon` is not built yet")
+/// `--fault`: a fault mode, or `list`.
+#[derive(Clone, Copy)]
+enum FaultArg {
+    List,
+    Mode(streamcheck::refdaemon::Fault),
+}
+
+impl clap::ValueEnum for FaultArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::LazyLock<Vec<FaultArg>> = std::sync::LazyLock::new(|| {
+            let modes = streamcheck::refdaemon::Fault::all()
+                .iter()
+                .map(|f| FaultArg::Mode(*f));
+            std::iter::once(FaultArg::List).chain(modes).collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            FaultArg::List => Some(
+                clap::builder::PossibleValue::new("list").help("Print the fault modes and exit"),
+            ),
+            FaultArg::Mode(fault) => clap::ValueEnum::to_possible_value(fault),
+        }
+    }
+}
+
+fn parse_socket_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "{text:?} is not an octal file mode such as 0666 or 0660"
+        )),
+    }
+}
+
+fn seconds(name: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--{name} {secs}: give a positive number of seconds"))
+}
+
+fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::refdaemon::{self, Config, Fault, UpstreamConfig};
+    let fault = match args.fault {
+        Some(FaultArg::List) => {
+            for fault in Fault::all() {
+                println!("{:<32} {}", fault.name(), fault.description());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(FaultArg::Mode(fault)) => Some(fault),
+        None => None,
+    };
+    let Some(socket) = args.socket else {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let mut sub = cmd.find_subcommand("ref-daemon").cloned().unwrap_or(cmd);
+        let err = sub.error(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--socket PATH is required",
+        );
+        err.exit();
+    };
+    let mut config = Config::new(socket);
+    config.socket_mode = args.socket_mode;
+    config.fault = fault;
+    config.timeouts.upstream = seconds("upstream-timeout", args.upstream_timeout)?;
+    config.timeouts.client = seconds("client-timeout", args.client_timeout)?;
+    config.drain = seconds("drain-timeout", args.drain_timeout)?;
+    refdaemon::run(config, UpstreamConfig::from_env()?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------
