@@ -70,7 +70,10 @@ fn handoff_escapes_reach_the_upstream_decoded() {
     let daemon = Daemon::start(&upstream.base, None, &[]);
     let data = br#"{"prompt":"caf\u00e9 \"q\"\n\ud83c\udf89 [[script:esc]]"}"#;
     assert!(exchange(&daemon.socket, data).done());
-    assert_eq!(upstream.wait_end("esc").body["messages"][0]["content"], "café \"q\"\n🎉 [[script:esc]]");
+    assert_eq!(
+        upstream.wait_end("esc").body["messages"][0]["content"],
+        "café \"q\"\n🎉 [[script:esc]]"
+    );
 }
 
 #[test]
@@ -92,20 +95,40 @@ fn finish_reason_without_done_still_completes() {
     upstream.script("fin", Script::sse(vec![chunk("a"), finish("length")]));
     let daemon = Daemon::start(&upstream.base, None, &[]);
     let response = exchange(&daemon.socket, &data_for("fin", json!({})));
-    assert_eq!(response.events(), [r#"{"content":"a"}"#, r#"{"content":"","finish_reason":"length"}"#, "[DONE]"]);
+    assert_eq!(
+        response.events(),
+        [
+            r#"{"content":"a"}"#,
+            r#"{"content":"","finish_reason":"length"}"#,
+            "[DONE]"
+        ]
+    );
 }
 
 #[test]
 fn upstream_error_statuses_become_http_errors() {
     let upstream = Upstream::start();
-    upstream.script("e500", Script::error(500, r#"{"error":{"message":"boom"}}"#));
-    upstream.script("e429", Script::error(429, r#"{"error":{"message":"slow down"}}"#));
+    upstream.script(
+        "e500",
+        Script::error(500, r#"{"error":{"message":"boom"}}"#),
+    );
+    upstream.script(
+        "e429",
+        Script::error(429, r#"{"error":{"message":"slow down"}}"#),
+    );
     let daemon = Daemon::start(&upstream.base, None, &[]);
-    let response = exchange(&daemon.socket, &data_for("e500", json!({"response_headers": {"X-A": "1"}})));
+    let response = exchange(
+        &daemon.socket,
+        &data_for("e500", json!({"response_headers": {"X-A": "1"}})),
+    );
     assert_eq!(response.status, 502);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.header("x-a"), Some("1"));
-    assert!(response.json()["error"].as_str().unwrap().contains("boom"), "{:?}", response.json());
+    assert!(
+        response.json()["error"].as_str().unwrap().contains("boom"),
+        "{:?}",
+        response.json()
+    );
     assert!(response.eof);
     let response = exchange(&daemon.socket, &data_for("e429", json!({})));
     assert_eq!(response.status, 429);
@@ -120,7 +143,14 @@ fn an_unreachable_upstream_is_a_502() {
     let daemon = Daemon::start(&format!("http://127.0.0.1:{port}/v1"), None, &[]);
     let response = exchange(&daemon.socket, &data_for("x", json!({})));
     assert_eq!(response.status, 502);
-    assert!(response.json()["error"].as_str().unwrap().contains("unreachable"), "{:?}", response.json());
+    assert!(
+        response.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{:?}",
+        response.json()
+    );
 }
 
 #[test]
@@ -137,7 +167,12 @@ fn a_stalled_or_reset_upstream_ends_with_an_error_event() {
         let response = exchange(&daemon.socket, &data_for(name, json!({})));
         assert_eq!(response.status, 200, "{name}");
         assert_eq!(response.content(), "a", "{name}");
-        assert_eq!(response.errors().len(), 1, "{name}: {:?}", response.events());
+        assert_eq!(
+            response.errors().len(),
+            1,
+            "{name}: {:?}",
+            response.events()
+        );
         assert!(!response.done() && response.eof, "{name}");
     }
 }
@@ -146,7 +181,11 @@ fn a_stalled_or_reset_upstream_ends_with_an_error_event() {
 fn a_stalled_upstream_before_its_head_is_a_504() {
     // A listener that accepts and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let daemon = Daemon::start(&format!("http://{}/v1", silent.local_addr().unwrap()), None, &[]);
+    let daemon = Daemon::start(
+        &format!("http://{}/v1", silent.local_addr().unwrap()),
+        None,
+        &[],
+    );
     let response = exchange(&daemon.socket, &data_for("x", json!({})));
     assert_eq!(response.status, 504);
 }
@@ -155,7 +194,11 @@ fn a_stalled_upstream_before_its_head_is_a_504() {
 fn bad_handoff_data_gets_400_or_413_with_a_json_body() {
     let upstream = Upstream::start();
     let daemon = Daemon::start(&upstream.base, None, &[]);
-    for data in [&b"\0"[..], b"{\"prompt\":", b"{\"prompt\":\"p\",\"response_headers\":{\"X\":\"a\\r\\nB: c\"}}"] {
+    for data in [
+        &b"\0"[..],
+        b"{\"prompt\":",
+        b"{\"prompt\":\"p\",\"response_headers\":{\"X\":\"a\\r\\nB: c\"}}",
+    ] {
         let response = exchange(&daemon.socket, data);
         assert_eq!(response.status, 400, "{}", String::from_utf8_lossy(data));
         assert!(response.json()["error"].is_string());
@@ -164,10 +207,18 @@ fn bad_handoff_data_gets_400_or_413_with_a_json_body() {
     let big = data_for("x", json!({"pad": "x".repeat(300 << 10)}));
     let response = exchange(&daemon.socket, &big);
     assert_eq!(response.status, 413);
-    assert!(response.json()["error"].as_str().unwrap().contains(&big.len().to_string()));
+    assert!(
+        response.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains(&big.len().to_string())
+    );
     // Under the buffer: processed.
     upstream.script("big", Script::answer(&["ok"]));
-    let response = exchange(&daemon.socket, &data_for("big", json!({"pad": "x".repeat(150 << 10)})));
+    let response = exchange(
+        &daemon.socket,
+        &data_for("big", json!({"pad": "x".repeat(150 << 10)})),
+    );
     assert_eq!(response.content(), "ok");
 }
 
@@ -183,7 +234,11 @@ fn a_client_that_leaves_cancels_the_upstream_request() {
     std::io::Read::read_exact(&mut browser, &mut first).unwrap();
     drop(browser);
     let record = upstream.wait_end("slow");
-    assert!(matches!(record.outcome, Outcome::Cancelled { at } if at < 400), "{:?}", record.outcome);
+    assert!(
+        matches!(record.outcome, Outcome::Cancelled { at } if at < 400),
+        "{:?}",
+        record.outcome
+    );
 }
 
 #[test]
@@ -196,7 +251,10 @@ fn concurrent_streams_each_get_their_own_content() {
         script.gap = Duration::from_millis(10);
         upstream.script(name, script);
     }
-    let browsers: Vec<_> = names.iter().map(|n| handoff(&daemon.socket, &data_for(n, json!({})))).collect();
+    let browsers: Vec<_> = names
+        .iter()
+        .map(|n| handoff(&daemon.socket, &data_for(n, json!({}))))
+        .collect();
     for (name, mut browser) in names.iter().zip(browsers) {
         let (bytes, eof) = read_to_end(&mut browser, HANG);
         let response = Response::parse(bytes, eof);
@@ -215,16 +273,15 @@ fn a_slow_reader_does_not_hold_up_another_stream() {
     upstream.script("big", big);
     upstream.script("quick", Script::answer(&["fast"]));
     let daemon = Daemon::start(&upstream.base, None, &[]);
-    let mut slow = handoff_with(&daemon.socket, &data_for("big", json!({})), Some(4096));
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut slow, &mut first).unwrap();
-    // The slow reader now reads nothing while the quick stream runs to its end.
+    let mut slow = stalled_reader(&daemon.socket, &data_for("big", json!({})));
+    // The slow reader reads nothing while the quick stream runs to its end.
     let response = exchange(&daemon.socket, &data_for("quick", json!({})));
     assert_eq!(response.content(), "fast");
     assert!(response.done() && response.eof);
-    let (rest, eof) = read_to_end(&mut slow, HANG);
-    let response = Response::parse([&first[..], &rest].concat(), eof);
+    let (bytes, eof) = read_to_end(&mut slow, HANG);
+    let response = Response::parse(bytes, eof);
     assert_eq!(response.content().len(), piece.len() * 256);
+    assert!(response.done());
 }
 
 #[test]
@@ -252,14 +309,25 @@ fn drain_deadline_ends_streams_with_an_error_event() {
     let mut stall = Script::sse(vec![chunk("a")]);
     stall.end = End::Stall;
     upstream.script("stuck", stall);
-    let mut daemon = Daemon::start(&upstream.base, None, &["--drain-timeout", "0.2", "--upstream-timeout", "60"]);
+    let mut daemon = Daemon::start(
+        &upstream.base,
+        None,
+        &["--drain-timeout", "0.2", "--upstream-timeout", "60"],
+    );
     let mut browser = handoff(&daemon.socket, &data_for("stuck", json!({})));
     let mut first = [0u8; 1];
     std::io::Read::read_exact(&mut browser, &mut first).unwrap();
     daemon.signal(rustix::process::Signal::TERM);
     let (rest, eof) = read_to_end(&mut browser, HANG);
     let response = Response::parse([&first[..], &rest].concat(), eof);
-    assert!(response.errors().iter().any(|e| e.contains("shutting down")), "{:?}", response.events());
+    assert!(
+        response
+            .errors()
+            .iter()
+            .any(|e| e.contains("shutting down")),
+        "{:?}",
+        response.events()
+    );
     assert!(daemon.wait().success());
 }
 
@@ -270,10 +338,19 @@ fn a_handoff_without_a_message_or_fd_is_dropped_and_the_daemon_carries_on() {
     let daemon = Daemon::start(&upstream.base, None, &[]);
     drop(connect(&daemon.socket).unwrap());
     let unix = connect(&daemon.socket).unwrap();
-    rustix::net::send(&unix, b"{\"prompt\":\"no fd\"}", rustix::net::SendFlags::empty()).unwrap();
+    rustix::net::send(
+        &unix,
+        b"{\"prompt\":\"no fd\"}",
+        rustix::net::SendFlags::empty(),
+    )
+    .unwrap();
     let response = exchange(&daemon.socket, &data_for("after", json!({})));
     assert_eq!(response.content(), "fine");
-    assert!(daemon.log().contains("no SCM_RIGHTS fd"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("no SCM_RIGHTS fd"),
+        "{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -285,5 +362,8 @@ fn fault_list_prints_every_mode() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 19, "{text}");
-    assert!(text.lines().any(|l| l.starts_with("truncate-handoff-4k ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("truncate-handoff-4k ")),
+        "{text}"
+    );
 }

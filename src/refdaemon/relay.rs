@@ -325,8 +325,8 @@ impl Relay {
             };
             if !out.is_empty() {
                 if self.send(&out).await.is_err() {
-                    // The client is gone or stalled: drop the body, which cancels the upstream.
-                    return;
+                    // The client is gone or stopped reading.
+                    return self.client_left(body).await;
                 }
                 out.clear();
             }

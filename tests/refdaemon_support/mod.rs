@@ -15,7 +15,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustix::net::{AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
+};
 
 /// Generous bound that only catches hangs.
 pub const HANG: Duration = Duration::from_secs(20);
@@ -36,7 +39,10 @@ fn scratch_dir(tag: &str) -> PathBuf {
         *next += 1;
         *next
     };
-    let dir = std::env::temp_dir().join(format!("streamcheck-refdaemon-{}-{tag}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "streamcheck-refdaemon-{}-{tag}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -49,7 +55,10 @@ impl Daemon {
         let socket = dir.join("daemon.sock");
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamcheck"));
-        cmd.arg("ref-daemon").arg("--socket").arg(&socket).args(args);
+        cmd.arg("ref-daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args);
         if !args.contains(&"--upstream-timeout") {
             // Short, so stall tests end quickly; still far above any scripted gap.
             cmd.args(["--upstream-timeout", "2"]);
@@ -65,13 +74,24 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log);
         let child = cmd.spawn().expect("spawn streamcheck ref-daemon");
-        let mut daemon = Daemon { child: Some(child), socket, dir };
+        let mut daemon = Daemon {
+            child: Some(child),
+            socket,
+            dir,
+        };
         let start = Instant::now();
         while !daemon.socket.exists() {
             if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ref-daemon exited with {status} before listening:\n{}", daemon.log());
+                panic!(
+                    "ref-daemon exited with {status} before listening:\n{}",
+                    daemon.log()
+                );
             }
-            assert!(start.elapsed() < HANG, "ref-daemon did not create its socket:\n{}", daemon.log());
+            assert!(
+                start.elapsed() < HANG,
+                "ref-daemon did not create its socket:\n{}",
+                daemon.log()
+            );
             thread::sleep(Duration::from_millis(10));
         }
         daemon
@@ -112,7 +132,9 @@ impl Daemon {
 
     /// Number of open fds of the daemon process.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 }
 
@@ -131,35 +153,74 @@ impl Drop for Daemon {
 
 /// Connects to the daemon's socket as Apache does (SEQPACKET).
 pub fn connect(socket: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     rustix::net::connect(&fd, &SocketAddrUnix::new(socket)?)?;
     Ok(fd)
 }
 
 /// Hands a fresh loopback connection to the daemon with `data`; returns the browser's end.
 pub fn handoff(socket: &Path, data: &[u8]) -> TcpStream {
-    handoff_with(socket, data, None)
+    handoff_with(socket, data, false)
 }
 
-/// As [`handoff`], with the browser end's receive buffer set small (a slow reader's window).
-pub fn handoff_with(socket: &Path, data: &[u8], rcvbuf: Option<usize>) -> TcpStream {
+/// Starts a stream whose browser has stopped reading, and returns once the daemon's writes to
+/// it are blocked (the browser's receive queue holds what the window allows).
+pub fn stalled_reader(socket: &Path, data: &[u8]) -> TcpStream {
+    let browser = handoff_with(socket, data, true);
+    let start = Instant::now();
+    while rustix::io::ioctl_fionread(&browser).unwrap() < 2048 {
+        assert!(
+            start.elapsed() < HANG,
+            "the daemon never wrote to the stalled reader"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    browser
+}
+
+/// As [`handoff`]; with `small_buffers`, the browser's receive buffer and the daemon's send
+/// buffer are a few KiB, so a browser that stops reading blocks the daemon's writes at once.
+pub fn handoff_with(socket: &Path, data: &[u8], small_buffers: bool) -> TcpStream {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let browser = socket2_connect(listener.local_addr().unwrap(), rcvbuf);
+    let browser = socket2_connect(
+        listener.local_addr().unwrap(),
+        small_buffers.then_some(4096),
+    );
     let (server_end, _) = listener.accept().unwrap();
     server_end.set_nonblocking(true).unwrap();
     server_end.set_nodelay(true).unwrap();
+    if small_buffers {
+        rustix::net::sockopt::set_socket_send_buffer_size(&server_end, 4096).unwrap();
+    }
     let unix = connect(socket).expect("connect to the daemon");
     rustix::net::sockopt::set_socket_send_buffer_size(&unix, 1 << 20).unwrap();
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [server_end.as_fd()];
     assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-    rustix::net::sendmsg(&unix, &[IoSlice::new(data)], &mut control, SendFlags::empty()).expect("sendmsg");
+    rustix::net::sendmsg(
+        &unix,
+        &[IoSlice::new(data)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .expect("sendmsg");
     browser
 }
 
 fn socket2_connect(addr: std::net::SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
-    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
     if let Some(size) = rcvbuf {
         // Before connect, so the advertised window is small from the start.
         rustix::net::sockopt::set_socket_recv_buffer_size(&fd, size).unwrap();
@@ -182,7 +243,11 @@ pub fn read_to_end(stream: &mut TcpStream, deadline: Duration) -> (Vec<u8>, bool
         match stream.read(&mut buf) {
             Ok(0) => return (bytes, true),
             Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return (bytes, true),
             Err(e) => panic!("read from the daemon: {e}"),
         }
@@ -201,11 +266,25 @@ pub struct Response {
 impl Response {
     pub fn parse(bytes: Vec<u8>, eof: bool) -> Response {
         let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return Response { status: 0, head: String::from_utf8_lossy(&bytes).into_owned(), body: Vec::new(), eof };
+            return Response {
+                status: 0,
+                head: String::from_utf8_lossy(&bytes).into_owned(),
+                body: Vec::new(),
+                eof,
+            };
         };
         let head = String::from_utf8(bytes[..end + 4].to_vec()).expect("head is UTF-8");
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Response { status, head, body: bytes[end + 4..].to_vec(), eof }
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Response {
+            status,
+            head,
+            body: bytes[end + 4..].to_vec(),
+            eof,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -220,7 +299,11 @@ impl Response {
         let body = String::from_utf8(self.body.clone()).expect("body is UTF-8");
         body.split("\n\n")
             .filter(|e| !e.is_empty())
-            .map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data event: {e:?}")).to_owned())
+            .map(|e| {
+                e.strip_prefix("data: ")
+                    .unwrap_or_else(|| panic!("not a data event: {e:?}"))
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -228,7 +311,13 @@ impl Response {
         self.events()
             .iter()
             .filter(|e| e.as_str() != "[DONE]")
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok()?.get("content")?.as_str().map(String::from))
+            .filter_map(|e| {
+                serde_json::from_str::<serde_json::Value>(e)
+                    .ok()?
+                    .get("content")?
+                    .as_str()
+                    .map(String::from)
+            })
             .collect()
     }
 
@@ -239,7 +328,13 @@ impl Response {
     pub fn errors(&self) -> Vec<String> {
         self.events()
             .iter()
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok()?.get("error")?.as_str().map(String::from))
+            .filter_map(|e| {
+                serde_json::from_str::<serde_json::Value>(e)
+                    .ok()?
+                    .get("error")?
+                    .as_str()
+                    .map(String::from)
+            })
             .collect()
     }
 
@@ -258,7 +353,8 @@ pub fn exchange(socket: &Path, data: &[u8]) -> Response {
 
 /// Handoff data naming `script` and a nonce in the prompt.
 pub fn data_for(script: &str, extra: serde_json::Value) -> Vec<u8> {
-    let mut data = serde_json::json!({ "prompt": format!("say hi [[script:{script}]]"), "user_id": 1 });
+    let mut data =
+        serde_json::json!({ "prompt": format!("say hi [[script:{script}]]"), "user_id": 1 });
     if let (Some(map), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
         map.extend(extra);
     }
@@ -280,7 +376,10 @@ pub fn chunk(content: &str) -> Vec<u8> {
 
 /// The final chunk with `reason`.
 pub fn finish(reason: &str) -> Vec<u8> {
-    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"{reason}\"}}]}}\n\n").into_bytes()
+    format!(
+        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"{reason}\"}}]}}\n\n"
+    )
+    .into_bytes()
 }
 
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -308,7 +407,13 @@ pub struct Script {
 
 impl Script {
     pub fn sse(writes: Vec<Vec<u8>>) -> Script {
-        Script { status: 200, content_type: "text/event-stream", writes, gap: Duration::from_millis(5), end: End::Clean }
+        Script {
+            status: 200,
+            content_type: "text/event-stream",
+            writes,
+            gap: Duration::from_millis(5),
+            end: End::Clean,
+        }
     }
 
     /// A complete answer: one chunk per piece, finish_reason stop, [DONE].
@@ -320,7 +425,13 @@ impl Script {
     }
 
     pub fn error(status: u16, body: &str) -> Script {
-        Script { status, content_type: "application/json", writes: vec![body.as_bytes().to_vec()], gap: Duration::ZERO, end: End::Clean }
+        Script {
+            status,
+            content_type: "application/json",
+            writes: vec![body.as_bytes().to_vec()],
+            gap: Duration::ZERO,
+            end: End::Clean,
+        }
     }
 }
 
@@ -330,7 +441,9 @@ pub enum Outcome {
     InProgress,
     Completed,
     /// The daemon went away; `at` writes had succeeded.
-    Cancelled { at: usize },
+    Cancelled {
+        at: usize,
+    },
     Reset,
 }
 
@@ -370,12 +483,25 @@ impl Upstream {
     }
 
     pub fn script(&self, name: &str, script: Script) {
-        self.state.0.lock().unwrap().scripts.insert(name.to_owned(), script);
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(name.to_owned(), script);
     }
 
     /// The requests made for `script` so far.
     pub fn records(&self, script: &str) -> Vec<Record> {
-        self.state.0.lock().unwrap().records.iter().filter(|r| r.script == script).cloned().collect()
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .filter(|r| r.script == script)
+            .cloned()
+            .collect()
     }
 
     /// Waits until the request for `script` has ended, and returns it.
@@ -384,10 +510,16 @@ impl Upstream {
         let mut state = lock.lock().unwrap();
         let start = Instant::now();
         loop {
-            if let Some(r) = state.records.iter().find(|r| r.script == script && r.outcome != Outcome::InProgress) {
+            if let Some(r) = state
+                .records
+                .iter()
+                .find(|r| r.script == script && r.outcome != Outcome::InProgress)
+            {
                 return r.clone();
             }
-            let left = HANG.checked_sub(start.elapsed()).unwrap_or_else(|| panic!("upstream request {script} never ended"));
+            let left = HANG
+                .checked_sub(start.elapsed())
+                .unwrap_or_else(|| panic!("upstream request {script} never ended"));
             state = cvar.wait_timeout(state, left).unwrap().0;
         }
     }
@@ -395,9 +527,15 @@ impl Upstream {
 
 fn serve(mut conn: TcpStream, state: &(Mutex<State>, Condvar)) {
     conn.set_nodelay(true).unwrap();
-    let Some((headers, body)) = read_request(&mut conn) else { return };
+    let Some((headers, body)) = read_request(&mut conn) else {
+        return;
+    };
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let prompt = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("");
+    let prompt = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
     let name = prompt
         .split("[[script:")
         .nth(1)
@@ -406,8 +544,16 @@ fn serve(mut conn: TcpStream, state: &(Mutex<State>, Condvar)) {
         .to_owned();
     let (index, script) = {
         let mut guard = state.0.lock().unwrap();
-        let script = guard.scripts.get(&name).cloned().unwrap_or_else(|| Script::error(404, "{\"error\":{\"message\":\"no such script\"}}"));
-        guard.records.push(Record { headers, body, script: name, outcome: Outcome::InProgress });
+        let script =
+            guard.scripts.get(&name).cloned().unwrap_or_else(|| {
+                Script::error(404, "{\"error\":{\"message\":\"no such script\"}}")
+            });
+        guard.records.push(Record {
+            headers,
+            body,
+            script: name,
+            outcome: Outcome::InProgress,
+        });
         (guard.records.len() - 1, script)
     };
     let outcome = play(&mut conn, &script);
@@ -429,9 +575,15 @@ fn read_request(conn: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u8
     let headers: HashMap<String, String> = head
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        })
         .collect();
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
         let n = conn.read(&mut chunk).ok().filter(|&n| n > 0)?;
@@ -480,7 +632,9 @@ fn play(conn: &mut TcpStream, script: &Script) -> Outcome {
             // Until the daemon gives up on us (it closes), bounded by HANG.
             let _ = conn.set_read_timeout(Some(HANG));
             let _ = conn.read(&mut [0u8; 1]);
-            Outcome::Cancelled { at: script.writes.len() }
+            Outcome::Cancelled {
+                at: script.writes.len(),
+            }
         }
     }
 }
