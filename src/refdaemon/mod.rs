@@ -32,6 +32,8 @@ mod listener;
 mod reader;
 mod relay;
 mod upstream;
+#[cfg(test)]
+mod upstream_tests;
 mod wire;
 
 use std::io;
