@@ -135,6 +135,23 @@ fn upstream_error_statuses_become_http_errors() {
 }
 
 #[test]
+fn a_non_streaming_upstream_answer_is_a_502() {
+    let upstream = Upstream::start();
+    let mut json_answer = Script::error(200, r#"{"choices":[{"message":{"content":"hi"}}]}"#);
+    json_answer.content_type = "application/json";
+    upstream.script("json", json_answer);
+    let daemon = Daemon::start(&upstream.base, None, &[]);
+    let response = exchange(&daemon.socket, &data_for("json", json!({})));
+    assert_eq!(response.status, 502);
+    assert!(
+        response.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+}
+
+#[test]
 fn an_unreachable_upstream_is_a_502() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::client::{ClientConn, ClientGone};
 use super::fault::{self, Fault};
 use super::handoff::{self, Handoff, HandoffError, Request};
-use super::reader::{self, Reader};
+use super::reader::{self, Item, Reader};
 use super::upstream::{Upstream, chain};
 use super::wire::{self, Outcome, Translator};
 
@@ -256,15 +256,16 @@ impl Relay {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        if !content_type.is_some_and(|ct| {
-            ct.trim_start()
+        // A missing Content-Type is given the benefit of the doubt; a declared other type (a
+        // JSON completion, an HTML error page) is not an event stream.
+        if let Some(ct) = content_type
+            && !ct
+                .trim_start()
                 .to_ascii_lowercase()
                 .starts_with("text/event-stream")
-        }) {
-            let message = format!(
-                "upstream answered {status} with Content-Type {}, not text/event-stream",
-                content_type.unwrap_or("(none)")
-            );
+        {
+            let message =
+                format!("upstream answered {status} with Content-Type {ct}, not text/event-stream");
             return self.fail(502, message).await;
         }
         if self.send_head().await.is_err() {
@@ -312,15 +313,24 @@ impl Relay {
                         )
                         .await;
                 }
-                Ok(None) => Some(translator.upstream_ended(&mut out)),
+                Ok(None) => {
+                    let outcome = translator.upstream_ended(&mut out);
+                    if outcome == Outcome::Failed {
+                        log(self.id, "upstream ended before the answer was complete");
+                    }
+                    Some(outcome)
+                }
                 Ok(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
                     reader.feed(&data, &mut items);
-                    items
-                        .drain(..)
-                        .find_map(|item| translator.item(item, &mut out))
+                    items.drain(..).find_map(|item| {
+                        if let Item::Error(message) = &item {
+                            log(self.id, message);
+                        }
+                        translator.item(item, &mut out)
+                    })
                 }
             };
             if !out.is_empty() {
@@ -332,7 +342,7 @@ impl Relay {
             }
             match outcome {
                 None => {}
-                Some(Outcome::Failed) => return log(self.id, "stream ended with an error event"),
+                Some(Outcome::Failed) => return,
                 Some(Outcome::Complete) => {
                     drop(body);
                     if self.fault(Fault::NoClose) {
