@@ -98,10 +98,14 @@ fn cmd_list(_args: ListArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // ref-daemon
 
-/// The upstream comes from the environment: OPENAI_API_BASE (required), OPENAI_API_KEY,
-/// OPENAI_INSECURE_SSL=true (accept a self-signed certificate), OPENAI_HTTP2_ENABLED (true: h2c on
-/// http:// bases; false: HTTP/1.1 only), OPENAI_MODEL.
 #[derive(clap::Args)]
+#[command(
+    after_help = "The upstream comes from the environment: OPENAI_API_BASE (required, \
+    e.g. http://127.0.0.1:28080/v1), OPENAI_API_KEY, OPENAI_INSECURE_SSL=true (accept a \
+    self-signed certificate), OPENAI_HTTP2_ENABLED (true: h2c on http:// bases; false: HTTP/1.1 \
+    only), OPENAI_MODEL (when the handoff names no model).\n\
+    SIGTERM or SIGINT: stop accepting, remove the socket, let streams finish (--drain-timeout)."
+)]
 struct RefDaemonArgs {
     /// Unix socket to listen on (a stale socket file there is replaced).
     #[arg(long, value_name = "PATH")]
@@ -181,13 +185,17 @@ fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let Some(socket) = args.socket else {
-        let cmd = <Cli as clap::CommandFactory>::command();
-        let mut sub = cmd.find_subcommand("ref-daemon").cloned().unwrap_or(cmd);
-        let err = sub.error(
-            clap::error::ErrorKind::MissingRequiredArgument,
-            "--socket PATH is required",
-        );
-        err.exit();
+        // Not `required`, so that `--fault list` works alone; this is the error clap would give.
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        if let Some(sub) = cmd.find_subcommand_mut("ref-daemon") {
+            sub.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--socket PATH is required",
+            )
+            .exit();
+        }
+        anyhow::bail!("--socket PATH is required");
     };
     let mut config = Config::new(socket);
     config.socket_mode = args.socket_mode;

@@ -77,8 +77,8 @@ fn log(id: u64, message: impl std::fmt::Display) {
     eprintln!("ref-daemon: connection {id}: {message}");
 }
 
-/// Serves one accepted handoff connection to its end.
-/// `sock` is the accepted SEQPACKET connection (see [`super::listener`] on its tokio type).
+/// Serves one accepted handoff connection (SEQPACKET; see [`super::listener`] on its tokio
+/// type) to its end.
 pub(crate) async fn serve(sock: UnixStream, shared: Arc<Shared>, id: u64) {
     let handoff = match receive(sock, &shared).await {
         Ok(handoff) => handoff,
