@@ -107,6 +107,7 @@ pub enum RefDaemonError {
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly.
 pub fn run(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemonError> {
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ref-daemon")
@@ -203,6 +204,18 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
     }
     eprintln!("ref-daemon: stopped");
     Ok(())
+}
+
+/// Each stream holds a client fd, a handoff fd for a moment and, over HTTP/1.1, an upstream
+/// connection: lift the soft fd limit to the hard one (as Go's runtime does) so thousands of
+/// streams fit. Failure only means the old limit stays.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
 }
 
 async fn join_all(tasks: &mut JoinSet<()>) {
