@@ -54,7 +54,7 @@ pub struct Parser {
     partial: Partial,
     line_start: u64,
     line_len: usize,
-    line_buf: Vec<u8>,
+    pub(super) line_buf: Vec<u8>,
 
     /// Offset of the current block's first line.
     block_start: Option<u64>,
@@ -65,7 +65,7 @@ pub struct Parser {
     /// The block's only data value, still inside the chunk being fed: `chunk[.0...1]`.
     borrowed: Option<(usize, usize)>,
     /// The data buffer, without the spec's trailing LF.
-    data: Vec<u8>,
+    pub(super) data: Vec<u8>,
     event_type: Vec<u8>,
     block_retry: Option<u64>,
     /// The last event ID buffer, when set since the last dispatch; else it equals `last_id`.
