@@ -19,7 +19,8 @@
 //!   (`{"capacity","dropped","requests":[RequestRecord…]}`).
 //! - `POST /_streamcheck/scripts`: register a script (format in `script.rs` docs and
 //!   `streamcheck mock-api --help`) → `201 {"id":"s1","pattern":"script:s1"}`.
-//! - `GET /_streamcheck/patterns`: the catalog.
+//! - `GET /_streamcheck/patterns`: the catalog, and the settings (`chunk_count`,
+//!   `chunk_delay_ms`) the patterns are planned with.
 //!
 //! Refusals are OpenAI-style JSON errors: 400 for a body that is not a chat-completion object,
 //! a malformed directive, or an unknown or malformed pattern (listing the valid ones); 404 for an
