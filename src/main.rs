@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "streamcheck", version, about = "Test SCM_RIGHTS socket-handoff SSE streaming daemons")]
+#[command(
+    name = "streamcheck",
+    version,
+    about = "Test SCM_RIGHTS socket-handoff SSE streaming daemons"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
