@@ -675,6 +675,19 @@ mod tests {
     }
 
     #[test]
+    fn recv_buffer_is_set_on_the_kept_end_only() {
+        let factory = TcpPairFactory::new().unwrap();
+        let pair = factory
+            .pair_blocking(Some(4096), Duration::from_secs(10))
+            .unwrap();
+        // Linux doubles the value for bookkeeping overhead.
+        assert_eq!(sockopt::socket_recv_buffer_size(&pair.kept).unwrap(), 8192);
+        assert!(sockopt::socket_recv_buffer_size(&pair.handed).unwrap() > 8192);
+        let pair = ClientPair::unix(Some(4096)).unwrap();
+        assert_eq!(sockopt::socket_recv_buffer_size(&pair.kept).unwrap(), 8192);
+    }
+
+    #[test]
     fn foreign_connections_to_the_listener_are_not_mistaken_for_a_pair() {
         let factory = TcpPairFactory::new().unwrap();
         let stranger = std::net::TcpStream::connect(factory.local_addr()).unwrap();

@@ -70,10 +70,10 @@ impl Ring {
             }
             Op::RetryTimer => {
                 self.done(id, op);
-                if res == -libc::ETIME {
-                    if let Some((conn, _)) = self.slab.get_mut(id) {
-                        conn.want_connect = true;
-                    }
+                if res == -libc::ETIME
+                    && let Some((conn, _)) = self.slab.get_mut(id)
+                {
+                    conn.want_connect = true;
                 }
             }
             Op::ResumeTimer => {
@@ -91,11 +91,11 @@ impl Ring {
 
     /// Marks `op` of `id` complete.
     fn done(&mut self, id: ConnId, op: Op) {
-        if let Some((conn, _)) = self.slab.get_mut(id) {
-            if conn.busy(op) {
-                conn.clear(op);
-                self.ops -= 1;
-            }
+        if let Some((conn, _)) = self.slab.get_mut(id)
+            && conn.busy(op)
+        {
+            conn.clear(op);
+            self.ops -= 1;
         }
     }
 
@@ -537,10 +537,10 @@ impl Ring {
         let port = conn.pending_port.take();
         self.slab.active -= 1;
         self.ends.push_back((id, now, reason));
-        if let Some(port) = port {
-            if self.pending_accept.get(&port) == Some(&id) {
-                self.pending_accept.remove(&port);
-            }
+        if let Some(port) = port
+            && self.pending_accept.get(&port) == Some(&id)
+        {
+            self.pending_accept.remove(&port);
         }
         for op in [Op::Connect, Op::Send, Op::Recv] {
             if inflight & op.bit() != 0 {

@@ -226,3 +226,6 @@ impl Commands {
         self.queue.push(Command::HalfClose(conn));
     }
 }
+
+#[cfg(test)]
+mod tests;

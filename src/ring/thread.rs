@@ -63,7 +63,7 @@ impl RawStream {
 enum Cmd {
     Start {
         token: u64,
-        spec: HandoffSpec,
+        spec: Box<HandoffSpec>,
         events: Sender<StreamEvent>,
     },
     Close(u64),
@@ -179,7 +179,7 @@ impl RingHandle {
         let (tx, rx) = mpsc::channel();
         if let Err(Cmd::Start { events, .. }) = self.inner.send(Cmd::Start {
             token,
-            spec,
+            spec: Box::new(spec),
             events: tx,
         }) {
             let _ = events.send(StreamEvent::End {
@@ -269,10 +269,10 @@ impl StreamHandle {
                 Some(StreamEvent::HandedOff(t)) => handoff = Some(t),
                 Some(StreamEvent::Data(c)) => chunks.push(c),
                 Some(StreamEvent::End { ts_ns, reason }) => {
-                    if handoff.is_none() {
-                        if let EndReason::Error(e) = reason {
-                            return Err(e);
-                        }
+                    if handoff.is_none()
+                        && let EndReason::Error(e) = reason
+                    {
+                        return Err(e);
                     }
                     return Ok(RawStream {
                         handoff,
@@ -324,7 +324,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                     token,
                     spec,
                     events,
-                } => match ring.start(spec) {
+                } => match ring.start(*spec) {
                     Ok(id) => {
                         by_token.insert(token, id);
                         streams.insert(id, (token, events));
