@@ -175,16 +175,16 @@ impl RequestLog {
         let id = inner.next_id;
         inner.next_id += 1;
         record.id = id;
-        if inner.entries.len() >= self.capacity {
-            if let Some(old) = inner.entries.pop_front() {
-                inner.dropped += 1;
-                if let Some(nonce) = &old.nonce {
-                    if let Some(ids) = inner.by_nonce.get_mut(nonce) {
-                        ids.retain(|&i| i != old.id);
-                        if ids.is_empty() {
-                            inner.by_nonce.remove(nonce);
-                        }
-                    }
+        if inner.entries.len() >= self.capacity
+            && let Some(old) = inner.entries.pop_front()
+        {
+            inner.dropped += 1;
+            if let Some(nonce) = &old.nonce
+                && let Some(ids) = inner.by_nonce.get_mut(nonce)
+            {
+                ids.retain(|&i| i != old.id);
+                if ids.is_empty() {
+                    inner.by_nonce.remove(nonce);
                 }
             }
         }

@@ -187,10 +187,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// Ends a logged request and tells the hook.
     pub(crate) fn finish(&self, id: u64, end: RequestEnd) {
-        if let Some(record) = self.log.finish(id, end, monotonic_ns()) {
-            if let Some(hook) = &self.on_end {
-                hook(&record);
-            }
+        if let Some(record) = self.log.finish(id, end, monotonic_ns())
+            && let Some(hook) = &self.on_end
+        {
+            hook(&record);
         }
     }
 

@@ -427,10 +427,10 @@ async fn chat(
             }
         }
     }
-    if channel != PatternChannel::None {
-        if let Ok(v) = HeaderValue::from_str(&canonical) {
-            head.headers_mut().insert("x-test-pattern-applied", v);
-        }
+    if channel != PatternChannel::None
+        && let Ok(v) = HeaderValue::from_str(&canonical)
+    {
+        head.headers_mut().insert("x-test-pattern-applied", v);
     }
     record.status = plan.status;
     let reset_via = match parts.version {

@@ -184,10 +184,10 @@ impl PlanBody {
                 Poll::Ready(None)
             }
             Ending::Reset => {
-                if let ResetVia::Stream = self.reset_via {
-                    if self.wait(H2_RESET_GRACE, cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                if let ResetVia::Stream = self.reset_via
+                    && self.wait(H2_RESET_GRACE, cx).is_pending()
+                {
+                    return Poll::Pending;
                 }
                 if let ResetVia::Connection(flag) = &self.reset_via {
                     flag.store(true, Ordering::SeqCst);
