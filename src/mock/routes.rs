@@ -47,13 +47,29 @@ impl Reply {
         message: String,
         valid: Option<Vec<String>>,
     ) -> Reply {
-        let mut error = json!({
-            "message": message, "type": "invalid_request_error", "param": null, "code": code,
-        });
-        if let Some(valid) = valid {
-            error["valid_patterns"] = json!(valid);
+        /// OpenAI's field order, plus the valid patterns when a pattern was refused.
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            message: &'a str,
+            r#type: &'static str,
+            param: Option<()>,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            valid_patterns: Option<Vec<String>>,
         }
-        let body = json!({ "error": error }).to_string();
+        let error = Detail {
+            message: &message,
+            r#type: "invalid_request_error",
+            param: None,
+            code,
+            valid_patterns: valid,
+        };
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            error: Detail<'a>,
+        }
+        // Serialising plain data into a String cannot fail.
+        let body = serde_json::to_string(&Envelope { error }).unwrap_or_default();
         Reply {
             status,
             body,
