@@ -460,3 +460,61 @@ fn start_up_errors_name_the_cause() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_that_break_http_rules_do_not_break_the_mock() {
+    use std::time::Duration;
+    use streamcheck::pattern::{Ending, UpstreamPlan, Write};
+    let mock = Arc::new(start_mock(false));
+    let with = |headers: &[(&str, &str)], status: u16, body: &'static [u8], delay: Duration| {
+        UpstreamPlan {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            writes: vec![Write::new(body, delay)],
+            ending: Ending::Close,
+        }
+    };
+    let long = mock.register_script(with(
+        &[("content-length", "3")],
+        200,
+        b"abcdef",
+        Duration::ZERO,
+    ));
+    let short = mock.register_script(with(
+        &[("content-length", "50")],
+        200,
+        b"abc",
+        Duration::ZERO,
+    ));
+    let informational = mock.register_script(with(&[], 101, b"x", Duration::ZERO));
+    let bad_header = mock.register_script(with(&[("bad name", "x")], 200, b"x", Duration::ZERO));
+    let forever = mock.register_script(with(&[], 200, b"x", Duration::MAX));
+    for target in [H1_CLEAR, H2_CLEAR] {
+        let send = |id: &str| chat_request(target, Some(&format!("script:{id}")), chat_body("hi"));
+        let got = fetch(&mock, target, send(&long)).await;
+        assert_eq!(
+            &got.body[..],
+            &b"abcdef"[..got.body.len()],
+            "{target:?}: at most the bytes written"
+        );
+        let got = fetch(&mock, target, send(&short)).await;
+        assert!(
+            got.error.is_some() || got.body.len() < 50,
+            "{target:?}: a short body is not passed off as whole"
+        );
+        let got = fetch(&mock, target, send(&informational)).await;
+        assert_error(&got, 500, "invalid_plan", "not a final status");
+        let got = fetch(&mock, target, send(&bad_header)).await;
+        assert_error(&got, 500, "invalid_plan", "bad name");
+        // A delay beyond the clock's range stalls rather than panics.
+        let mut sender = connect(&mock, target).await;
+        let response = sender.send(send(&forever)).await;
+        assert_eq!(response.status(), 200);
+        drop((response, sender));
+    }
+    let got = fetch(&mock, H1_CLEAR, get_request(H1_CLEAR, "/health")).await;
+    assert_eq!(got.status, 200, "still serving");
+}

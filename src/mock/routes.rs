@@ -417,13 +417,10 @@ async fn chat(
         Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "invalid_plan", message)
     };
     match StatusCode::from_u16(plan.status) {
-        Ok(s) => *head.status_mut() = s,
-        Err(_) => {
-            return answer(
-                record,
-                invalid(format!("status {} is not valid", plan.status)),
-                &shared,
-            );
+        Ok(s) if (200..=599).contains(&plan.status) => *head.status_mut() = s,
+        _ => {
+            let what = format!("status {} is not a final status (200..=599)", plan.status);
+            return answer(record, invalid(what), &shared);
         }
     }
     for (name, value) in &plan.headers {
