@@ -72,7 +72,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use log::{
-    Message, PatternChannel, RequestBody, RequestEnd, RequestRecord, Transport, WriteRecord,
+    HttpVersion, Message, PatternChannel, RequestBody, RequestEnd, RequestRecord, Transport,
+    WriteRecord,
 };
 
 use crate::clock::monotonic_ns;

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::log::{Message, PatternChannel, RequestBody, RequestEnd, RequestRecord};
+use super::log::{HttpVersion, Message, PatternChannel, RequestBody, RequestEnd, RequestRecord};
 use super::stream::{MockBody, PlanBody, ResetVia};
 use super::{ConnInfo, Shared, script};
 use crate::clock::monotonic_ns;
@@ -165,11 +165,10 @@ fn new_record(req: &Request<Incoming>, conn: &ConnInfo, arrival_ns: u64) -> Requ
         id: 0,
         arrival_ns,
         http_version: match req.version() {
-            Version::HTTP_2 => "HTTP/2",
-            Version::HTTP_10 => "HTTP/1.0",
-            _ => "HTTP/1.1",
-        }
-        .to_owned(),
+            Version::HTTP_2 => HttpVersion::Http2,
+            Version::HTTP_10 => HttpVersion::Http10,
+            _ => HttpVersion::Http11,
+        },
         tls: conn.tls,
         transport: conn.transport,
         peer: conn.peer.map(|p| p.to_string()),
