@@ -186,7 +186,9 @@ struct MockApiArgs {
 fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     use std::time::Duration;
-    use streamcheck::mock::{MockConfig, MockServer, RequestEnd, RequestRecord, TlsMode};
+    use streamcheck::mock::{
+        MockConfig, MockServer, RequestEnd, RequestRecord, TlsMode, Transport,
+    };
 
     raise_fd_limit();
     let tls = match (args.tls_cert, args.tls_key) {
@@ -222,10 +224,15 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
             .map_or(String::new(), |n| format!(" nonce={n}"));
         let error = r.error.as_ref().map_or(String::new(), |e| format!(": {e}"));
         eprintln!(
-            "#{} {}{} {} {}{pattern}{nonce} -> {} {end}, {} writes, {bytes} bytes, {took_ms} ms{error}",
+            "#{} {}{}{} {} {}{pattern}{nonce} -> {} {end}, {} writes, {bytes} bytes, {took_ms} ms{error}",
             r.id,
             r.http_version,
             if r.tls { " tls" } else { "" },
+            if r.transport == Transport::Unix {
+                " unix"
+            } else {
+                ""
+            },
             r.method,
             r.path,
             r.status,

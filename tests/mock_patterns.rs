@@ -6,7 +6,7 @@ mod mock_common;
 use std::sync::Arc;
 
 use mock_common::*;
-use streamcheck::mock::{MockHandle, PatternChannel, RequestEnd};
+use streamcheck::mock::{HttpVersion, MockHandle, PatternChannel, RequestEnd};
 use streamcheck::pattern::{self, BuiltinSpec, Ending, ExpectedKind};
 
 /// One spec per catalog pattern, with small parameters so the whole set runs fast.
@@ -105,9 +105,9 @@ async fn check_pattern(mock: Arc<MockHandle>, target: Target, spec: String) {
         "{ctx}"
     );
     let version = if target.proto == Proto::H2 {
-        "HTTP/2"
+        HttpVersion::Http2
     } else {
-        "HTTP/1.1"
+        HttpVersion::Http11
     };
     assert_eq!(record.http_version, version, "{ctx}");
     assert_eq!(record.tls, target.tls, "{ctx}");

@@ -14,8 +14,8 @@ pub struct RequestRecord {
     pub id: u64,
     /// [`crate::clock::monotonic_ns`] when the request head reached the mock's handler.
     pub arrival_ns: u64,
-    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
-    pub http_version: String,
+    /// The protocol the request came in on.
+    pub http_version: HttpVersion,
     /// Whether the connection was TLS.
     pub tls: bool,
     /// `tcp` or `unix`.
@@ -51,6 +51,30 @@ pub struct RequestRecord {
     pub end: RequestEnd,
     /// [`crate::clock::monotonic_ns`] when it ended.
     pub end_ns: Option<u64>,
+}
+
+/// The HTTP version of a request; serialised as `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HttpVersion {
+    /// HTTP/1.0.
+    #[serde(rename = "HTTP/1.0")]
+    Http10,
+    /// HTTP/1.1.
+    #[serde(rename = "HTTP/1.1")]
+    Http11,
+    /// HTTP/2.
+    #[serde(rename = "HTTP/2")]
+    Http2,
+}
+
+impl std::fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2",
+        })
+    }
 }
 
 /// The listener a request came through.
@@ -175,16 +199,16 @@ impl RequestLog {
         let id = inner.next_id;
         inner.next_id += 1;
         record.id = id;
-        if inner.entries.len() >= self.capacity {
-            if let Some(old) = inner.entries.pop_front() {
-                inner.dropped += 1;
-                if let Some(nonce) = &old.nonce {
-                    if let Some(ids) = inner.by_nonce.get_mut(nonce) {
-                        ids.retain(|&i| i != old.id);
-                        if ids.is_empty() {
-                            inner.by_nonce.remove(nonce);
-                        }
-                    }
+        if inner.entries.len() >= self.capacity
+            && let Some(old) = inner.entries.pop_front()
+        {
+            inner.dropped += 1;
+            if let Some(nonce) = &old.nonce
+                && let Some(ids) = inner.by_nonce.get_mut(nonce)
+            {
+                ids.retain(|&i| i != old.id);
+                if ids.is_empty() {
+                    inner.by_nonce.remove(nonce);
                 }
             }
         }
@@ -277,7 +301,7 @@ mod tests {
         RequestRecord {
             id: 0,
             arrival_ns: 1,
-            http_version: "HTTP/1.1".into(),
+            http_version: HttpVersion::Http11,
             tls: false,
             transport: Transport::Tcp,
             peer: None,

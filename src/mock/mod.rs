@@ -22,6 +22,35 @@
 //! - `GET /_streamcheck/patterns`: the catalog, and the settings (`chunk_count`,
 //!   `chunk_delay_ms`) the patterns are planned with.
 //!
+//! Protocols: HTTP/1.1 and HTTP/2 on one port. Cleartext HTTP/2 is prior knowledge only (told
+//! apart from HTTP/1.1 by the client preface); an `Upgrade: h2c` request is served as HTTP/1.1.
+//! With TLS, ALPN offers `h2` and `http/1.1`.
+//!
+//! In-process use (the runner, `prop` and `stress` run on their own threads):
+//!
+//! ```
+//! use std::time::Duration;
+//! use streamcheck::mock::{MockConfig, MockServer, RequestEnd};
+//! use streamcheck::pattern::{self, Ending, UpstreamPlan, Write};
+//!
+//! let mock = MockServer::start(MockConfig::default()).unwrap();
+//! let base = mock.base_url(); // http://127.0.0.1:PORT/v1: the daemon's OPENAI_API_BASE
+//! # assert!(base.starts_with("http://127.0.0.1:"));
+//! let script = UpstreamPlan::sse(
+//!     vec![Write::new(pattern::chunk_event("Hel"), Duration::ZERO)],
+//!     Ending::Reset,
+//! );
+//! let id = mock.register_script(script);
+//! let prompt = format!("{} {}", pattern::pattern_directive(&format!("script:{id}")),
+//!     pattern::nonce_directive("case-7"));
+//! // … hand `prompt` to the daemon, read its stream, then ask what the upstream saw:
+//! # let _ = prompt;
+//! if let Some(record) = mock.wait_for_end("case-7", Duration::from_millis(10)) {
+//!     assert_eq!(record.end, RequestEnd::Reset);
+//! }
+//! mock.shutdown();
+//! ```
+//!
 //! Refusals are OpenAI-style JSON errors: 400 for a body that is not a chat-completion object,
 //! a malformed directive, or an unknown or malformed pattern (listing the valid ones); 404 for an
 //! unknown path; 405 (with `Allow`) for a wrong method; 413 for a body over
@@ -44,7 +73,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use log::{
-    Message, PatternChannel, RequestBody, RequestEnd, RequestRecord, Transport, WriteRecord,
+    HttpVersion, Message, PatternChannel, RequestBody, RequestEnd, RequestRecord, Transport,
+    WriteRecord,
 };
 
 use crate::clock::monotonic_ns;
@@ -188,10 +218,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// Ends a logged request and tells the hook.
     pub(crate) fn finish(&self, id: u64, end: RequestEnd) {
-        if let Some(record) = self.log.finish(id, end, monotonic_ns()) {
-            if let Some(hook) = &self.on_end {
-                hook(&record);
-            }
+        if let Some(record) = self.log.finish(id, end, monotonic_ns())
+            && let Some(hook) = &self.on_end
+        {
+            hook(&record);
         }
     }
 

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::log::{Message, PatternChannel, RequestBody, RequestEnd, RequestRecord};
+use super::log::{HttpVersion, Message, PatternChannel, RequestBody, RequestEnd, RequestRecord};
 use super::stream::{MockBody, PlanBody, ResetVia};
 use super::{ConnInfo, Shared, script};
 use crate::clock::monotonic_ns;
@@ -47,13 +47,29 @@ impl Reply {
         message: String,
         valid: Option<Vec<String>>,
     ) -> Reply {
-        let mut error = json!({
-            "message": message, "type": "invalid_request_error", "param": null, "code": code,
-        });
-        if let Some(valid) = valid {
-            error["valid_patterns"] = json!(valid);
+        /// OpenAI's field order, plus the valid patterns when a pattern was refused.
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            message: &'a str,
+            r#type: &'static str,
+            param: Option<()>,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            valid_patterns: Option<Vec<String>>,
         }
-        let body = json!({ "error": error }).to_string();
+        let error = Detail {
+            message: &message,
+            r#type: "invalid_request_error",
+            param: None,
+            code,
+            valid_patterns: valid,
+        };
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            error: Detail<'a>,
+        }
+        // Serialising plain data into a String cannot fail.
+        let body = serde_json::to_string(&Envelope { error }).unwrap_or_default();
         Reply {
             status,
             body,
@@ -149,11 +165,10 @@ fn new_record(req: &Request<Incoming>, conn: &ConnInfo, arrival_ns: u64) -> Requ
         id: 0,
         arrival_ns,
         http_version: match req.version() {
-            Version::HTTP_2 => "HTTP/2",
-            Version::HTTP_10 => "HTTP/1.0",
-            _ => "HTTP/1.1",
-        }
-        .to_owned(),
+            Version::HTTP_2 => HttpVersion::Http2,
+            Version::HTTP_10 => HttpVersion::Http10,
+            _ => HttpVersion::Http11,
+        },
         tls: conn.tls,
         transport: conn.transport,
         peer: conn.peer.map(|p| p.to_string()),
@@ -401,13 +416,10 @@ async fn chat(
         Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "invalid_plan", message)
     };
     match StatusCode::from_u16(plan.status) {
-        Ok(s) => *head.status_mut() = s,
-        Err(_) => {
-            return answer(
-                record,
-                invalid(format!("status {} is not valid", plan.status)),
-                &shared,
-            );
+        Ok(s) if (200..=599).contains(&plan.status) => *head.status_mut() = s,
+        _ => {
+            let what = format!("status {} is not a final status (200..=599)", plan.status);
+            return answer(record, invalid(what), &shared);
         }
     }
     for (name, value) in &plan.headers {
@@ -427,10 +439,10 @@ async fn chat(
             }
         }
     }
-    if channel != PatternChannel::None {
-        if let Ok(v) = HeaderValue::from_str(&canonical) {
-            head.headers_mut().insert("x-test-pattern-applied", v);
-        }
+    if channel != PatternChannel::None
+        && let Ok(v) = HeaderValue::from_str(&canonical)
+    {
+        head.headers_mut().insert("x-test-pattern-applied", v);
     }
     record.status = plan.status;
     let reset_via = match parts.version {

@@ -61,10 +61,10 @@ impl ScriptStore {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let id = format!("s{}", inner.next);
         inner.next += 1;
-        if inner.order.len() >= self.capacity {
-            if let Some(old) = inner.order.pop_front() {
-                inner.map.remove(&old);
-            }
+        if inner.order.len() >= self.capacity
+            && let Some(old) = inner.order.pop_front()
+        {
+            inner.map.remove(&old);
         }
         inner.order.push_back(id.clone());
         inner.map.insert(id.clone(), plan);
@@ -166,7 +166,7 @@ pub(crate) fn parse_script(body: &[u8]) -> Result<UpstreamPlan, String> {
 }
 
 fn decode_hex(h: &str) -> Result<Vec<u8>, String> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err("hex has an odd number of digits".into());
     }
     let digit = |c: u8| match c {

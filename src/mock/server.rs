@@ -235,10 +235,10 @@ struct ConnIo {
 
 impl Drop for ConnIo {
     fn drop(&mut self) {
-        if self.reset.load(Ordering::SeqCst) {
-            if let Stream::Tcp(s) = &self.stream {
-                let _ = s.set_zero_linger();
-            }
+        if self.reset.load(Ordering::SeqCst)
+            && let Stream::Tcp(s) = &self.stream
+        {
+            let _ = s.set_zero_linger();
         }
     }
 }

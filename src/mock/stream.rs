@@ -101,7 +101,13 @@ impl PlanBody {
         if delay.is_zero() {
             return Poll::Ready(());
         }
-        let deadline = self.base + delay;
+        // A delay past tokio's clock range (only an in-process script can ask for one) is a
+        // stall of some thirty years.
+        let far = Duration::from_secs(30 * 365 * 86_400);
+        let deadline = self
+            .base
+            .checked_add(delay)
+            .unwrap_or_else(|| self.base + far);
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -184,10 +190,10 @@ impl PlanBody {
                 Poll::Ready(None)
             }
             Ending::Reset => {
-                if let ResetVia::Stream = self.reset_via {
-                    if self.wait(H2_RESET_GRACE, cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                if let ResetVia::Stream = self.reset_via
+                    && self.wait(H2_RESET_GRACE, cx).is_pending()
+                {
+                    return Poll::Pending;
                 }
                 if let ResetVia::Connection(flag) = &self.reset_via {
                     flag.store(true, Ordering::SeqCst);

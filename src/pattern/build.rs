@@ -214,12 +214,12 @@ pub(super) fn stream_plan(
             None => writes.push(Write::new(ev, delay)),
         }
     }
-    if s.framing.bom {
-        if let Some(w) = writes.first_mut() {
-            let mut with_bom = b"\xEF\xBB\xBF".to_vec();
-            with_bom.extend_from_slice(&w.bytes);
-            w.bytes = Bytes::from(with_bom);
-        }
+    if s.framing.bom
+        && let Some(w) = writes.first_mut()
+    {
+        let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+        with_bom.extend_from_slice(&w.bytes);
+        w.bytes = Bytes::from(with_bom);
     }
     let writes = match s.writes {
         WritesDef::PerEvent => writes,

@@ -424,15 +424,15 @@ fn check(stem: &str, f: &PatternFile) -> Result<(), String> {
             if s.finish_reason == ReasonDef::Param && !s.final_chunk {
                 return Err("a finish_reason parameter needs the final chunk".into());
             }
-            if let Some(c) = &s.framing.comment {
-                if !c.starts_with(':') || c.contains(['\r', '\n']) {
-                    return Err("a comment starts with `:` and holds no line end".into());
-                }
+            if let Some(c) = &s.framing.comment
+                && (!c.starts_with(':') || c.contains(['\r', '\n']))
+            {
+                return Err("a comment starts with `:` and holds no line end".into());
             }
-            if let Some(n) = &s.nonce_piece {
-                if !n.text.contains("{nonce}") {
-                    return Err("nonce_piece.text must contain {nonce}".into());
-                }
+            if let Some(n) = &s.nonce_piece
+                && !n.text.contains("{nonce}")
+            {
+                return Err("nonce_piece.text must contain {nonce}".into());
             }
             if let ContentDef::JsonPieces(j) = &s.content {
                 for piece in &j.json_pieces {
@@ -441,16 +441,15 @@ fn check(stem: &str, f: &PatternFile) -> Result<(), String> {
                     })?;
                 }
             }
-            if let ContentDef::Fill(fill) = &s.content {
-                if fill
+            if let ContentDef::Fill(fill) = &s.content
+                && fill
                     .fill
                     .iter()
                     .any(|p| p.text.is_empty() || !p.text.is_ascii())
-                {
-                    return Err(
-                        "fill text must be non-empty ASCII (cut to an exact byte length)".into(),
-                    );
-                }
+            {
+                return Err(
+                    "fill text must be non-empty ASCII (cut to an exact byte length)".into(),
+                );
             }
             let clean = s.close == CloseDef::Clean;
             let ok = match kind {

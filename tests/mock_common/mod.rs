@@ -15,6 +15,7 @@ use streamcheck::mock::{MockConfig, MockHandle, MockServer, RequestRecord, TlsMo
 use streamcheck::pattern::MockSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 /// Catches hangs only; never a timing assertion.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -97,6 +98,11 @@ pub enum Sender {
 /// Opens one connection of the target's kind; the connection task runs until the sender (and
 /// every response body) is dropped.
 pub async fn connect(mock: &MockHandle, target: Target) -> Sender {
+    connect_with_task(mock, target).await.0
+}
+
+/// Like [`connect`], also returning the connection task: aborting it closes the connection.
+pub async fn connect_with_task(mock: &MockHandle, target: Target) -> (Sender, JoinHandle<()>) {
     let tcp = TcpStream::connect(mock.local_addr())
         .await
         .expect("connect");
@@ -114,13 +120,20 @@ pub async fn connect(mock: &MockHandle, target: Target) -> Sender {
             .expect("TLS handshake");
         let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         assert_eq!(negotiated.as_deref(), Some(alpn), "ALPN");
-        handshake(tls, target.proto).await
+        handshake_with_task(tls, target.proto).await
     } else {
-        handshake(tcp, target.proto).await
+        handshake_with_task(tcp, target.proto).await
     }
 }
 
 pub async fn handshake<I>(io: I, proto: Proto) -> Sender
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    handshake_with_task(io, proto).await.0
+}
+
+pub async fn handshake_with_task<I>(io: I, proto: Proto) -> (Sender, JoinHandle<()>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -130,15 +143,19 @@ where
             let (send, conn) = hyper::client::conn::http1::handshake(io)
                 .await
                 .expect("h1 handshake");
-            tokio::spawn(conn);
-            Sender::H1(send)
+            (
+                Sender::H1(send),
+                tokio::spawn(async move { drop(conn.await) }),
+            )
         }
         Proto::H2 => {
             let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
                 .expect("h2 handshake");
-            tokio::spawn(conn);
-            Sender::H2(send)
+            (
+                Sender::H2(send),
+                tokio::spawn(async move { drop(conn.await) }),
+            )
         }
     }
 }
