@@ -112,10 +112,9 @@ fn upstream_error_statuses_become_http_errors() {
         "e500",
         Script::error(500, r#"{"error":{"message":"boom"}}"#),
     );
-    upstream.script(
-        "e429",
-        Script::error(429, r#"{"error":{"message":"slow down"}}"#),
-    );
+    let mut e429 = Script::error(429, r#"{"error":{"message":"slow down"}}"#);
+    e429.headers = "Retry-After: 7\r\n".into();
+    upstream.script("e429", e429);
     let daemon = Daemon::start(&upstream.base, None, &[]);
     let response = exchange(
         &daemon.socket,
@@ -132,6 +131,7 @@ fn upstream_error_statuses_become_http_errors() {
     assert!(response.eof);
     let response = exchange(&daemon.socket, &data_for("e429", json!({})));
     assert_eq!(response.status, 429);
+    assert_eq!(response.header("retry-after"), Some("7"));
 }
 
 #[test]

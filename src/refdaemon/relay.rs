@@ -246,8 +246,20 @@ impl Relay {
                 let _ = self.send(&done).await;
                 return;
             }
+            // A rate limit is the browser's to retry, with the upstream's Retry-After; any
+            // other upstream error is a bad gateway.
+            let code = if status == http::StatusCode::TOO_MANY_REQUESTS {
+                if let Some(after) = response.headers().get(http::header::RETRY_AFTER)
+                    && let Ok(after) = after.to_str()
+                {
+                    self.extra_headers
+                        .push(("Retry-After".into(), after.to_owned()));
+                }
+                429
+            } else {
+                502
+            };
             let detail = error_body(response.into_body(), timeouts.upstream).await;
-            let code = if status.as_u16() == 429 { 429 } else { 502 };
             return self
                 .fail(code, format!("upstream answered {status}{detail}"))
                 .await;

@@ -399,6 +399,8 @@ pub enum End {
 pub struct Script {
     pub status: u16,
     pub content_type: &'static str,
+    /// Extra raw header lines, each ending in CRLF.
+    pub headers: String,
     /// Each entry is written as its own HTTP chunk, `gap` apart.
     pub writes: Vec<Vec<u8>>,
     pub gap: Duration,
@@ -410,6 +412,7 @@ impl Script {
         Script {
             status: 200,
             content_type: "text/event-stream",
+            headers: String::new(),
             writes,
             gap: Duration::from_millis(5),
             end: End::Clean,
@@ -428,6 +431,7 @@ impl Script {
         Script {
             status,
             content_type: "application/json",
+            headers: String::new(),
             writes: vec![body.as_bytes().to_vec()],
             gap: Duration::ZERO,
             end: End::Clean,
@@ -599,8 +603,8 @@ fn play(conn: &mut TcpStream, script: &Script) -> Outcome {
         _ => "Error",
     };
     let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        script.status, script.content_type
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\n{}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        script.status, script.content_type, script.headers
     );
     if conn.write_all(head.as_bytes()).is_err() {
         return Outcome::Cancelled { at: 0 };
