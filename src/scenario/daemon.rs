@@ -107,11 +107,6 @@ impl DaemonProcess {
         self.child.id()
     }
 
-    /// The command line as run.
-    pub fn command(&self) -> &str {
-        &self.command
-    }
-
     /// How the process exited, if it has.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {

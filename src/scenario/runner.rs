@@ -289,7 +289,7 @@ fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
                 start_timeout: cmd.start_timeout,
             };
             Ok(Setup {
-                name: process.command().to_owned(),
+                name: cmd.command.clone(),
                 daemon: Some(process),
                 mock: Arc::new(Mock::Embedded(mock)),
                 socket,
@@ -371,8 +371,17 @@ pub fn run_suite_with(
                 probe_scenario.id
             ));
         }
+        None if config.socket_type == Some(SocketType::Stream) => {
+            return Err(SuiteError::Usage(format!(
+                "--socket-type stream: {} listens as SOCK_SEQPACKET, as Apache expects (a \
+                 SEQPACKET handoff to it just worked), so a SOCK_STREAM connect cannot reach it; \
+                 drop --socket-type",
+                setup.socket.display()
+            )));
+        }
         Some(e) if is_environment(&e) => {
-            if let Some(failure) = daemon_failure(&mut setup, daemon_pid) {
+            // A daemon the runner started and that has already died explains the error best.
+            if let Some(failure) = daemon_failure(&mut setup, None) {
                 return Err(SuiteError::DaemonStart(failure));
             }
             return Err(SuiteError::Handoff(e));
