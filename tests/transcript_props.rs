@@ -4,10 +4,15 @@
 //! `[DONE]`, `finish_reason` and error events are exactly what was encoded, under any HTTP
 //! framing.
 //!
+//! `streamcheck parse` output is likewise the same for every feed size, on the same inputs.
+//!
 //! Failures persist in proptest-regressions/transcript.txt and are replayed first on every run.
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+use std::num::NonZeroUsize;
+
+use streamcheck::transcript::inspect::{InspectOptions, inspect_bytes};
 use streamcheck::transcript::{
     Chunk, EndKind, HandoffTimes, Recording, RecordingEnd, Timings, Transcript,
 };
@@ -324,5 +329,28 @@ proptest! {
     fn any_bytes_give_the_same_transcript_for_any_split((bytes, cuts, timeout) in wild_case()) {
         let kind = if timeout { EndKind::Timeout } else { EndKind::PeerClosed };
         check_split(&bytes, &cuts, kind)?;
+    }
+
+    // The case's last value, any bool, picks whether the input is read as an HTTP response.
+    #[test]
+    fn parse_output_is_the_same_for_every_feed_size(
+        (bytes, _, http) in wild_case(),
+        sizes in prop::collection::vec(1usize..300, 1..4),
+    ) {
+        let options = |feed_size: Option<usize>| InspectOptions {
+            http,
+            feed_size: feed_size.and_then(NonZeroUsize::new),
+            ..InspectOptions::default()
+        };
+        let whole = inspect_bytes(&bytes, &options(None)).expect("writing to a Vec");
+        for size in sizes.into_iter().chain([1]) {
+            let split = inspect_bytes(&bytes, &options(Some(size))).expect("writing to a Vec");
+            prop_assert_eq!(
+                String::from_utf8_lossy(&split),
+                String::from_utf8_lossy(&whole),
+                "--feed-size {}",
+                size
+            );
+        }
     }
 }

@@ -126,9 +126,11 @@ impl RelayLatency {
 
     /// The largest latency of the bytes of client event `event` (its oldest bytes).
     pub fn event_latency_ns(&self, event: usize) -> Option<i64> {
-        self.samples
+        // Samples are in content order, hence in event order.
+        let from = self.samples.partition_point(|s| s.event < event);
+        self.samples[from..]
             .iter()
-            .filter(|s| s.event == event)
+            .take_while(|s| s.event == event)
             .map(|s| s.latency_ns)
             .max()
     }
