@@ -189,7 +189,8 @@ impl Head {
         &self.fields
     }
 
-    /// The head exactly as received: status line, header lines, blank line.
+    /// The head exactly as received: any empty lines before the status line (which are
+    /// skipped), the status line, the header lines and the blank line.
     pub fn raw(&self) -> &[u8] {
         self.fields.raw()
     }

@@ -121,7 +121,7 @@ pub struct Expected {
     pub interim: Vec<u16>,
     /// Final status.
     pub status: u16,
-    /// Final reason phrase as [`Head::reason`] returns it.
+    /// Final reason phrase as [`Head::reason`](crate::http1::Head::reason) returns it.
     pub reason: String,
     /// Minor version of the final head.
     pub version: u8,

@@ -79,7 +79,7 @@ pub fn body_spec() -> impl Strategy<Value = BodySpec> {
     ]
 }
 
-/// Any response with CRLF chunked framing (valid under the default [`Config`]).
+/// Any response with CRLF chunked framing (valid under the default [`Config`](crate::http1::Config)).
 pub fn response_spec() -> impl Strategy<Value = ResponseSpec> {
     let interim =
         (any::<u8>(), fields()).prop_map(|(status, headers)| InterimSpec { status, headers });
@@ -113,7 +113,7 @@ pub fn cuts(len: usize) -> impl Strategy<Value = Vec<usize>> {
     ]
 }
 
-/// Byte edits for [`mutate`].
+/// Byte edits for [`mutate`](super::mutate).
 pub fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
     let m = prop_oneof![
         (any::<u16>(), any::<u8>()).prop_map(|(a, b)| Mutation::Set(a, b)),
