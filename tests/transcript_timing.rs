@@ -404,3 +404,49 @@ fn relay_latency_reports_what_never_arrived_and_negative_latency() {
     );
     assert_eq!(t.relay_latency(&[]).unmatched_bytes, 3);
 }
+
+#[test]
+fn an_sse_limit_stops_the_event_stream_and_is_reported() {
+    use streamcheck::sse;
+    use streamcheck::transcript::TranscriptOptions;
+    let bytes = [
+        HEAD,
+        b"data: {\"content\":\"a\"}\n\ndata: {\"content\":\"far too long\"}\n\n\xFF",
+    ]
+    .concat();
+    let options = TranscriptOptions {
+        sse_limits: sse::Limits::default().with_max_line(24),
+        ..TranscriptOptions::default()
+    };
+    let rec = recording(&bytes, &[HEAD.len() + 3], EndKind::PeerClosed);
+    let t = Transcript::from_recording_with(&rec, &options);
+    assert_eq!(t.content_str(), "a");
+    assert_eq!(
+        t.sse.error,
+        Some(sse::Error::LineTooLong {
+            start: 23,
+            limit: 24
+        })
+    );
+    // The UTF-8 scan still covers the whole body, and the body itself ended cleanly.
+    assert_eq!(t.sse.invalid_utf8, [57]);
+    assert_eq!(t.http.body, BodyEnd::Closed);
+    assert_eq!(t.sse.unterminated, None);
+}
+
+#[test]
+fn interim_heads_come_before_the_final_one() {
+    let bytes = [
+        &b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"[..],
+        HEAD,
+        b"data: {\"content\":\"x\"}\n\n",
+    ]
+    .concat();
+    let t = closed(&bytes, &[20]);
+    assert_eq!(t.http.interim.len(), 1);
+    assert_eq!(t.http.interim[0].status, 103);
+    assert_eq!(t.http.interim[0].chunk, 1);
+    assert_eq!(t.status(), Some(200));
+    assert_eq!(t.head().map(|h| h.offset), Some(48));
+    assert_eq!(t.content_str(), "x");
+}
