@@ -146,6 +146,14 @@ pub enum HandoffError {
         path.display()
     )]
     WrongSocketType { path: PathBuf },
+    /// `connect()` failed with `EAGAIN`: the daemon's accept backlog is full.
+    #[error(
+        "the accept backlog of {} is full (EAGAIN): Apache fails such a handoff at once with a \
+         503; the daemon is not accepting connections fast enough (accept faster, or raise its \
+         listen backlog and net.core.somaxconn)",
+        path.display()
+    )]
+    BacklogFull { path: PathBuf },
     /// The connect attempt was still pending when the connect timeout expired.
     #[error(
         "connecting to {} did not complete within {timeout_ms} ms (Apache's connect timeout): \
@@ -225,7 +233,6 @@ pub enum HandoffError {
 
 fn connect_hint(errno: Errno) -> &'static str {
     match errno {
-        Errno::AGAIN => " (the daemon's accept backlog is full: it is not accepting fast enough)",
         Errno::NOTSOCK => " (the path is not a socket)",
         _ => "",
     }
@@ -256,6 +263,7 @@ impl HandoffError {
             Errno::ACCESS | Errno::PERM => HandoffError::PermissionDenied { path },
             Errno::CONNREFUSED => HandoffError::ConnectionRefused { path, attempts },
             Errno::PROTOTYPE => HandoffError::WrongSocketType { path },
+            Errno::AGAIN => HandoffError::BacklogFull { path },
             Errno::MFILE | Errno::NFILE => HandoffError::FdLimit {
                 what: "connecting to the daemon",
                 errno,
@@ -376,17 +384,16 @@ pub(crate) fn unix_sockaddr(path: &Path) -> Result<(libc::sockaddr_un, u32), Han
     Ok((addr, len as u32))
 }
 
-/// A new socket for connecting to the daemon.
+/// A new socket for connecting to the daemon, as Apache makes it: non-blocking, close-on-exec.
 ///
-/// Unlike Apache's it is left blocking: a Unix-socket `connect()` on a non-blocking socket fails
-/// at once with `EAGAIN` when the daemon's accept backlog is full, while a blocking one waits,
-/// which io_uring turns into a wait bounded by the linked connect timeout — the behaviour the
-/// 100 ms connect timeout describes. The daemon never sees this socket's flags.
+/// Non-blocking matters: a Unix-socket `connect()` then fails at once with `EAGAIN` when the
+/// daemon's accept backlog is full ([`HandoffError::BacklogFull`]), as it does for Apache, instead
+/// of waiting.
 pub(crate) fn daemon_socket(socket_type: SocketType) -> Result<OwnedFd, HandoffError> {
     net::socket_with(
         AddressFamily::UNIX,
         socket_type.to_rustix(),
-        SocketFlags::CLOEXEC,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
         None,
     )
     .map_err(|e| HandoffError::os("opening a socket to the daemon", e))
@@ -617,6 +624,7 @@ mod tests {
         assert!(e.is_wrong_socket_type());
         assert!(e.to_string().contains("SOCK_SEQPACKET"), "{e}");
         let e = HandoffError::from_connect(p, Errno::AGAIN, 1);
+        assert!(matches!(e, HandoffError::BacklogFull { .. }));
         assert!(e.to_string().contains("backlog"), "{e}");
         let e = HandoffError::MessageTooLarge {
             size: 300_000,
