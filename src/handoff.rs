@@ -317,6 +317,7 @@ struct FdCmsg {
 // The layout above must be exactly what the CMSG_* macros describe.
 // SAFETY: CMSG_SPACE and CMSG_LEN only do arithmetic on their argument.
 const _: () = assert!(std::mem::size_of::<FdCmsg>() == unsafe { libc::CMSG_SPACE(4) } as usize);
+// SAFETY: as above.
 const _: () =
     assert!(std::mem::offset_of!(FdCmsg, fd) + 4 == unsafe { libc::CMSG_LEN(4) } as usize);
 

@@ -51,6 +51,8 @@ pub struct Ring {
     pub(super) stats: RingStats,
     /// Tracked operations in flight (connection operations, wake read, listener poll).
     pub(super) ops: usize,
+    /// Streams started whose handoff has not completed or failed yet.
+    pub(super) handing_off: usize,
     pub(super) pairs: Option<TcpPairFactory>,
     /// Kept ends awaiting their accepted end, by local port.
     pub(super) pending_accept: HashMap<u16, ConnId>,
@@ -157,6 +159,7 @@ impl Ring {
             config,
             stats: RingStats::default(),
             ops: 0,
+            handing_off: 0,
             pairs: None,
             pending_accept: HashMap::new(),
             listener_polling: false,
@@ -177,6 +180,10 @@ impl Ring {
     /// Starts a stream. Fails at once only when the client side cannot be set up (fds, ports,
     /// socket path); everything later arrives as events, ending with exactly one
     /// [`RingEvent::End`].
+    ///
+    /// A stream holds three fds until its handoff completes, which takes a [`Ring::run_once`]
+    /// or two, and one afterwards: a caller starting thousands of streams should interleave
+    /// `run_once` calls, or watch [`Ring::handoffs_in_progress`].
     pub fn start(&mut self, spec: HandoffSpec) -> Result<ConnId, HandoffError> {
         let now = monotonic_ns();
         let (addr, addr_len) = handoff::unix_sockaddr(&spec.socket)?;
@@ -228,6 +235,7 @@ impl Ring {
         let deadline_ns = now.saturating_add(handoff::duration_ns(spec.deadline));
         let id = self.slab.insert(conn);
         self.stats.started += 1;
+        self.handing_off += 1;
         let (_, io) = self.slab.get_mut(id).ok_or(HandoffError::RingStopped)?;
         io.addr = addr;
         io.addr_len = addr_len;
@@ -278,6 +286,11 @@ impl Ring {
     /// Streams started and not yet ended.
     pub fn active(&self) -> usize {
         self.slab.active
+    }
+
+    /// Streams whose handoff is still under way (each holding three fds).
+    pub fn handoffs_in_progress(&self) -> usize {
+        self.handing_off
     }
 
     /// Counters for measurement.
