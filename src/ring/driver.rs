@@ -6,11 +6,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use rustix::io::Errno;
 
 use super::bufring::BufRing;
 use super::conn::{Conn, Phase, Slab};
+use super::setup;
 use super::spec::HandoffSpec;
 use super::sq::{self, Op, Sq};
 use super::{
@@ -71,83 +72,12 @@ pub struct Ring {
     _single_thread: PhantomData<*const ()>,
 }
 
-fn build_uring(config: &RingConfig) -> Result<IoUring, HandoffError> {
-    let cq = config.cq_entries.max(config.sq_entries.saturating_mul(2));
-    // Newest set-up first: deferred task work runs completions only when we ask for them,
-    // in batches, on this thread. Older kernels reject the flags with EINVAL.
-    let attempts: [fn(&mut io_uring::Builder) -> &mut io_uring::Builder; 3] = [
-        |b| {
-            b.setup_single_issuer()
-                .setup_defer_taskrun()
-                .setup_taskrun_flag()
-        },
-        |b| b.setup_coop_taskrun().setup_taskrun_flag(),
-        |b| b,
-    ];
-    let mut last = Errno::INVAL;
-    for configure in attempts {
-        let mut builder = IoUring::builder();
-        builder.setup_cqsize(cq).setup_clamp().setup_submit_all();
-        configure(&mut builder);
-        match builder.build(config.sq_entries) {
-            Ok(ring) => return Ok(ring),
-            Err(e) => {
-                last = Errno::from_io_error(&e).unwrap_or(Errno::INVAL);
-                if last != Errno::INVAL {
-                    break;
-                }
-            }
-        }
-    }
-    Err(HandoffError::RingUnavailable { errno: last })
-}
-
-fn check_support(uring: &IoUring) -> Result<(), HandoffError> {
-    let mut probe = Probe::new();
-    uring
-        .submitter()
-        .register_probe(&mut probe)
-        .map_err(|_| HandoffError::RingUnsupported {
-            feature: "opcode probing (IORING_REGISTER_PROBE)",
-        })?;
-    let needed = [
-        (opcode::Connect::CODE, "IORING_OP_CONNECT"),
-        (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
-        (opcode::Send::CODE, "IORING_OP_SEND"),
-        (opcode::Recv::CODE, "IORING_OP_RECV"),
-        (opcode::Timeout::CODE, "IORING_OP_TIMEOUT"),
-        (opcode::LinkTimeout::CODE, "IORING_OP_LINK_TIMEOUT"),
-        (opcode::TimeoutRemove::CODE, "IORING_OP_TIMEOUT_REMOVE"),
-        (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
-        (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN"),
-        (opcode::Read::CODE, "IORING_OP_READ"),
-        (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-    ];
-    for (code, feature) in needed {
-        if !probe.is_supported(code) {
-            return Err(HandoffError::RingUnsupported { feature });
-        }
-    }
-    let params = uring.params();
-    if !params.is_feature_nodrop() {
-        return Err(HandoffError::RingUnsupported {
-            feature: "IORING_FEAT_NODROP",
-        });
-    }
-    if !params.is_feature_ext_arg() {
-        return Err(HandoffError::RingUnsupported {
-            feature: "IORING_FEAT_EXT_ARG",
-        });
-    }
-    Ok(())
-}
-
 impl Ring {
     /// Sets up a ring. Fails with [`HandoffError::RingUnavailable`] when io_uring is disabled
     /// or blocked, and [`HandoffError::RingUnsupported`] on kernels older than 6.0.
     pub fn new(config: RingConfig) -> Result<Ring, HandoffError> {
-        let uring = build_uring(&config)?;
-        check_support(&uring)?;
+        let uring = setup::build_uring(&config)?;
+        setup::check_support(&uring)?;
         let bufs = BufRing::new(config.buffers, config.buffer_size)?;
         bufs.register(&uring.submitter())?;
         let skip_success = uring.params().is_feature_skip_cqe_on_success();

@@ -35,6 +35,7 @@ mod bufring;
 mod conn;
 mod driver;
 mod handlers;
+mod setup;
 mod spec;
 mod sq;
 mod thread;
