@@ -116,7 +116,8 @@ pub enum HandoffError {
     /// Any other system call failure.
     #[error("{what} failed: {errno}")]
     Os { what: &'static str, errno: Errno },
-    /// The io_uring lost completions (the kernel could not buffer an overflowing completion queue).
+    /// The io_uring lost completions (the kernel could not buffer an overflowing completion
+    /// queue). Streams may then never end: drop the ring.
     #[error(
         "the io_uring completion queue overflowed and {lost} completions were lost: run fewer \
          concurrent streams or raise the ring's cq_entries"
