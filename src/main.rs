@@ -128,8 +128,8 @@ fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
 // mock-api
 
 const MOCK_API_HELP: &str = "\
-Output: at startup, stdout gets `url URL`, then `cert PATH` (generated CA, with --tls) and
-`socket PATH` (with --socket), one per line, for scripts to read; stderr gets one line per
+Output: at startup, stdout gets `url: URL`, then `cert: PATH` (generated CA, with --tls) and
+`socket: PATH` (with --socket), one per line, for scripts to read; stderr gets one line per
 request unless --quiet. SIGINT or SIGTERM stops the mock (exit 0).
 
 Patterns (X-Test-Pattern header, else a [[pattern:SPEC]] directive in the prompt):
@@ -253,12 +253,12 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
     };
     let mock = MockServer::start(config)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "url {}", mock.base_url())?;
+    writeln!(out, "url: {}", mock.base_url())?;
     if let Some(cert) = mock.cert_path() {
-        writeln!(out, "cert {}", cert.display())?;
+        writeln!(out, "cert: {}", cert.display())?;
     }
     if let Some(socket) = mock.socket_path() {
-        writeln!(out, "socket {}", socket.display())?;
+        writeln!(out, "socket: {}", socket.display())?;
     }
     out.flush()?;
     drop(out);

@@ -124,9 +124,10 @@ impl Write {
 pub enum Ending {
     /// A clean end of body: the HTTP/1.1 last chunk, or END_STREAM on HTTP/2.
     Close,
-    /// Torn down: RST_STREAM(INTERNAL_ERROR) on HTTP/2; on HTTP/1.1 the TCP connection is reset
-    /// (SO_LINGER 0, then close). Over a Unix socket, which has no reset, the connection is closed
-    /// without ending the chunked body.
+    /// Torn down: RST_STREAM(INTERNAL_ERROR) on HTTP/2, 50 ms after the last write so the
+    /// connection has written it; on HTTP/1.1 the TCP connection is reset (SO_LINGER 0, then
+    /// close) once the last write has been handed to the kernel. Over a Unix socket, which has no reset, the
+    /// connection is closed without ending the chunked body.
     Reset,
     /// Nothing more, ever: the stream stays open and silent until the client goes away or the
     /// mock shuts down.

@@ -110,7 +110,8 @@ impl Chunk {
 pub struct RecordingEnd {
     /// When it stopped ([`crate::clock::monotonic_ns`]).
     pub at_ns: u64,
-    /// Why.
+    /// Why. In JSON, flattened: `{"at_ns": …, "kind": "timeout"}`, with `"message"` for an error.
+    #[serde(flatten)]
     pub kind: EndKind,
 }
 

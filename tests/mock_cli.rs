@@ -17,7 +17,7 @@ fn spawn(args: &[&str]) -> Child {
         .expect("spawn streamcheck")
 }
 
-/// The `key value` lines printed at startup, up to the first one that is not expected.
+/// The `key: value` lines printed at startup.
 fn startup_lines(child: &mut Child, keys: usize) -> Vec<(String, String)> {
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     (0..keys)
@@ -26,7 +26,7 @@ fn startup_lines(child: &mut Child, keys: usize) -> Vec<(String, String)> {
             out.read_line(&mut line).expect("read stdout");
             let (k, v) = line
                 .trim_end()
-                .split_once(' ')
+                .split_once(": ")
                 .unwrap_or_else(|| panic!("{line:?}"));
             (k.to_owned(), v.to_owned())
         })

@@ -27,7 +27,6 @@ async fn delay_spaces_every_event_by_at_least_its_milliseconds() {
         let mock = mock.clone();
         runs.push(tokio::spawn(async move {
             let n = nonce("delay");
-            let sent = Instant::now();
             let got = fetch(
                 &mock,
                 target,
@@ -51,10 +50,6 @@ async fn delay_spaces_every_event_by_at_least_its_milliseconds() {
                 last - first >= Duration::from_millis(12 * 60),
                 "{target:?}: {:?}",
                 last - first
-            );
-            assert!(
-                first - sent < Duration::from_millis(60 * 12),
-                "the first event is not delayed"
             );
         }));
     }
@@ -99,7 +94,7 @@ async fn stall_sends_the_head_then_nothing_for_its_milliseconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunk_delay_spaces_the_default_answer_and_the_first_chunk_goes_at_once() {
+async fn chunk_delay_spaces_the_default_answer() {
     let settings = MockSettings {
         chunk_count: 5,
         chunk_delay: Duration::from_millis(40),

@@ -310,7 +310,7 @@ fn http_until_close_response_and_a_truncated_one() {
     assert_eq!(got[3]["data"], "x");
     assert_eq!(
         got[4],
-        json!({"warning": "the stream ended at byte 58 91 bytes short of the Content-Length body", "http_offset": 58})
+        json!({"warning": "the stream ended at byte 58 with 91 bytes of the Content-Length body missing", "http_offset": 58})
     );
     assert_eq!(got.len(), 5);
 }

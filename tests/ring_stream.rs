@@ -321,3 +321,39 @@ fn a_unix_pair_streams_too() {
     assert_eq!(s.bytes(), b"data: a\n\ndata: b\n\n");
     assert_eq!(s.end, EndReason::PeerClosed);
 }
+
+#[test]
+fn a_second_pause_replaces_the_first() {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let d = Daemon::start(SocketType::SEQPACKET, move |h| {
+        let _ = write_all(h.fd(), b"a");
+        let _ = go_rx.lock().unwrap().recv_timeout(HANG_GUARD);
+        let _ = write_all(h.fd(), b"b");
+    });
+    let ring = ring();
+    let mut s = ring.start(HandoffSpec::new(d.path(), b"{}".to_vec()));
+    assert!(matches!(
+        s.recv_timeout(HANG_GUARD),
+        Ok(StreamEvent::HandedOff(_))
+    ));
+    assert!(matches!(
+        s.recv_timeout(HANG_GUARD),
+        Ok(StreamEvent::Data(_))
+    ));
+    // Far beyond the hang guard: only the second, short pause lets the test finish.
+    s.pause(Duration::from_secs(3600));
+    s.pause(Duration::from_millis(50));
+    go_tx.send(()).unwrap();
+    match s.recv_timeout(HANG_GUARD) {
+        Ok(StreamEvent::Data(c)) => assert_eq!(c.bytes, b"b"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.recv_timeout(HANG_GUARD),
+        Ok(StreamEvent::End {
+            reason: EndReason::PeerClosed,
+            ..
+        })
+    ));
+}

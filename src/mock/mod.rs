@@ -245,8 +245,8 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) transport: Transport,
     pub(crate) peer: Option<SocketAddr>,
-    /// Set by a body whose plan ends in a reset (HTTP/1.1): the socket closes with RST.
-    pub(crate) reset: Arc<AtomicBool>,
+    /// Shared with the socket: HTTP/1.1 resets and flush completions.
+    pub(crate) control: Arc<server::ConnControl>,
 }
 
 /// Starts mock servers.

@@ -447,7 +447,7 @@ async fn chat(
     record.status = plan.status;
     let reset_via = match parts.version {
         Version::HTTP_2 => ResetVia::Stream,
-        _ => ResetVia::Connection(conn.reset.clone()),
+        _ => ResetVia::Connection(conn.control.clone()),
     };
     let id = shared.log.insert(record);
     head.headers_mut()

@@ -8,7 +8,6 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::types::BufRingEntry;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::handoff::HandoffError;
@@ -16,9 +15,23 @@ use crate::handoff::HandoffError;
 /// The buffer group id used for every receive.
 pub(crate) const GROUP: u16 = 0;
 
+/// One ring entry, laid out as the kernel's `struct io_uring_buf`. In entry 0, `resv` is the
+/// ring's tail, which the kernel reads concurrently: entries are therefore written field by
+/// field through raw pointers, never through a reference covering `resv`.
+#[repr(C)]
+struct RawBuf {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () =
+    assert!(std::mem::size_of::<RawBuf>() == std::mem::size_of::<io_uring::types::BufRingEntry>());
+
 pub(crate) struct BufRing {
     /// `count` ring entries, page aligned (mmap), shared with the kernel.
-    entries: NonNull<BufRingEntry>,
+    entries: NonNull<RawBuf>,
     entries_len: usize,
     /// `count * size` bytes of buffers (mmap).
     bufs: NonNull<u8>,
@@ -59,9 +72,9 @@ impl BufRing {
                 errno: rustix::io::Errno::INVAL,
             });
         }
-        let entries_len = usize::from(count) * std::mem::size_of::<BufRingEntry>();
+        let entries_len = usize::from(count) * std::mem::size_of::<RawBuf>();
         let bufs_len = usize::from(count) * size as usize;
-        let entries = map(entries_len)?.cast::<BufRingEntry>();
+        let entries = map(entries_len)?.cast::<RawBuf>();
         let bufs = match map(bufs_len) {
             Ok(b) => b,
             Err(e) => {
@@ -132,29 +145,28 @@ impl BufRing {
             return;
         }
         let index = usize::from(self.tail & (self.count - 1));
-        // SAFETY: index < count, inside the entries mapping. The kernel only reads entries
-        // between its head and the published tail, and this one is at or past the tail, so it
-        // is ours to write. The set_* methods leave the `resv` field alone, which for entry 0
-        // is the shared tail.
-        let entry = unsafe { &mut *self.entries.as_ptr().add(index) };
-        // SAFETY: the offset is within the buffer mapping because bid < count.
-        let addr = unsafe {
-            self.bufs
-                .as_ptr()
-                .add(usize::from(bid) * self.size as usize)
-        };
-        entry.set_addr(addr as u64);
-        entry.set_len(self.size);
-        entry.set_bid(bid);
+        let addr = self.bufs.as_ptr() as u64 + u64::from(bid) * u64::from(self.size);
+        // SAFETY: index < count, so the entry is inside the entries mapping. The kernel only
+        // reads entries between its head and the published tail; this one is at the tail, so
+        // it is ours to write until `publish`. `resv` (the shared tail in entry 0) is not
+        // touched.
+        unsafe {
+            let entry = self.entries.as_ptr().add(index);
+            std::ptr::addr_of_mut!((*entry).addr).write(addr);
+            std::ptr::addr_of_mut!((*entry).len).write(self.size);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
         self.tail = self.tail.wrapping_add(1);
     }
 
     /// Makes recycled buffers visible to the kernel.
     pub(crate) fn publish(&self) {
         // SAFETY: `entries` points at entry 0 of the ring, whose `resv` field is the tail the
-        // kernel reads; a u16 there is aligned and valid for atomic access, and the kernel
-        // only reads it.
-        let tail = unsafe { &*(BufRingEntry::tail(self.entries.as_ptr()) as *const AtomicU16) };
+        // kernel reads; a u16 there is aligned and valid for atomic access, the kernel only
+        // reads it, and this code only accesses it through this atomic.
+        let tail = unsafe {
+            &*(std::ptr::addr_of_mut!((*self.entries.as_ptr()).resv) as *const AtomicU16)
+        };
         tail.store(self.tail, Ordering::Release);
     }
 

@@ -6,11 +6,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use rustix::io::Errno;
 
 use super::bufring::BufRing;
 use super::conn::{Conn, Phase, Slab};
+use super::setup;
 use super::spec::HandoffSpec;
 use super::sq::{self, Op, Sq};
 use super::{
@@ -51,6 +52,8 @@ pub struct Ring {
     pub(super) stats: RingStats,
     /// Tracked operations in flight (connection operations, wake read, listener poll).
     pub(super) ops: usize,
+    /// Streams started whose handoff has not completed or failed yet.
+    pub(super) handing_off: usize,
     pub(super) pairs: Option<TcpPairFactory>,
     /// Kept ends awaiting their accepted end, by local port.
     pub(super) pending_accept: HashMap<u16, ConnId>,
@@ -69,83 +72,12 @@ pub struct Ring {
     _single_thread: PhantomData<*const ()>,
 }
 
-fn build_uring(config: &RingConfig) -> Result<IoUring, HandoffError> {
-    let cq = config.cq_entries.max(config.sq_entries.saturating_mul(2));
-    // Newest set-up first: deferred task work runs completions only when we ask for them,
-    // in batches, on this thread. Older kernels reject the flags with EINVAL.
-    let attempts: [fn(&mut io_uring::Builder) -> &mut io_uring::Builder; 3] = [
-        |b| {
-            b.setup_single_issuer()
-                .setup_defer_taskrun()
-                .setup_taskrun_flag()
-        },
-        |b| b.setup_coop_taskrun().setup_taskrun_flag(),
-        |b| b,
-    ];
-    let mut last = Errno::INVAL;
-    for configure in attempts {
-        let mut builder = IoUring::builder();
-        builder.setup_cqsize(cq).setup_clamp().setup_submit_all();
-        configure(&mut builder);
-        match builder.build(config.sq_entries) {
-            Ok(ring) => return Ok(ring),
-            Err(e) => {
-                last = Errno::from_io_error(&e).unwrap_or(Errno::INVAL);
-                if last != Errno::INVAL {
-                    break;
-                }
-            }
-        }
-    }
-    Err(HandoffError::RingUnavailable { errno: last })
-}
-
-fn check_support(uring: &IoUring) -> Result<(), HandoffError> {
-    let mut probe = Probe::new();
-    uring
-        .submitter()
-        .register_probe(&mut probe)
-        .map_err(|_| HandoffError::RingUnsupported {
-            feature: "opcode probing (IORING_REGISTER_PROBE)",
-        })?;
-    let needed = [
-        (opcode::Connect::CODE, "IORING_OP_CONNECT"),
-        (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
-        (opcode::Send::CODE, "IORING_OP_SEND"),
-        (opcode::Recv::CODE, "IORING_OP_RECV"),
-        (opcode::Timeout::CODE, "IORING_OP_TIMEOUT"),
-        (opcode::LinkTimeout::CODE, "IORING_OP_LINK_TIMEOUT"),
-        (opcode::TimeoutRemove::CODE, "IORING_OP_TIMEOUT_REMOVE"),
-        (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
-        (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN"),
-        (opcode::Read::CODE, "IORING_OP_READ"),
-        (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-    ];
-    for (code, feature) in needed {
-        if !probe.is_supported(code) {
-            return Err(HandoffError::RingUnsupported { feature });
-        }
-    }
-    let params = uring.params();
-    if !params.is_feature_nodrop() {
-        return Err(HandoffError::RingUnsupported {
-            feature: "IORING_FEAT_NODROP",
-        });
-    }
-    if !params.is_feature_ext_arg() {
-        return Err(HandoffError::RingUnsupported {
-            feature: "IORING_FEAT_EXT_ARG",
-        });
-    }
-    Ok(())
-}
-
 impl Ring {
     /// Sets up a ring. Fails with [`HandoffError::RingUnavailable`] when io_uring is disabled
     /// or blocked, and [`HandoffError::RingUnsupported`] on kernels older than 6.0.
     pub fn new(config: RingConfig) -> Result<Ring, HandoffError> {
-        let uring = build_uring(&config)?;
-        check_support(&uring)?;
+        let uring = setup::build_uring(&config)?;
+        setup::check_support(&uring)?;
         let bufs = BufRing::new(config.buffers, config.buffer_size)?;
         bufs.register(&uring.submitter())?;
         let skip_success = uring.params().is_feature_skip_cqe_on_success();
@@ -157,6 +89,7 @@ impl Ring {
             config,
             stats: RingStats::default(),
             ops: 0,
+            handing_off: 0,
             pairs: None,
             pending_accept: HashMap::new(),
             listener_polling: false,
@@ -177,6 +110,10 @@ impl Ring {
     /// Starts a stream. Fails at once only when the client side cannot be set up (fds, ports,
     /// socket path); everything later arrives as events, ending with exactly one
     /// [`RingEvent::End`].
+    ///
+    /// A stream holds three fds until its handoff completes, which takes a [`Ring::run_once`]
+    /// or two, and one afterwards: a caller starting thousands of streams should interleave
+    /// `run_once` calls, or watch [`Ring::handoffs_in_progress`].
     pub fn start(&mut self, spec: HandoffSpec) -> Result<ConnId, HandoffError> {
         let now = monotonic_ns();
         let (addr, addr_len) = handoff::unix_sockaddr(&spec.socket)?;
@@ -187,10 +124,10 @@ impl Ring {
                 (pair.kept, Some(pair.handed), None)
             }
             PairKind::Tcp => {
-                if self.pairs.is_none() {
-                    self.pairs = Some(TcpPairFactory::new()?);
-                }
-                let factory = self.pairs.as_ref().ok_or(HandoffError::PortsExhausted)?;
+                let factory = match &mut self.pairs {
+                    Some(f) => f,
+                    pairs @ None => pairs.insert(TcpPairFactory::new()?),
+                };
                 let pending = factory.connect(rcvbuf)?;
                 (pending.kept, None, Some(pending.port))
             }
@@ -226,9 +163,9 @@ impl Ring {
             },
         };
         let deadline_ns = now.saturating_add(handoff::duration_ns(spec.deadline));
-        let id = self.slab.insert(conn);
+        let (id, io) = self.slab.insert(conn);
         self.stats.started += 1;
-        let (_, io) = self.slab.get_mut(id).ok_or(HandoffError::RingStopped)?;
+        self.handing_off += 1;
         io.addr = addr;
         io.addr_len = addr_len;
         io.ts_deadline = abs_timespec(deadline_ns);
@@ -278,6 +215,11 @@ impl Ring {
     /// Streams started and not yet ended.
     pub fn active(&self) -> usize {
         self.slab.active
+    }
+
+    /// Streams whose handoff is still under way (each holding three fds).
+    pub fn handoffs_in_progress(&self) -> usize {
+        self.handing_off
     }
 
     /// Counters for measurement.

@@ -290,6 +290,7 @@ impl Ring {
         conn.daemon = None;
         conn.data = Vec::new();
         conn.phase = Phase::Receiving;
+        self.handing_off -= 1;
         let timings = conn.timings;
         let behaviour = conn.behaviour;
         let pause_now = behaviour.pause.filter(|p| p.after_bytes == 0);
@@ -533,6 +534,9 @@ impl Ring {
             return;
         }
         conn.ended = true;
+        if conn.phase != Phase::Receiving {
+            self.handing_off -= 1;
+        }
         let inflight = conn.inflight;
         let port = conn.pending_port.take();
         self.slab.active -= 1;

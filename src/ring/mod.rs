@@ -25,6 +25,13 @@
 //!   commands ([`StreamHandle::close`], [`StreamHandle::pause`], [`StreamHandle::half_close`]), and
 //!   [`RingHandle::run_to_end`] returns the whole [`RawStream`].
 //!
+//! Costs, measured with `examples/ring_load.rs` on a 2-core VM against a daemon in another
+//! process: 10,000 streams of 18 events 50 ms apart took 0.7–0.9 CPU-seconds and 12.7 MiB peak
+//! RSS in the client, every stream's bytes checked. State is about 0.6 KiB per open stream plus
+//! the shared receive buffers (4 MiB by default). Most of the CPU is the kernel's TCP work: making
+//! and closing a loopback pair alone costs about 16 µs, which is why pairs are made with plain
+//! non-blocking syscalls (io_uring would save only the syscall entries, about 1% of it).
+//!
 //! Memory the kernel uses — socket addresses, the msghdr and its control message, timespecs —
 //! lives in a per-slot box that is reused only after every operation referring to it has
 //! completed; receive buffers return to the shared ring only after their completion was
@@ -35,6 +42,7 @@ mod bufring;
 mod conn;
 mod driver;
 mod handlers;
+mod setup;
 mod spec;
 mod sq;
 mod thread;

@@ -99,6 +99,7 @@ fn assert_settled(ring: &mut Ring) {
     assert_eq!(ring.ops, global);
     assert!(ring.slab.slots.iter().all(|s| s.conn.is_none()));
     assert_eq!(ring.active(), 0);
+    assert_eq!(ring.handoffs_in_progress(), 0);
 }
 
 #[test]

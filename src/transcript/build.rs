@@ -20,8 +20,8 @@ pub struct TranscriptOptions {
 }
 
 /// Builds a [`Transcript`] from chunks as they arrive, so a client need not keep them:
-/// [`push`](Self::push) each read, then [`finish`](Self::finish). Memory grows with the events,
-/// not with the bytes between them.
+/// [`push`](Self::push) each read, then [`finish`](Self::finish). Memory grows with the events
+/// and the number of reads, not with the bytes between events.
 #[derive(Debug)]
 pub struct TranscriptBuilder {
     decoder: Decoder,

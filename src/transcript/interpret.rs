@@ -1,30 +1,5 @@
-//! What each event means: content pieces, errors, `[DONE]`, `finish_reason`.
-//!
-//! The rules, event by event (the event type does not matter, except that an event of type
-//! `error` is always an error event):
-//!
-//! 1. Data exactly `[DONE]` is the end marker. The first one is [`Interpretation::done`];
-//!    everything after it is reported by [`super::Transcript::events_after_done`].
-//! 2. Otherwise the data is parsed as JSON by serde_json (escapes and surrogate pairs decoded).
-//!    A `\uD800`-style escape with no partner (which serde_json refuses, and a browser's
-//!    `JSON.parse` turns into a string that displays as U+FFFD) is read as U+FFFD and reported as
-//!    an [`Anomaly::LoneSurrogate`]. Data that is still not JSON is [`OtherReason::NotJson`].
-//! 3. An object with a non-null `error` member is an error event; `event: error` makes any data
-//!    an error event.
-//! 4. Content comes from `choices[0].delta.content` when the object has `choices` (an OpenAI
-//!    chunk, [`Shape::OpenAi`]), else from `content` ([`Shape::Simplified`]). A string is a content
-//!    piece (an empty one too); `null` or absent is none; anything else is
-//!    [`Anomaly::ContentNotString`]. `finish_reason` comes from `choices[0].finish_reason`, else
-//!    from a top-level `finish_reason`.
-//! 5. The [`EventKind`]: error if 3 applied, else content if a piece was found, else control for
-//!    a recognised shape without content (a role-only delta, the final chunk, a usage chunk), else
-//!    other ([`OtherReason::UnknownShape`]).
-//!
-//! Content bytes are exactly what the JSON strings decode to. When the data is not valid UTF-8
-//! (a daemon that cut a character in two), the strings are decoded from the raw bytes, so the
-//! pieces keep the bytes as sent and their concatenation can still form the character: compare
-//! [`super::Transcript::content_bytes`] with [`super::Transcript::browser_content`], and check
-//! [`super::Transcript::is_valid_utf8`].
+//! What each event means: content pieces, errors, `[DONE]`, `finish_reason`. The rules are on
+//! [`Interpretation`].
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -161,7 +136,34 @@ pub enum Anomaly {
     },
 }
 
-/// What a stream's events mean, in order. See the [module docs](self) for the rules.
+/// What a stream's events mean, in order.
+///
+/// The rules, event by event (the event type does not matter, except that an event of type
+/// `error` is always an error event):
+///
+/// 1. Data exactly `[DONE]` is the end marker. The first one is [`Interpretation::done`];
+///    everything after it is reported by [`super::Transcript::events_after_done`].
+/// 2. Otherwise the data is parsed as JSON by serde_json (escapes and surrogate pairs decoded).
+///    A `\uD800`-style escape with no partner (which serde_json refuses, and a browser's
+///    `JSON.parse` turns into a string that displays as U+FFFD) is read as U+FFFD and reported as
+///    an [`Anomaly::LoneSurrogate`]. Data that is still not JSON is [`OtherReason::NotJson`].
+/// 3. An object with a non-null `error` member is an error event; `event: error` makes any data
+///    an error event.
+/// 4. Content comes from `choices[0].delta.content` when the object has `choices` (an OpenAI
+///    chunk, [`Shape::OpenAi`]), else from `content` ([`Shape::Simplified`]). A string is a content
+///    piece (an empty one too); `null` or absent is none; anything else is
+///    [`Anomaly::ContentNotString`]. `finish_reason` comes from `choices[0].finish_reason`, else
+///    from a top-level `finish_reason`. Every event's piece counts, after `[DONE]` and in an
+///    error event too: what the stream carried, whatever a client would make of it.
+/// 5. The [`EventKind`]: error if 3 applied, else content if a piece was found, else control for
+///    a recognised shape without content (a role-only delta, the final chunk, a usage chunk), else
+///    other ([`OtherReason::UnknownShape`]).
+///
+/// Content bytes are exactly what the JSON strings decode to. When the data is not valid UTF-8
+/// (a daemon that cut a character in two), the strings are decoded from the raw bytes, so the
+/// pieces keep the bytes as sent and their concatenation can still form the character: compare
+/// [`super::Transcript::content_bytes`] with [`super::Transcript::browser_content`], and check
+/// [`super::Transcript::is_valid_utf8`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Interpretation {
     /// Every content piece, concatenated. In JSON, a string when valid UTF-8, else

@@ -1,25 +1,5 @@
 //! Relay latency: when the client received each content byte, against when the upstream (the
-//! mock) wrote it.
-//!
-//! # What is measured
-//!
-//! The upstream side is a list of [`UpstreamMark`]s, one per upstream body write in write
-//! order: `(ts_ns, content_bytes)` says that once the write made at `ts_ns` was handed over,
-//! the upstream had sent the first `content_bytes` bytes of its content (counting only events
-//! complete by then, since a relay cannot forward a piece before its event ends).
-//! [`upstream_marks`] computes them from the upstream's SSE bytes and the mock's write log.
-//!
-//! Content byte `k` of the client's content is taken to be content byte `k` of the upstream's
-//! (compare the contents first: past a difference, the join pairs unrelated bytes). Byte `k` was
-//! **written** by the first upstream write whose `content_bytes` exceeds `k`, and **received**
-//! with the client event whose content piece holds it, at that event's `received_ns` (the
-//! timestamp of the read that completed the event). Its relay latency is received minus written.
-//!
-//! Bytes with the same event and the same write have the same latency, so the join reports one
-//! [`RelaySample`] per (client event, upstream write) pair that share bytes: one per event for a
-//! daemon that relays each upstream chunk as one event, several per event for a daemon that
-//! coalesces (each write's bytes waited a different time), several per write for one that
-//! splits. Every content byte both sides have is in exactly one sample.
+//! mock) wrote it. What is measured is on [`RelayLatency`].
 
 use serde::Serialize;
 
@@ -27,7 +7,7 @@ use super::Transcript;
 use super::interpret::Interpreter;
 use crate::sse;
 
-/// The upstream's progress after one write; see the [module docs](self).
+/// The upstream's progress after one write; see [`RelayLatency`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct UpstreamMark {
     /// When the write was handed to the connection ([`crate::clock::monotonic_ns`]).
@@ -107,8 +87,27 @@ pub struct RelaySample {
     pub latency_ns: i64,
 }
 
-/// The relay-latency join of a transcript with the upstream's marks; see the
-/// [module docs](self).
+/// The relay-latency join of a transcript with the upstream's marks.
+///
+/// # What is measured
+///
+/// The upstream side is a list of [`UpstreamMark`]s, one per upstream body write in write
+/// order: `(ts_ns, content_bytes)` says that once the write made at `ts_ns` was handed over,
+/// the upstream had sent the first `content_bytes` bytes of its content (counting only events
+/// complete by then, since a relay cannot forward a piece before its event ends).
+/// [`upstream_marks`] computes them from the upstream's SSE bytes and the mock's write log.
+///
+/// Content byte `k` of the client's content is taken to be content byte `k` of the upstream's
+/// (compare the contents first: past a difference, the join pairs unrelated bytes). Byte `k` was
+/// **written** by the first upstream write whose `content_bytes` exceeds `k`, and **received**
+/// with the client event whose content piece holds it, at that event's `received_ns` (the
+/// timestamp of the read that completed the event). Its relay latency is received minus written.
+///
+/// Bytes with the same event and the same write have the same latency, so the join reports one
+/// [`RelaySample`] per (client event, upstream write) pair that share bytes: one per event for a
+/// daemon that relays each upstream chunk as one event, several per event for a daemon that
+/// coalesces (each write's bytes waited a different time), several per write for one that
+/// splits. Every content byte both sides have is in exactly one sample.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RelayLatency {
     /// Every sample, in content order.
@@ -127,9 +126,11 @@ impl RelayLatency {
 
     /// The largest latency of the bytes of client event `event` (its oldest bytes).
     pub fn event_latency_ns(&self, event: usize) -> Option<i64> {
-        self.samples
+        // Samples are in content order, hence in event order.
+        let from = self.samples.partition_point(|s| s.event < event);
+        self.samples[from..]
             .iter()
-            .filter(|s| s.event == event)
+            .take_while(|s| s.event == event)
             .map(|s| s.latency_ns)
             .max()
     }
