@@ -29,6 +29,8 @@ mod fault;
 mod handoff;
 mod interim_sse;
 mod listener;
+#[cfg(test)]
+mod props;
 mod reader;
 mod relay;
 mod upstream;
