@@ -52,6 +52,7 @@ pub(super) struct Ctx {
     pub daemon: Option<daemon::Processes>,
     /// Set with `--daemon-cmd`.
     pub second: Option<SecondDaemon>,
+    /// Second instances started so far (each gets its own socket and log).
     pub instances: AtomicU64,
 }
 

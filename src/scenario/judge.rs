@@ -174,7 +174,15 @@ fn content(case: &Case<'_>) -> Vec<AssertionResult> {
         // instead; what it relayed before is all there can be.
         return Vec::new();
     }
-    let mut out = vec![check::content_equals(&case.expected.content, obs.content())];
+    let mut equal = check::content_equals(&case.expected.content, obs.content());
+    let replaced = String::from_utf8_lossy(obs.content()).contains('\u{FFFD}');
+    if equal.verdict == Verdict::Fail && replaced && !case.expected.content.contains('\u{FFFD}') {
+        equal.message.push_str(
+            "; U+FFFD stands where characters were: the relay decoded a read that ended inside a \
+             multi-byte character; keep an incomplete sequence's bytes for the next read",
+        );
+    }
+    let mut out = vec![equal];
     let undecodable = obs.undecodable();
     if let Some((index, why)) = undecodable.first() {
         out.push(fail(

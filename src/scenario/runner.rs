@@ -330,8 +330,9 @@ pub fn run_suite_with(
     }
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let mut setup = set_up(config)?;
+    // The ring first: without io_uring there is no point starting a daemon.
     let ring = RingThread::spawn(RingConfig::default()).map_err(SuiteError::Handoff)?;
+    let mut setup = set_up(config)?;
     let daemon_pid = config.daemon_pid;
     let processes = match (config.daemon_pid, &setup.daemon) {
         (Some(pid), _) => Some(Processes::Pid(pid)),

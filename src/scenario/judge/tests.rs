@@ -570,3 +570,18 @@ fn events_a_browser_cannot_read_are_named() {
     assert_eq!(a.verdict, Verdict::Fail);
     assert!(a.message.contains("event 1 is not JSON"), "{}", a.message);
 }
+
+#[test]
+fn replacement_characters_point_at_decoding_per_read() {
+    let lossy = stream(&["Test", " respons\u{FFFD}"], "data: [DONE]\n\n");
+    let r = run(&closed(&[&lossy]), "finish:stop", &[], &[Check::Content]);
+    let a = verdict_of(&r, "content");
+    assert!(
+        a.message.contains("decoded a read that ended inside"),
+        "{}",
+        a.message
+    );
+    let short = stream(&["Test"], "data: [DONE]\n\n");
+    let r = run(&closed(&[&short]), "finish:stop", &[], &[Check::Content]);
+    assert!(!verdict_of(&r, "content").message.contains("U+FFFD"));
+}
