@@ -58,21 +58,244 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // parse
 
+/// `streamcheck parse [FILE|-] [--http] [--feed-size N] [--last-event-id ID]`.
 #[derive(clap::Args)]
-struct ParseArgs {}
+#[command(after_help = "\
+Output, one JSON object per line:
+  {\"type\":\"message\",\"data\":\"…\",\"id\":\"…\",\"retry\":null,\"offset\":N}  per event
+      (data not valid UTF-8 is shown with U+FFFD and given exactly in \"data_hex\")
+  {\"status\":200,\"reason\":\"OK\",\"headers\":[[name,value],…]}  the head, with --http
+  {\"warning\":\"…\",\"offset\":N}  a problem (\"http_offset\" for offsets in the response)
+The output is the same for every --feed-size.")]
+struct ParseArgs {
+    /// The captured stream; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE|-")]
+    file: Option<std::path::PathBuf>,
+    /// The input is a whole HTTP/1 response: print its head, decode Content-Length or chunked
+    /// framing, then parse the body.
+    #[arg(long)]
+    http: bool,
+    /// Feed the parser pieces of N bytes (default: each read as it comes).
+    #[arg(long, value_name = "N")]
+    feed_size: Option<std::num::NonZeroUsize>,
+    /// The last event ID from an earlier connection (what a browser sends as Last-Event-ID).
+    #[arg(long, value_name = "ID")]
+    last_event_id: Option<String>,
+}
 
-fn cmd_parse(_args: ParseArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`parse` is not built yet")
+fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufWriter, Read};
+    use streamcheck::transcript::inspect::{InspectError, InspectOptions, inspect};
+
+    let options = InspectOptions {
+        http: args.http,
+        feed_size: args.feed_size,
+        last_event_id: args.last_event_id,
+        ..InspectOptions::default()
+    };
+    let stdin_path = std::path::Path::new("-");
+    let (input, name): (Box<dyn Read>, String) = match &args.file {
+        Some(path) if path.as_path() != stdin_path => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {}: {e}; give the path of a captured stream, or - to read \
+                     standard input",
+                    path.display()
+                )
+            })?;
+            (Box::new(file), path.display().to_string())
+        }
+        _ => (
+            Box::new(std::io::stdin().lock()),
+            "standard input".to_owned(),
+        ),
+    };
+    let out = BufWriter::new(std::io::stdout().lock());
+    match inspect(input, out, &options) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // A reader that stopped early (`| head`) is not an error.
+        Err(InspectError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(InspectError::Read(e)) => Err(anyhow::anyhow!(
+            "cannot read {name}: {e}; check that it is a readable file, not a directory"
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // mock-api
 
-#[derive(clap::Args)]
-struct MockApiArgs {}
+const MOCK_API_HELP: &str = "\
+Output: at startup, stdout gets `url: URL`, then `cert: PATH` (generated CA, with --tls) and
+`socket: PATH` (with --socket), one per line, for scripts to read; stderr gets one line per
+request unless --quiet. SIGINT or SIGTERM stops the mock (exit 0).
 
-fn cmd_mock_api(_args: MockApiArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`mock-api` is not built yet")
+Patterns (X-Test-Pattern header, else a [[pattern:SPEC]] directive in the prompt):
+  default, unicode, short, long, abort:N, finish:R, escapes, split:N, coalesced, huge-line, bom,
+  crlf, cr, nospace, comments, multiline, spaced, error:STATUS, stall:MS, reset:N, delay:MS,
+  script:ID. GET /_streamcheck/patterns describes each. [[nonce:TOKEN]] in the prompt tags the
+  request; GET /_streamcheck/requests?nonce=TOKEN returns what the mock received and sent.
+
+Scripts: POST /_streamcheck/scripts with
+  {\"status\":200, \"headers\":{...}, \"writes\":[{\"content\":\"Hi\"}, {\"text\":\"data: x\\n\\n\", \"delay_ms\":20},
+   {\"hex\":\"e282\"}], \"ending\":\"done\"|\"close\"|\"reset\"|\"stall\"}
+  answers {\"id\":\"s1\"}; select it with the pattern script:s1.";
+
+#[derive(clap::Args)]
+#[command(after_long_help = MOCK_API_HELP)]
+struct MockApiArgs {
+    /// TCP address to listen on; port 0 picks a free port (the URL printed has the real one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// Also listen on this Unix socket (same protocols; a stale socket file is replaced).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Chunks in the default answer.
+    #[arg(long, default_value_t = 18, value_name = "N")]
+    chunk_count: usize,
+    /// Milliseconds between chunks; the first chunk goes at once.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    chunk_delay_ms: u64,
+    /// Serve TLS (ALPN h2 and http/1.1) with a generated CA for localhost, 127.0.0.1 and ::1.
+    #[arg(long)]
+    tls: bool,
+    /// PEM certificate chain to serve instead of a generated one (implies TLS).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Write the generated CA certificate here (kept at exit) instead of a temporary file.
+    #[arg(
+        long,
+        requires = "tls",
+        conflicts_with = "tls_cert",
+        value_name = "FILE"
+    )]
+    ca_out: Option<std::path::PathBuf>,
+    /// Requests kept in the request log; the oldest are dropped past this.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    log_capacity: usize,
+    /// Print no per-request lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::time::Duration;
+    use streamcheck::mock::{
+        MockConfig, MockServer, RequestEnd, RequestRecord, TlsMode, Transport,
+    };
+
+    raise_fd_limit();
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+        _ if args.tls => TlsMode::SelfSigned {
+            ca_out: args.ca_out,
+        },
+        _ => TlsMode::Off,
+    };
+    let print_request = |r: &RequestRecord| {
+        let end = match r.end {
+            RequestEnd::InProgress => "in progress".to_owned(),
+            RequestEnd::Completed => "completed".to_owned(),
+            RequestEnd::Cancelled { at_write } => {
+                format!("cancelled by the client at write {at_write}")
+            }
+            RequestEnd::Reset => "reset by the mock".to_owned(),
+            RequestEnd::ShutDown => "cut by shutdown".to_owned(),
+        };
+        let bytes = r.writes.last().map_or(0, |w| w.end);
+        let took_ms = r
+            .end_ns
+            .unwrap_or(r.arrival_ns)
+            .saturating_sub(r.arrival_ns)
+            / 1_000_000;
+        let pattern = match &r.pattern {
+            Some(p) => format!(" pattern={p} ({:?})", r.pattern_channel).to_lowercase(),
+            None => String::new(),
+        };
+        let nonce = r
+            .nonce
+            .as_ref()
+            .map_or(String::new(), |n| format!(" nonce={n}"));
+        let error = r.error.as_ref().map_or(String::new(), |e| format!(": {e}"));
+        eprintln!(
+            "#{} {}{}{} {} {}{pattern}{nonce} -> {} {end}, {} writes, {bytes} bytes, {took_ms} ms{error}",
+            r.id,
+            r.http_version,
+            if r.tls { " tls" } else { "" },
+            if r.transport == Transport::Unix {
+                " unix"
+            } else {
+                ""
+            },
+            r.method,
+            r.path,
+            r.status,
+            r.writes.len(),
+        );
+    };
+    let config = MockConfig {
+        listen: args.listen,
+        socket: args.socket,
+        tls,
+        settings: streamcheck::pattern::MockSettings {
+            chunk_count: args.chunk_count,
+            chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        },
+        log_capacity: args.log_capacity,
+        on_request_end: (!args.quiet).then(|| std::sync::Arc::new(print_request) as _),
+        ..MockConfig::default()
+    };
+    let mock = MockServer::start(config)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "url: {}", mock.base_url())?;
+    if let Some(cert) = mock.cert_path() {
+        writeln!(out, "cert: {}", cert.display())?;
+    }
+    if let Some(socket) = mock.socket_path() {
+        writeln!(out, "socket: {}", socket.display())?;
+    }
+    out.flush()?;
+    drop(out);
+    if !args.quiet {
+        eprintln!(
+            "streamcheck mock-api: serving HTTP/1.1 and HTTP/2 on {}; SIGINT or SIGTERM stops it",
+            mock.base_url()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    mock.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serving thousands of concurrent streams needs more descriptors than the usual soft limit
+/// of 1024: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        // Best effort: at the old limit the mock still works, with fewer connections.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
