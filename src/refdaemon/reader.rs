@@ -38,7 +38,7 @@ pub(crate) struct Reader {
 }
 
 enum Kind {
-    Sse(sse::Parser),
+    Sse(Box<sse::Parser>),
     Naive(NaiveLines),
 }
 
@@ -56,7 +56,7 @@ impl Reader {
             let limits = sse::Limits::default()
                 .with_max_line(max_line)
                 .with_max_event(MAX_UPSTREAM_EVENT);
-            Kind::Sse(sse::Parser::with_limits(limits))
+            Kind::Sse(Box::new(sse::Parser::with_limits(limits)))
         };
         Reader { fault, kind }
     }
