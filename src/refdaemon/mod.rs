@@ -27,7 +27,6 @@
 mod client;
 mod fault;
 mod handoff;
-mod interim_sse;
 mod listener;
 #[cfg(test)]
 mod props;
