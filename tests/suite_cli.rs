@@ -196,7 +196,7 @@ fn a_running_daemon_is_tested_through_an_external_tls_mock() {
     let mut mock_out = BufReader::new(mock.0.stdout.take().unwrap());
     let mut line = String::new();
     mock_out.read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("url ").unwrap().to_owned();
+    let url = line.trim().strip_prefix("url:").unwrap().trim().to_owned();
     let socket = tmp_path("external.sock");
     let _ = std::fs::remove_file(&socket);
     let daemon = Reaped(
