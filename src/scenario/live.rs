@@ -58,6 +58,11 @@ impl Live {
         }
     }
 
+    /// Resumes reading now (ends a pause the client behaviour began).
+    pub fn resume(&self) {
+        self.handle.resume();
+    }
+
     /// Bytes received so far.
     pub fn received_bytes(&self) -> u64 {
         self.builder.received_bytes()

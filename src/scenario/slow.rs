@@ -11,15 +11,23 @@ use super::live::{self, Live};
 use super::observe::{Observation, max_latency};
 use super::{Check, Client, Data, Scenario};
 use crate::handoff::PairKind;
+use crate::mock::RequestEnd;
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
 use crate::verdict::check::{self, format_duration, format_ns};
 use crate::verdict::{AssertionResult, ScenarioResult, Verdict};
 
-/// How long the slow client stops reading.
-const PAUSE: Duration = Duration::from_secs(2);
 /// The quick stream's slowest event may take this long from the upstream to its client.
 const LATENCY_LIMIT: Duration = Duration::from_secs(1);
+/// How long the slow client stays paused once the quick stream has started, unless the quick
+/// stream ends sooner: a daemon whose writes to the paused client hold up the others delays
+/// the quick stream's events by about this much, well past `LATENCY_LIMIT`.
+const HOLD: Duration = Duration::from_secs(3);
+/// How long to wait for the daemon to stop taking the slow stream's upstream (its writes to
+/// the paused client blocked) before the quick stream starts.
+const FILL_WAIT: Duration = Duration::from_secs(5);
+/// The slow stream's upstream writes stalled this long: the daemon is held up by its client.
+const FILL_QUIET: Duration = Duration::from_millis(300);
 /// The slow client's receive buffer: small, so the daemon's writes to it block soon.
 const SLOW_RCVBUF: u32 = 4096;
 /// Content pieces of the slow stream.
@@ -27,8 +35,6 @@ const PIECE: usize = 16 * 1024;
 /// Pieces of the slow stream with an embedded mock: 8 MiB, more than loopback TCP buffers
 /// (which autotune to a few MiB) can hold, so a daemon that blocks on a full socket does.
 const PIECES: usize = 512;
-/// Time for the daemon to fill the paused client's buffers before the quick stream starts.
-const SETTLE: Duration = Duration::from_millis(200);
 /// How long a daemon gets to release client sockets after the last stream ended.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
@@ -44,6 +50,13 @@ fn prefixed(prefix: &str, assertions: Vec<AssertionResult>) -> Vec<AssertionResu
 
 /// A client stops reading a large answer; meanwhile another stream's events must reach their
 /// client promptly.
+///
+/// It waits on the daemon, not on fixed sleeps, so a busy machine does not change the verdict:
+/// the quick stream starts once the daemon has stopped taking the slow stream's upstream (its
+/// writes to the paused client are blocked, however large the buffers), and the slow client
+/// resumes only when the quick stream has ended or `HOLD` has passed. A daemon that relays
+/// each stream on its own finishes the quick stream meanwhile; one whose blocked write holds
+/// up the others delivers nothing of it until the resume.
 pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let started = Instant::now();
     let pieces = match ctx.mock.script_limit() {
@@ -59,9 +72,14 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         }
     };
     let slow_handoff = data::build(Data::Standard, &script, &ctx.nonce(sc, 0));
-    let behaviour = ClientBehaviour::slow_reader(1, PAUSE, SLOW_RCVBUF);
+    // Paused until resumed below; the ring resumes by itself only if that never comes.
+    let longest_pause = FILL_WAIT + HOLD + ctx.limits.timeout;
+    let behaviour = ClientBehaviour::slow_reader(1, longest_pause, SLOW_RCVBUF);
     let spec = ctx
-        .spec(slow_handoff.bytes.clone(), ctx.limits.timeout + PAUSE)
+        .spec(
+            slow_handoff.bytes.clone(),
+            ctx.limits.timeout + longest_pause,
+        )
         .behaviour(behaviour);
     let mut slow = Live::start(&ctx.ring, spec, Client::ReadAll, ctx.limits.grace);
     // The pause begins with the first byte.
@@ -70,7 +88,8 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         let what = format!("the slow stream's handoff failed: {e}");
         return drive::broken(ctx, sc, &what, started);
     }
-    std::thread::sleep(SETTLE);
+    let paused_at = Instant::now();
+    wait_until_held_up(ctx, slow_handoff.nonce.as_deref());
 
     let quick_spec = match builtin(sc.pattern) {
         Ok(s) => s,
@@ -79,20 +98,24 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let nonce = ctx.nonce(sc, 1);
     let handoff = data::build(Data::Standard, sc.pattern, &nonce);
     let expected = quick_spec.expected(ctx.mock.settings(), Some(&nonce));
-    let quick = match live::run(
+    let mut quick = Live::start(
         &ctx.ring,
         ctx.spec(handoff.bytes.clone(), ctx.limits.timeout),
         Client::ReadAll,
         ctx.limits.grace,
-    ) {
-        Ok(o) => o,
-        Err(e) => {
-            let what = format!("the quick stream's handoff failed: {e}");
-            return drive::broken(ctx, sc, &what, started);
-        }
-    };
-    let paused_for = started.elapsed();
+    );
+    let hold_until = Instant::now() + HOLD;
+    while Instant::now() < hold_until
+        && quick.step(hold_until.saturating_duration_since(Instant::now()))
+    {}
+    slow.resume();
+    let paused_for = paused_at.elapsed();
+    let quick = quick.finish();
     let slow = slow.finish();
+    if let Some(e) = live::handoff_failure(&quick) {
+        let what = format!("the quick stream's handoff failed: {e}");
+        return drive::broken(ctx, sc, &what, started);
+    }
 
     let requests = match ctx.requests(Some(&nonce), Some(Duration::from_secs(2))) {
         Ok(r) => r,
@@ -126,7 +149,31 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
 }
 
-fn latency(max_ns: Option<u64>, within: Duration) -> AssertionResult {
+/// Waits until the daemon stops taking the slow stream's upstream (the mock's writes for
+/// `nonce` stall for `FILL_QUIET`: the daemon is blocked writing to the paused client), the
+/// upstream has sent everything (a daemon that buffers without bound), or `FILL_WAIT` passed.
+fn wait_until_held_up(ctx: &Ctx, nonce: Option<&str>) {
+    let until = Instant::now() + FILL_WAIT;
+    let mut seen = (usize::MAX, Instant::now());
+    while Instant::now() < until {
+        let Ok(records) = ctx.requests(nonce, None) else {
+            return;
+        };
+        if let Some(r) = records.first() {
+            if r.end != RequestEnd::InProgress {
+                return;
+            }
+            if r.writes.len() != seen.0 {
+                seen = (r.writes.len(), Instant::now());
+            } else if seen.1.elapsed() >= FILL_QUIET {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn latency(max_ns: Option<u64>, paused_for: Duration) -> AssertionResult {
     let name = "relay latency beside a slow reader";
     match max_ns {
         None => AssertionResult::new(
@@ -147,12 +194,11 @@ fn latency(max_ns: Option<u64>, within: Duration) -> AssertionResult {
             name,
             Verdict::Fail,
             format!(
-                "while another client was not reading (for {} of the first {}), the quick \
-                 stream's events reached its client up to {} after the upstream wrote them (limit \
-                 {}): writes to one client hold up the others (head-of-line blocking); give \
-                 each connection its own task or use non-blocking writes",
-                format_duration(PAUSE),
-                format_duration(within),
+                "while another client was not reading (for {}), the quick stream's events \
+                 reached its client up to {} after the upstream wrote them (limit {}): writes \
+                 to one client hold up the others (head-of-line blocking); give each \
+                 connection its own task or use non-blocking writes",
+                format_duration(paused_for),
                 format_ns(ns),
                 format_duration(LATENCY_LIMIT)
             ),
