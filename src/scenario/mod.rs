@@ -32,6 +32,7 @@ mod judge;
 mod list;
 mod live;
 mod mockio;
+pub mod mutation;
 mod observe;
 mod runner;
 mod slow;
