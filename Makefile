@@ -14,7 +14,7 @@ export FORMAT CATEGORY MOCK_API_PORT DAEMON_SOCKET STREAMCHECK
 DAEMONS := ref uring go rust php swoole swow python-http2
 
 .PHONY: help build test $(addprefix test-,$(DAEMONS)) test-category test-tap test-json list \
-        check fmt clippy unit fuzz bench mutation
+        check fmt clippy unit fuzz bench mutation readme
 
 help: ## List the targets
 	@grep -E '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -84,3 +84,6 @@ bench: ## Parser and client benchmarks (figures go into the README)
 
 mutation: build ## Table: fault mode of the reference daemon -> scenarios that caught it
 	$(STREAMCHECK) mutation
+
+readme: ## Regenerate README.md's scenario catalog and fault-mode table from the code
+	STREAMCHECK_UPDATE_README=1 $(CARGO) test --locked --test readme_catalog --test suite_mutation

@@ -1,9 +1,12 @@
 //! The proof that the suite catches every fault mode of the reference daemon, for the reason
 //! the mode names, and passes the daemon without a fault: `scenario::mutation::run` starts the
 //! daemon once per mode (enumerated from `Fault::all()`, so a new mode cannot be left out) and
-//! checks each against its line of the one table (`scenario::mutation::expectation`).
+//! checks each against its line of the one table (`scenario::mutation::expectation`). The
+//! README's "Fault modes" table is checked against the same computed report.
 //!
 //! One report serves every test here: the runs happen once, `JOBS` at a time.
+
+mod readme_support;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -61,4 +64,13 @@ fn the_reference_daemon_without_a_fault_passes_the_whole_catalog() {
     assert_eq!(c.total, streamcheck::scenario::catalog().len());
     assert_eq!((c.non_strict, c.failed, c.skipped), (0, 0, 0), "{c:?}");
     assert!(correct.caught_by.is_empty());
+}
+
+#[test]
+fn the_readme_fault_mode_table_is_the_computed_one() {
+    readme_support::check(
+        "mutation",
+        &mutation::markdown(report()),
+        "`streamcheck mutation --format markdown`",
+    );
 }
