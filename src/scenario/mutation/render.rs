@@ -48,6 +48,25 @@ fn summary(report: &MutationReport) -> String {
     }
 }
 
+/// The width the "also" lists of a full run are wrapped to.
+pub(super) const WIDTH: usize = 100;
+
+/// `words` joined by spaces into lines of at most `width` characters (a longer word stands
+/// alone).
+pub(super) fn wrap(words: &[&str], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for w in words {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + w.len() <= width => {
+                line.push(' ');
+                line.push_str(w);
+            }
+            _ => lines.push((*w).to_owned()),
+        }
+    }
+    lines
+}
+
 /// Aligned text: one line per catcher, the correct daemon's counts, and what is not proven.
 pub fn human(report: &MutationReport) -> String {
     let mode_w = report
@@ -86,8 +105,10 @@ pub fn human(report: &MutationReport) -> String {
         }
         if report.scope == Scope::Full {
             let also: Vec<&str> = m.also().map(|c| c.id.as_str()).collect();
-            if !also.is_empty() {
-                let _ = writeln!(out, "{:mode_w$}  also: {}", "", also.join(" "));
+            let indent = mode_w + 2 + "also: ".len();
+            for (k, line) in wrap(&also, WIDTH.saturating_sub(indent)).iter().enumerate() {
+                let label = if k == 0 { "also:" } else { "" };
+                let _ = writeln!(out, "{:mode_w$}  {label:<5} {line}", "");
             }
         }
     }

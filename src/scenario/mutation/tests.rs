@@ -274,6 +274,54 @@ fn a_full_run_lists_the_other_catchers() {
 }
 
 #[test]
+fn long_also_lists_wrap_under_their_label() {
+    let mut r = report(Verdict::Fail);
+    r.scope = Scope::Full;
+    r.modes[0].caught_by = catalog()
+        .iter()
+        .map(|s| Caught {
+            id: s.id.into(),
+            name: s.name.into(),
+            verdict: Verdict::Fail,
+            assertions: Vec::new(),
+        })
+        .collect();
+    let text = human(&r);
+    let also: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("also:"))
+        .take_while(|l| l.starts_with(' '))
+        .collect();
+    assert!(also.len() > 1, "{text}");
+    assert!(
+        also.iter().all(|l| l.len() <= super::render::WIDTH),
+        "{text}"
+    );
+    let indent = also[0].find("1.1").unwrap();
+    assert!(
+        also[1..]
+            .iter()
+            .all(|l| l.find(|c: char| c != ' ') == Some(indent))
+    );
+    let ids: Vec<&str> = also.iter().flat_map(|l| l.split_whitespace()).collect();
+    assert_eq!(
+        ids.len(),
+        catalog().len() - 2 + 1,
+        "every id but the catchers', and the label"
+    );
+}
+
+#[test]
+fn wrapping_keeps_every_word_and_the_width() {
+    let words = ["aa", "bbb", "c", "dddd", "eeeeeeeee"];
+    assert_eq!(
+        super::render::wrap(&words, 8),
+        ["aa bbb c", "dddd", "eeeeeeeee"]
+    );
+    assert!(super::render::wrap(&[], 8).is_empty());
+}
+
+#[test]
 fn the_daemon_command_survives_any_path() {
     assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
     let mut config = MutationConfig::new("/x y/streamcheck".into());
