@@ -301,21 +301,198 @@ fn raise_fd_limit() {
 // ---------------------------------------------------------------------------------------------
 // run
 
-#[derive(clap::Args)]
-struct RunArgs {}
+const RUN_HELP: &str = "\
+Either test a running daemon: --socket S --backend URL (URL is the mock API the daemon's
+OPENAI_API_BASE points at, e.g. started with `streamcheck mock-api --tls`), optionally with
+--daemon-pid PID so that a crash and leaked sockets are noticed;
+or let the runner start everything: --daemon-cmd 'my-daemon --socket {socket}'. It starts an
+embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {socket} and
+{backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
+the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
 
-fn cmd_run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`run` is not built yet")
+Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
+environment error (socket missing, permission, io_uring unavailable, mock unreachable).";
+
+/// `--pair`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PairArg {
+    /// A connected loopback TCP pair, as Apache hands off.
+    Tcp,
+    /// An AF_UNIX socketpair.
+    Unix,
+}
+
+/// `--socket-type`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SocketTypeArg {
+    /// SOCK_SEQPACKET, as Apache connects.
+    Seqpacket,
+    /// SOCK_STREAM, for daemons that listen as a stream socket.
+    Stream,
+}
+
+#[derive(clap::Args)]
+#[command(after_long_help = RUN_HELP)]
+struct RunArgs {
+    /// The running daemon's Unix socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "daemon_cmd",
+        requires = "backend"
+    )]
+    socket: Option<std::path::PathBuf>,
+    /// The mock API the running daemon uses (its OPENAI_API_BASE).
+    #[arg(long, value_name = "URL", requires = "socket")]
+    backend: Option<String>,
+    /// Start the daemon with this shell command ({socket} and {backend} are substituted).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend", "daemon_pid"])]
+    daemon_cmd: Option<String>,
+    /// The running daemon's PID: a crash fails the run, and its sockets are counted.
+    #[arg(long, value_name = "PID")]
+    daemon_pid: Option<u32>,
+    /// What reports call the daemon.
+    #[arg(long, value_name = "NAME")]
+    daemon_name: Option<String>,
+    /// Run only this category (repeatable).
+    #[arg(long, value_name = "NAME")]
+    category: Vec<String>,
+    /// Run only this scenario, by name or id (repeatable).
+    #[arg(long, value_name = "NAME|ID")]
+    scenario: Vec<String>,
+    /// Scenarios run at once (those that need the daemon to themselves run alone).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Seconds each stream may take before the client gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Non-strict findings fail the run.
+    #[arg(long)]
+    strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    format: streamcheck::report::Format,
+    /// TAP version to declare (13 suits every prove, including Debian 12's).
+    #[arg(long, value_enum, default_value_t)]
+    tap_version: streamcheck::report::TapVersion,
+    /// Colour in the human format.
+    #[arg(long, value_enum, default_value_t)]
+    color: streamcheck::report::ColorChoice,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// The client socket handed off.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pair: PairArg,
+    /// Socket type to connect with [default: seqpacket, falling back to stream when the daemon
+    /// listens as one, which 7.7 reports as a failure].
+    #[arg(long, value_enum)]
+    socket_type: Option<SocketTypeArg>,
+    /// Embedded mock: serve plain HTTP instead of TLS.
+    #[arg(long, requires = "daemon_cmd")]
+    mock_plain: bool,
+    /// Embedded mock: chunks of the default answer.
+    #[arg(long, value_name = "N", default_value_t = 18, requires = "daemon_cmd")]
+    chunk_count: usize,
+    /// Embedded mock: milliseconds between chunks.
+    #[arg(long, value_name = "MS", default_value_t = 10, requires = "daemon_cmd")]
+    chunk_delay_ms: u64,
+    /// Seconds the started daemon may take to create its socket.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "daemon_cmd"
+    )]
+    start_timeout: f64,
+}
+
+fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::handoff::{PairKind, SocketType};
+    use streamcheck::report::{self, Options, Output};
+    use streamcheck::scenario::{self, DaemonCommand, MockOptions, SuiteConfig, Target};
+    use streamcheck::verdict::Strictness;
+
+    let target = match (args.daemon_cmd, args.socket, args.backend) {
+        (Some(command), _, _) => Target::Command(DaemonCommand {
+            command,
+            mock: MockOptions {
+                tls: !args.mock_plain,
+                chunk_count: args.chunk_count,
+                chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
+            },
+            start_timeout: seconds("start-timeout", args.start_timeout)?,
+        }),
+        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    };
+    let mut config = SuiteConfig::new(target);
+    config.daemon_pid = args.daemon_pid;
+    config.daemon_name = args.daemon_name;
+    config.categories = args.category;
+    config.scenarios = args.scenario;
+    config.jobs = args.jobs;
+    config.timeout = seconds("timeout", args.timeout)?;
+    config.strictness = if args.strict {
+        Strictness::Strict
+    } else {
+        Strictness::Lenient
+    };
+    config.pair = match args.pair {
+        PairArg::Tcp => PairKind::Tcp,
+        PairArg::Unix => PairKind::Unix,
+    };
+    config.socket_type = args.socket_type.map(|t| match t {
+        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
+        SocketTypeArg::Stream => SocketType::Stream,
+    });
+    let options = Options {
+        format: args.format,
+        tap_version: args.tap_version,
+        color: args.color,
+        progress: true,
+    };
+    let output = Output::open(args.output.as_deref())?;
+    let mut reporter = report::build(&options, output);
+    let run = scenario::run_suite_with(&config, &mut reporter)?;
+    for note in &run.notes {
+        eprintln!("streamcheck: {note}");
+    }
+    if let Some(failure) = &run.daemon_failure {
+        eprintln!("streamcheck: {failure}");
+    }
+    Ok(ExitCode::from(run.exit_code()))
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
 
-#[derive(clap::Args)]
-struct ListArgs {}
+/// `list --format`.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum ListFormat {
+    /// Aligned text by category.
+    #[default]
+    Human,
+    /// One JSON document.
+    Json,
+}
 
-fn cmd_list(_args: ListArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`list` is not built yet")
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: ListFormat,
+}
+
+fn cmd_list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let text = match args.format {
+        ListFormat::Human => streamcheck::scenario::list_human(),
+        ListFormat::Json => format!("{:#}\n", streamcheck::scenario::list_json()),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------
