@@ -240,8 +240,7 @@ fn chunk_yaml(y: &mut String, first: &str, c: &WireChunk) {
             let _ = writeln!(y, "{indent}text: {}", quote(text));
         }
         Err(_) => {
-            let hex: String = c.bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let _ = writeln!(y, "{indent}hex: \"{hex}\"");
+            let _ = writeln!(y, "{indent}hex: \"{}\"", crate::hex::encode(&c.bytes));
         }
     }
     if let Some(g) = c.gap {

@@ -32,7 +32,6 @@ use std::num::NonZeroUsize;
 use serde::Serialize;
 
 use super::decode::{Decoder, Sink};
-use super::ser;
 use crate::{http1, sse};
 
 /// What `streamcheck parse` does with its input.
@@ -391,7 +390,7 @@ impl<W: Write> Sink for Printer<W> {
 
     fn event(&mut self, event: sse::Event) {
         self.flush_utf8(event.end);
-        let data_hex = event.invalid_utf8.map(|_| ser::hex_string(&event.data));
+        let data_hex = event.invalid_utf8.map(|_| crate::hex::encode(&event.data));
         self.line(&EventLine {
             event_type: &event.event_type,
             data: event.data_str(),
