@@ -495,15 +495,15 @@ async fn scripts_that_break_http_rules_do_not_break_the_mock() {
     for target in [H1_CLEAR, H2_CLEAR] {
         let send = |id: &str| chat_request(target, Some(&format!("script:{id}")), chat_body("hi"));
         let got = fetch(&mock, target, send(&long)).await;
-        assert_eq!(
-            &got.body[..],
-            &b"abcdef"[..got.body.len()],
-            "{target:?}: at most the bytes written"
+        assert!(
+            b"abc".starts_with(&got.body),
+            "{target:?}: nothing past Content-Length reaches the client: {:?}",
+            got.body
         );
         let got = fetch(&mock, target, send(&short)).await;
         assert!(
-            got.error.is_some() || got.body.len() < 50,
-            "{target:?}: a short body is not passed off as whole"
+            got.error.is_some(),
+            "{target:?}: a body short of its Content-Length ends in an error, not as whole"
         );
         let got = fetch(&mock, target, send(&informational)).await;
         assert_error(&got, 500, "invalid_plan", "not a final status");
