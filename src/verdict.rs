@@ -1,4 +1,4 @@
-//! Assertions and Autobahn-style verdicts: what a run found, as data.
+//! Assertions and verdicts: what a run found, as data.
 //!
 //! Scenario code judges a recorded stream with the helpers in [`check`], each returning one
 //! [`AssertionResult`]. A [`ScenarioResult`] gathers them with the stream's [`Timings`] and, when
@@ -6,7 +6,8 @@
 //! scenarios. Reporters (`crate::report`) only format these values, so every output format
 //! says the same thing.
 //!
-//! Verdicts follow Autobahn|Testsuite, ordered by severity:
+//! Four verdicts, ordered by severity, so that a run can say more than pass or fail: a tolerated
+//! deviation and a plain fact are reported without failing the run.
 //!
 //! | verdict | report label | meaning |
 //! |---|---|---|
@@ -20,6 +21,8 @@
 //!
 //! Units: every duration and timestamp offset in this module is in nanoseconds (`u64`, fields
 //! named `*_ns`), taken from `crate::clock::monotonic_ns`.
+
+#![deny(missing_docs)]
 
 pub mod check;
 mod render;
@@ -37,7 +40,7 @@ pub use wire::{Omitted, WireChunk, WireDump, WireLimits};
 /// How a check, a scenario or a run came out, ordered by severity
 /// (`Pass < Informational < NonStrict < Fail`).
 ///
-/// Serialised with Autobahn's labels: `"OK"`, `"INFORMATIONAL"`, `"NON-STRICT"`, `"FAILED"`.
+/// Serialised with the report labels: `"OK"`, `"INFORMATIONAL"`, `"NON-STRICT"`, `"FAILED"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Verdict {
     /// The daemon did what the protocol requires.
@@ -63,7 +66,7 @@ impl Verdict {
         Verdict::Fail,
     ];
 
-    /// The Autobahn label used in every report: `OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`.
+    /// The label used in every report: `OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`.
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "OK",
@@ -161,7 +164,7 @@ impl AssertionResult {
 /// [`ScenarioResult::judged`] to set the verdict; or use [`ScenarioResult::skipped`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioResult {
-    /// Autobahn-like case number, `"<category>.<case>"`, e.g. `"3.2"`.
+    /// Case number, `"<category>.<case>"`, e.g. `"3.2"`.
     pub id: String,
     /// Scenario name, e.g. `unicode_emoji`.
     pub name: String,
@@ -421,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_use_autobahn_labels_in_json() {
+    fn verdicts_use_the_report_labels_in_json() {
         let labels: Vec<String> = Verdict::ALL
             .iter()
             .map(|v| serde_json::to_string(v).unwrap())

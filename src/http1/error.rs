@@ -201,7 +201,10 @@ impl fmt::Display for Stage {
         match self {
             Stage::Head => f.write_str("before the response head was complete"),
             Stage::ContentLength { remaining } => {
-                write!(f, "with {remaining} bytes of the Content-Length body missing")
+                write!(
+                    f,
+                    "with {remaining} bytes of the Content-Length body missing"
+                )
             }
             Stage::ChunkHeader => f.write_str("inside a chunk-size line"),
             Stage::ChunkData { remaining } => {

@@ -56,6 +56,8 @@
 //! [`MockConfig::max_body_bytes`]. Every request outside `/_streamcheck/` is logged, refusals
 //! included, so a daemon calling the wrong path shows up in the log.
 
+#![deny(missing_docs)]
+
 mod log;
 mod routes;
 mod script;

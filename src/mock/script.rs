@@ -16,7 +16,8 @@
 //!   event carrying this content), with `delay_ms` before it (default 0). An empty `text` is a pure
 //!   delay, e.g. a timed stall before the ending.
 //! - `ending`: `close` (default), `done` (a final chunk with finish_reason "stop" and
-//!   `data: [DONE]`, then close), `reset`, or `stall` (stay open and silent until the client leaves).
+//!   `data: [DONE]`, then close), `reset`, or `stall` (stay open and silent until the client
+//!   leaves).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
 //! The human report: one line per scenario as it finishes, and for a failure (or a non-strict
-//! finding) what was expected against what was received, with the bytes on the wire — the way
-//! Autobahn|Testsuite's case reports read. A summary closes it:
+//! finding) what was expected against what was received, with the bytes on the wire, so a
+//! daemon author sees the defect without rerunning anything. A summary closes it:
 //!
 //! ```text
 //! streamcheck: 24 scenarios
