@@ -191,7 +191,10 @@ pub enum MockError {
         reason: String,
     },
     /// A certificate or key file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error(
+        "certificate file {}: {source}; check the path, its permissions, and that it holds PEM",
+        path.display()
+    )]
     CertFile {
         /// The file.
         path: PathBuf,

@@ -78,9 +78,9 @@ impl WireChunk {
         }
     }
 
-    /// Bytes left out of this read.
+    /// Bytes left out of this read (0 for a chunk built with more bytes than its `len`).
     pub fn omitted(&self) -> usize {
-        self.len - self.bytes.len()
+        self.len.saturating_sub(self.bytes.len())
     }
 }
 
@@ -127,7 +127,7 @@ impl WireDump {
         let received_bytes = reads.iter().map(|(_, b)| b.len() as u64).sum();
         let keep = |(at, data): &(u64, &[u8])| WireChunk::bounded(*at, data, limits.chunk_bytes);
         let n = reads.len();
-        let (chunks, omitted) = if n > limits.first_chunks + limits.last_chunks {
+        let (chunks, omitted) = if n > limits.first_chunks.saturating_add(limits.last_chunks) {
             let middle = &reads[limits.first_chunks..n - limits.last_chunks];
             let omitted = Omitted {
                 after: limits.first_chunks,
