@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::text::{safe, scenarios};
+use super::text::{counts, safe, scenarios};
 use super::{Reporter, TapVersion};
 use crate::verdict::{RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
@@ -87,15 +87,11 @@ impl<W: Write + Send> Reporter for Tap<W> {
         let c = &s.counts;
         writeln!(
             self.out,
-            "# {} against {}{}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+            "# {} against {}{}: {}",
             scenarios(c.total),
             one_line(&s.daemon),
             if s.strict { " (strict)" } else { "" },
-            c.ok,
-            c.informational,
-            c.non_strict,
-            c.failed,
-            c.skipped
+            counts(c)
         )?;
         self.out.flush()
     }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::verdict::check::format_ns;
 use crate::verdict::{
-    AssertionResult, ScenarioResult, Spread, Timings, Verdict, WireDump, escape_bytes,
+    AssertionResult, Counts, ScenarioResult, Spread, Timings, Verdict, WireDump, escape_bytes,
 };
 
 /// Free text made safe for a terminal and for one line: control characters (C0, DEL, C1) are
@@ -28,6 +28,14 @@ pub(crate) fn safe(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `22 OK, 1 INFORMATIONAL, 0 NON-STRICT, 1 FAILED, 0 skipped`.
+pub(crate) fn counts(c: &Counts) -> String {
+    format!(
+        "{} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+        c.ok, c.informational, c.non_strict, c.failed, c.skipped
+    )
 }
 
 /// `1 scenario`, `6 scenarios`.

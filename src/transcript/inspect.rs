@@ -366,9 +366,7 @@ impl<W: Write> Sink for Printer<W> {
             );
         }
         let content_type = head.headers().get("content-type");
-        let essence = content_type
-            .map(|f| f.value().split(|&b| b == b';').next().unwrap_or_default())
-            .map(<[u8]>::trim_ascii);
+        let essence = content_type.map(|f| http1::media_type(f.value()));
         if !essence.is_some_and(|e| e.eq_ignore_ascii_case(b"text/event-stream")) {
             let what = match content_type {
                 Some(f) => format!("Content-Type is {:?}", String::from_utf8_lossy(f.value())),
