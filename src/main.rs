@@ -252,6 +252,19 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
         ..MockConfig::default()
     };
     let mock = MockServer::start(config)?;
+    // Listen for the signals before the startup lines go out: whoever reads them may signal at
+    // once, and a signal that arrives before its handler kills the process uncleanly.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "url: {}", mock.base_url())?;
     if let Some(cert) = mock.cert_path() {
@@ -269,16 +282,12 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    })?;
+    });
     mock.shutdown();
     Ok(ExitCode::SUCCESS)
 }
