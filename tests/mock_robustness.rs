@@ -217,11 +217,7 @@ async fn scripts_registered_over_http_are_played_byte_for_byte() {
     let got = fetch(
         &mock,
         H2_CLEAR,
-        chat_request(
-            H2_CLEAR,
-            Some(&pattern),
-            chat_body(&format!("[[nonce:{n}]]")),
-        ),
+        chat_request(H2_CLEAR, Some(&pattern), nonce_body(&n)),
     )
     .await;
     let expected = [
@@ -258,11 +254,7 @@ async fn the_log_endpoint_filters_by_nonce_and_the_log_stays_bounded() {
         fetch(
             &mock,
             H1_CLEAR,
-            chat_request(
-                H1_CLEAR,
-                Some("abort:1"),
-                chat_body(&format!("[[nonce:{n}]]")),
-            ),
+            chat_request(H1_CLEAR, Some("abort:1"), nonce_body(n)),
         )
         .await;
         ended(&mock, n).await;
