@@ -302,7 +302,9 @@ fn a_socket_that_appears_between_retries_is_reached() {
         assert!(t0.elapsed() < HANG_GUARD);
     }
     assert_eq!(daemon.join().unwrap(), b"late");
-    assert_eq!(attempts, 2);
+    // Normally the first retry finds the socket; on a loaded machine the listener may come
+    // after it, and the second retry must find it then.
+    assert!((2..=3).contains(&attempts), "{attempts} attempts");
     assert_eq!(got, b"fine");
     assert_eq!(end, Some(EndReason::PeerClosed));
 }
