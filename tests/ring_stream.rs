@@ -36,6 +36,20 @@ fn gated_daemon(first: &'static [u8], second: &'static [u8]) -> (Daemon, mpsc::S
     (d, go_tx)
 }
 
+/// Returns once the ring thread has applied every command sent before the call. It applies
+/// commands in order and submits what they queue (a pause's receive cancellation) in order, so
+/// a stream started now, to a socket that does not exist, fails only after all of that.
+fn commands_applied(ring: &RingHandle) {
+    let dir = ring_support::TempDir::new("barrier");
+    let policy = streamcheck::handoff::ConnectPolicy {
+        retries: 0,
+        ..streamcheck::handoff::ConnectPolicy::APACHE
+    };
+    let spec = HandoffSpec::new(dir.path("nobody.sock"), b"{}".to_vec()).policy(policy);
+    let err = ring.run_to_end(spec).unwrap_err();
+    assert!(matches!(err, HandoffError::SocketMissing { .. }), "{err}");
+}
+
 /// The stream's first events: the handoff, then a read of exactly `bytes`.
 fn expect_handoff_then_data(s: &mut StreamHandle, bytes: &[u8]) {
     assert!(matches!(
@@ -192,10 +206,10 @@ fn pause_and_resume_commands_hold_back_reads() {
     let mut s = ring.start(HandoffSpec::new(d.path(), b"{}".to_vec()));
     expect_handoff_then_data(&mut s, b"first");
     s.pause(Duration::from_secs(600));
-    // Let the pause land before the daemon writes again.
-    std::thread::sleep(Duration::from_millis(50));
+    commands_applied(&ring);
     go.send(()).unwrap();
-    // Nothing arrives while paused (this can only pass wrongly, never fail wrongly).
+    // Nothing arrives while paused. A broken pause may deliver later than the 200 ms watched
+    // here, so this can pass wrongly, but it cannot fail wrongly.
     assert!(s.recv_timeout(Duration::from_millis(200)).is_err());
     s.resume();
     let mut rest = Vec::new();
@@ -344,6 +358,7 @@ fn a_second_pause_replaces_the_first() {
     // Far beyond the hang guard: only the second, short pause lets the test finish.
     s.pause(Duration::from_secs(3600));
     s.pause(Duration::from_millis(50));
+    commands_applied(&ring);
     go.send(()).unwrap();
     match s.recv_timeout(HANG_GUARD) {
         Ok(StreamEvent::Data(c)) => assert_eq!(c.bytes, b"b"),
