@@ -377,16 +377,16 @@ fn a_daemon_whose_backlog_is_full_fails_at_once_as_apache_does() {
 
 #[test]
 fn a_stream_daemon_that_never_reads_hits_the_send_timeout() {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
+    let (accepted_tx, accepted_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let dir = TempDir::new("noread");
     let path = dir.path("noread.sock");
     let listener = listen(&path, SocketType::STREAM, 4);
     let holder = std::thread::spawn(move || {
         let conn = net::accept(&listener).unwrap();
         // Hold the connection without reading until the test is done.
-        let _ = tx.lock().unwrap().send(());
-        std::thread::sleep(Duration::from_secs(2));
+        let _ = accepted_tx.send(());
+        let _ = done_rx.recv_timeout(HANG_GUARD);
         drop(conn);
     });
     let data = vec![b'z'; 8 << 20];
@@ -403,7 +403,8 @@ fn a_stream_daemon_that_never_reads_hits_the_send_timeout() {
         ),
         "{err}"
     );
-    rx.recv_timeout(HANG_GUARD).unwrap();
+    accepted_rx.recv_timeout(HANG_GUARD).unwrap();
+    done_tx.send(()).unwrap();
     holder.join().unwrap();
 }
 
