@@ -383,12 +383,31 @@ pub fn duration_ns(d: Duration) -> u64 {
 pub(crate) mod rfc3339 {
     use std::time::SystemTime;
 
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// `t` as a UTC date. chrono spans about ±262,000 years and its own conversion panics
+    /// beyond them; a clock set that far out is clamped instead, so no report can panic on it.
+    pub fn utc(t: SystemTime) -> DateTime<Utc> {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let date = match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => TimeDelta::from_std(after)
+                .ok()
+                .and_then(|d| epoch.checked_add_signed(d)),
+            Err(before) => TimeDelta::from_std(before.duration())
+                .ok()
+                .and_then(|d| epoch.checked_sub_signed(d)),
+        };
+        date.unwrap_or(if t > SystemTime::UNIX_EPOCH {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
+    }
 
     /// Formats `t`, e.g. `2025-01-31T12:00:00.123Z`.
     pub fn format(t: SystemTime) -> String {
-        DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+        utc(t).to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -565,6 +584,16 @@ mod tests {
         assert_eq!(json["duration_ns"], 2_000_000_000u64);
         let back: RunSummary = serde_json::from_value(json).unwrap();
         assert_eq!(back, summary);
+    }
+
+    #[test]
+    fn dates_beyond_chronos_range_are_clamped_not_a_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 44);
+        assert!(rfc3339::format(far).starts_with("+262"));
+        let early = SystemTime::UNIX_EPOCH - Duration::from_secs(1 << 44);
+        assert!(rfc3339::format(early).starts_with("-262"));
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(rfc3339::format(before_epoch), "1969-12-31T23:59:58.500Z");
     }
 
     #[test]
