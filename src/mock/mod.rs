@@ -202,7 +202,10 @@ pub enum MockError {
         source: std::io::Error,
     },
     /// The runtime or its thread could not be started.
-    #[error("cannot start the mock's runtime: {source}")]
+    #[error(
+        "cannot start the mock's runtime: {source}; the system refused a thread or a descriptor \
+         (check ulimit -u and ulimit -n)"
+    )]
     Runtime {
         /// The OS error.
         source: std::io::Error,
