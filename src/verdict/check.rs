@@ -523,12 +523,13 @@ pub fn format_duration(d: Duration) -> String {
     format_ns(super::duration_ns(d))
 }
 
-/// Nanoseconds for a message, as [`format_duration`] does.
+/// Nanoseconds for a message, as [`format_duration`] does. A value that would round up to the
+/// next unit is written in it (`1.0 ms`, never `1000.0 µs`).
 pub fn format_ns(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
-        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
+        1_000..999_950 => format!("{:.1} µs", ns as f64 / 1e3),
+        999_950..999_950_000 => format!("{:.1} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
