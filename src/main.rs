@@ -317,31 +317,310 @@ fn raise_fd_limit() {
 // ---------------------------------------------------------------------------------------------
 // run
 
-#[derive(clap::Args)]
-struct RunArgs {}
+const RUN_HELP: &str = "\
+Either test a running daemon: --socket S --backend URL (URL is the mock API the daemon's
+OPENAI_API_BASE points at, e.g. started with `streamcheck mock-api --tls`), optionally with
+--daemon-pid PID so that a crash and leaked sockets are noticed;
+or let the runner start everything: --daemon-cmd 'my-daemon --socket {socket}'. It starts an
+embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {socket} and
+{backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
+the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
 
-fn cmd_run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`run` is not built yet")
+Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
+environment error (socket missing, permission, io_uring unavailable, mock unreachable).";
+
+/// `--pair`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PairArg {
+    /// A connected loopback TCP pair, as Apache hands off.
+    Tcp,
+    /// An AF_UNIX socketpair.
+    Unix,
+}
+
+/// `--socket-type`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SocketTypeArg {
+    /// SOCK_SEQPACKET, as Apache connects.
+    Seqpacket,
+    /// SOCK_STREAM, for daemons that listen as a stream socket.
+    Stream,
+}
+
+#[derive(clap::Args)]
+#[command(after_long_help = RUN_HELP)]
+struct RunArgs {
+    /// The running daemon's Unix socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "daemon_cmd",
+        requires = "backend"
+    )]
+    socket: Option<std::path::PathBuf>,
+    /// The mock API the running daemon uses (its OPENAI_API_BASE).
+    #[arg(long, value_name = "URL", requires = "socket")]
+    backend: Option<String>,
+    /// Start the daemon with this shell command ({socket} and {backend} are substituted).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend", "daemon_pid"])]
+    daemon_cmd: Option<String>,
+    /// The running daemon's PID: a crash fails the run, and its sockets are counted.
+    #[arg(long, value_name = "PID")]
+    daemon_pid: Option<u32>,
+    /// What reports call the daemon.
+    #[arg(long, value_name = "NAME")]
+    daemon_name: Option<String>,
+    /// Run only this category (repeatable).
+    #[arg(long, value_name = "NAME")]
+    category: Vec<String>,
+    /// Run only this scenario, by name or id (repeatable).
+    #[arg(long, value_name = "NAME|ID")]
+    scenario: Vec<String>,
+    /// Scenarios run at once (those that need the daemon to themselves run alone).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Seconds each stream may take before the client gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Non-strict findings fail the run.
+    #[arg(long)]
+    strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    format: streamcheck::report::Format,
+    /// TAP version to declare (13 suits every prove, including Debian 12's).
+    #[arg(long, value_enum, default_value_t)]
+    tap_version: streamcheck::report::TapVersion,
+    /// Colour in the human format.
+    #[arg(long, value_enum, default_value_t)]
+    color: streamcheck::report::ColorChoice,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// The client socket handed off.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pair: PairArg,
+    /// Socket type to connect with [default: seqpacket, falling back to stream when the daemon
+    /// listens as one, which 7.7 reports as a failure].
+    #[arg(long, value_enum)]
+    socket_type: Option<SocketTypeArg>,
+    /// Embedded mock: serve plain HTTP instead of TLS.
+    #[arg(long, requires = "daemon_cmd")]
+    mock_plain: bool,
+    /// Embedded mock: chunks of the default answer.
+    #[arg(long, value_name = "N", default_value_t = 18, requires = "daemon_cmd")]
+    chunk_count: usize,
+    /// Embedded mock: milliseconds between chunks.
+    #[arg(long, value_name = "MS", default_value_t = 10, requires = "daemon_cmd")]
+    chunk_delay_ms: u64,
+    /// Seconds the started daemon may take to create its socket.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "daemon_cmd"
+    )]
+    start_timeout: f64,
+}
+
+fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::handoff::{PairKind, SocketType};
+    use streamcheck::report::{self, Options, Output};
+    use streamcheck::scenario::{self, DaemonCommand, MockOptions, SuiteConfig, Target};
+    use streamcheck::verdict::Strictness;
+
+    let target = match (args.daemon_cmd, args.socket, args.backend) {
+        (Some(command), _, _) => Target::Command(DaemonCommand {
+            command,
+            mock: MockOptions {
+                tls: !args.mock_plain,
+                chunk_count: args.chunk_count,
+                chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
+            },
+            start_timeout: seconds("start-timeout", args.start_timeout)?,
+        }),
+        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    };
+    let mut config = SuiteConfig::new(target);
+    config.daemon_pid = args.daemon_pid;
+    config.daemon_name = args.daemon_name;
+    config.categories = args.category;
+    config.scenarios = args.scenario;
+    config.jobs = args.jobs;
+    config.timeout = seconds("timeout", args.timeout)?;
+    config.strictness = if args.strict {
+        Strictness::Strict
+    } else {
+        Strictness::Lenient
+    };
+    config.pair = match args.pair {
+        PairArg::Tcp => PairKind::Tcp,
+        PairArg::Unix => PairKind::Unix,
+    };
+    config.socket_type = args.socket_type.map(|t| match t {
+        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
+        SocketTypeArg::Stream => SocketType::Stream,
+    });
+    let options = Options {
+        format: args.format,
+        tap_version: args.tap_version,
+        color: args.color,
+        progress: true,
+    };
+    let output = Output::open(args.output.as_deref())?;
+    let mut reporter = report::build(&options, output);
+    let run = scenario::run_suite_with(&config, &mut reporter)?;
+    for note in &run.notes {
+        eprintln!("streamcheck: {note}");
+    }
+    if let Some(failure) = &run.daemon_failure {
+        eprintln!("streamcheck: {failure}");
+    }
+    Ok(ExitCode::from(run.exit_code()))
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
 
-#[derive(clap::Args)]
-struct ListArgs {}
+/// `list --format`.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum ListFormat {
+    /// Aligned text by category.
+    #[default]
+    Human,
+    /// One JSON document.
+    Json,
+}
 
-fn cmd_list(_args: ListArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`list` is not built yet")
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: ListFormat,
+}
+
+fn cmd_list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let text = match args.format {
+        ListFormat::Human => streamcheck::scenario::list_human(),
+        ListFormat::Json => format!("{:#}\n", streamcheck::scenario::list_json()),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------
 // ref-daemon
 
 #[derive(clap::Args)]
-struct RefDaemonArgs {}
+#[command(
+    after_help = "The upstream comes from the environment: OPENAI_API_BASE (required, \
+    e.g. http://127.0.0.1:28080/v1), OPENAI_API_KEY, OPENAI_INSECURE_SSL=true (accept a \
+    self-signed certificate), OPENAI_HTTP2_ENABLED (true: h2c on http:// bases; false: HTTP/1.1 \
+    only), OPENAI_MODEL (when the handoff names no model).\n\
+    SIGTERM or SIGINT: stop accepting, remove the socket, let streams finish (--drain-timeout)."
+)]
+struct RefDaemonArgs {
+    /// Unix socket to listen on (a stale socket file there is replaced).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Permissions of the socket file, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0666", value_parser = parse_socket_mode)]
+    socket_mode: u32,
+    /// Run with one realistic bug; `--fault list` prints them.
+    #[arg(long, value_name = "NAME")]
+    fault: Option<FaultArg>,
+    /// Seconds to wait for the upstream's response head, and between two upstream reads.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    upstream_timeout: f64,
+    /// Seconds a client may read nothing before its stream is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    client_timeout: f64,
+    /// Seconds a shutdown waits for running streams before ending them.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain_timeout: f64,
+}
 
-fn cmd_ref_daemon(_args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ref-daemon` is not built yet")
+/// `--fault`: a fault mode, or `list`.
+#[derive(Clone, Copy)]
+enum FaultArg {
+    List,
+    Mode(streamcheck::refdaemon::Fault),
+}
+
+impl clap::ValueEnum for FaultArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::LazyLock<Vec<FaultArg>> = std::sync::LazyLock::new(|| {
+            let modes = streamcheck::refdaemon::Fault::all()
+                .iter()
+                .map(|f| FaultArg::Mode(*f));
+            std::iter::once(FaultArg::List).chain(modes).collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            FaultArg::List => Some(
+                clap::builder::PossibleValue::new("list").help("Print the fault modes and exit"),
+            ),
+            FaultArg::Mode(fault) => clap::ValueEnum::to_possible_value(fault),
+        }
+    }
+}
+
+fn parse_socket_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "{text:?} is not an octal file mode such as 0666 or 0660"
+        )),
+    }
+}
+
+fn seconds(name: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--{name} {secs}: give a positive number of seconds"))
+}
+
+fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::refdaemon::{self, Config, Fault, UpstreamConfig};
+    let fault = match args.fault {
+        Some(FaultArg::List) => {
+            for fault in Fault::all() {
+                println!("{:<32} {}", fault.name(), fault.description());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(FaultArg::Mode(fault)) => Some(fault),
+        None => None,
+    };
+    let Some(socket) = args.socket else {
+        // Not `required`, so that `--fault list` works alone; this is the error clap would give.
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        if let Some(sub) = cmd.find_subcommand_mut("ref-daemon") {
+            sub.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--socket PATH is required",
+            )
+            .exit();
+        }
+        anyhow::bail!("--socket PATH is required");
+    };
+    let mut config = Config::new(socket);
+    config.socket_mode = args.socket_mode;
+    config.fault = fault;
+    config.timeouts.upstream = seconds("upstream-timeout", args.upstream_timeout)?;
+    config.timeouts.client = seconds("client-timeout", args.client_timeout)?;
+    config.drain = seconds("drain-timeout", args.drain_timeout)?;
+    refdaemon::run(config, UpstreamConfig::from_env()?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------

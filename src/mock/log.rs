@@ -5,10 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One request to the mock, as recorded. Serialised as-is by `GET /_streamcheck/requests`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Sequence number, from 1, also sent as the `x-streamcheck-request-id` response header.
     pub id: u64,
@@ -54,7 +54,7 @@ pub struct RequestRecord {
 }
 
 /// The HTTP version of a request; serialised as `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpVersion {
     /// HTTP/1.0.
     #[serde(rename = "HTTP/1.0")]
@@ -78,7 +78,7 @@ impl std::fmt::Display for HttpVersion {
 }
 
 /// The listener a request came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// `--listen`.
@@ -88,7 +88,7 @@ pub enum Transport {
 }
 
 /// Which channel chose the pattern.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PatternChannel {
     /// The `X-Test-Pattern` header.
@@ -100,7 +100,7 @@ pub enum PatternChannel {
 }
 
 /// The fields of a chat-completion request body that tests check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestBody {
     /// `model`.
     pub model: Option<String>,
@@ -113,7 +113,7 @@ pub struct RequestBody {
 }
 
 /// One chat message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// `role`.
     pub role: String,
@@ -122,7 +122,7 @@ pub struct Message {
 }
 
 /// One body write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteRecord {
     /// [`crate::clock::monotonic_ns`] taken the instant the write's bytes were handed to hyper
     /// (returned from the response body's `poll_frame`). On HTTP/1.1 hyper frames them and
@@ -137,7 +137,7 @@ pub struct WriteRecord {
 }
 
 /// How a request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RequestEnd {
     /// Still streaming.

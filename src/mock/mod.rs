@@ -19,7 +19,8 @@
 //!   (`{"capacity","dropped","requests":[RequestRecord…]}`).
 //! - `POST /_streamcheck/scripts`: register a script (format in `script.rs` docs and
 //!   `streamcheck mock-api --help`) → `201 {"id":"s1","pattern":"script:s1"}`.
-//! - `GET /_streamcheck/patterns`: the catalog.
+//! - `GET /_streamcheck/patterns`: the catalog, and the settings (`chunk_count`,
+//!   `chunk_delay_ms`) the patterns are planned with.
 //!
 //! Protocols: HTTP/1.1 and HTTP/2 on one port. Cleartext HTTP/2 is prior knowledge only (told
 //! apart from HTTP/1.1 by the client preface); an `Upgrade: h2c` request is served as HTTP/1.1.

@@ -511,7 +511,15 @@ async fn control(req: Request<Incoming>, rest: &str, shared: &Shared) -> Reply {
                 .iter()
                 .map(|p| json!({"syntax": p.syntax(), "summary": p.summary(), "expectation": p.expectation()}))
                 .collect();
-            Reply::ok(StatusCode::OK, json!({"patterns": list}))
+            // The settings let a remote runner compute what the `default` pattern sends.
+            let settings = json!({
+                "chunk_count": shared.settings.chunk_count,
+                "chunk_delay_ms": u64::try_from(shared.settings.chunk_delay.as_millis()).unwrap_or(u64::MAX),
+            });
+            Reply::ok(
+                StatusCode::OK,
+                json!({"patterns": list, "settings": settings}),
+            )
         }
         ("requests" | "patterns", _) => Reply::method_not_allowed(&method, req.uri().path(), "GET"),
         ("scripts", _) => Reply::method_not_allowed(&method, req.uri().path(), "POST"),
