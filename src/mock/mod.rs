@@ -57,6 +57,8 @@
 //! [`MockConfig::max_body_bytes`]. Every request outside `/_streamcheck/` is logged, refusals
 //! included, so a daemon calling the wrong path shows up in the log.
 
+#![deny(missing_docs)]
+
 mod log;
 mod routes;
 mod script;
@@ -190,7 +192,10 @@ pub enum MockError {
         reason: String,
     },
     /// A certificate or key file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error(
+        "certificate file {}: {source}; check the path, its permissions, and that it holds PEM",
+        path.display()
+    )]
     CertFile {
         /// The file.
         path: PathBuf,
@@ -198,7 +203,10 @@ pub enum MockError {
         source: std::io::Error,
     },
     /// The runtime or its thread could not be started.
-    #[error("cannot start the mock's runtime: {source}")]
+    #[error(
+        "cannot start the mock's runtime: {source}; the system refused a thread or a descriptor \
+         (check ulimit -u and ulimit -n)"
+    )]
     Runtime {
         /// The OS error.
         source: std::io::Error,
