@@ -18,6 +18,8 @@ const BOM_DECIDED: u8 = u8::MAX;
 /// The longest field name the spec acts on (`event`, `retry`). A line whose first six bytes hold
 /// no colon names a field that is ignored, so no line is searched further for its colon.
 const MAX_NAME: usize = 5;
+/// Slices shorter than this are searched for line ends without memchr.
+const SHORT_SCAN: usize = 16;
 
 /// What is known about a line cut by the end of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,10 +150,34 @@ impl Parser {
     /// [`Error::LineTooLong`] or [`Error::EventTooLarge`] when a limit is crossed. Everything
     /// before the offending line has been delivered; the stream stops there, and every later
     /// `feed` on this connection returns the same error.
+    #[inline]
     pub fn feed<V: Visitor + ?Sized>(
         &mut self,
         chunk: &[u8],
         visitor: &mut V,
+    ) -> Result<(), Error> {
+        // The hot path, kept small: more of a data line that earlier feeds cut (long lines,
+        // small reads). Everything else, including finishing that line, is `feed_general`.
+        if matches!(self.partial, Partial::Data { strip_space: false }) && self.error.is_none() {
+            let eol = find_eol(chunk);
+            if eol.is_none() && chunk.len() <= self.limits.max_line - self.line_len {
+                self.feeds += 1;
+                self.offset += chunk.len() as u64;
+                self.line_len += chunk.len();
+                self.extend_data(false, chunk);
+                return Ok(());
+            }
+            return self.feed_general(chunk, visitor, Some(eol));
+        }
+        self.feed_general(chunk, visitor, None)
+    }
+
+    /// [`Parser::feed`]; `eol`, when known, is where the first line end in `chunk` is.
+    fn feed_general<V: Visitor + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        visitor: &mut V,
+        eol: Option<Option<usize>>,
     ) -> Result<(), Error> {
         let feed = self.feeds;
         self.feeds += 1;
@@ -160,7 +186,7 @@ impl Parser {
         }
         let base = self.offset;
         self.offset += chunk.len() as u64;
-        let result = self.parse(chunk, base, feed, visitor);
+        let result = self.parse(chunk, base, feed, visitor, eol);
         // The chunk is only lent for this call: keep a copy of a data value still pointing into it.
         if let Some((start, end)) = self.borrowed.take() {
             self.data.extend_from_slice(&chunk[start..end]);
@@ -229,29 +255,30 @@ impl Parser {
         self.block_retry = None;
     }
 
+    #[inline(always)]
     fn parse<V: Visitor + ?Sized>(
         &mut self,
         chunk: &[u8],
         base: u64,
         feed: usize,
         visitor: &mut V,
+        eol: Option<Option<usize>>,
     ) -> Result<(), Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
         let mut i = 0;
-        if self.skip_lf {
-            // "a single U+000D CARRIAGE RETURN (CR) character not followed by a U+000A LINE FEED
-            // (LF) character": the line already ended at the CR; this LF completes its CRLF.
-            self.skip_lf = false;
-            if chunk[0] == b'\n' {
-                i = 1;
+        if matches!(self.partial, Partial::None) && !chunk.is_empty() {
+            if self.skip_lf {
+                // "a single U+000D CARRIAGE RETURN (CR) character not followed by a U+000A LINE
+                // FEED (LF) character": the line ended at the CR; this LF completes its CRLF.
+                self.skip_lf = false;
+                i = usize::from(chunk[0] == b'\n');
+            } else if self.bom_seen != BOM_DECIDED {
+                i = self.strip_bom(chunk)?;
             }
-        } else if self.bom_seen != BOM_DECIDED {
-            i = self.strip_bom(chunk)?;
         }
-        if self.partial != Partial::None && i < chunk.len() {
-            match find_eol(&chunk[i..]) {
+        // (A line in progress means the BOM is decided and no CR is pending.)
+        if !matches!(self.partial, Partial::None) {
+            // `eol` is only known for a chunk continuing a line, where `i` is 0.
+            match eol.unwrap_or_else(|| find_eol(&chunk[i..])) {
                 Some(k) => {
                     self.finish_partial(chunk, i, i + k, visitor)?;
                     i = self.skip_eol(chunk, i + k);
@@ -259,6 +286,18 @@ impl Parser {
                 None => return self.extend_partial(chunk, &chunk[i..]),
             }
         }
+        self.lines(chunk, i, base, feed, visitor)
+    }
+
+    /// The lines of `chunk[i..]`, which starts a line.
+    fn lines<V: Visitor + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        mut i: usize,
+        base: u64,
+        feed: usize,
+        visitor: &mut V,
+    ) -> Result<(), Error> {
         while i < chunk.len() {
             let first = chunk[i];
             if first == b'\n' || first == b'\r' {
@@ -319,15 +358,20 @@ impl Parser {
         eol + 1
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_line_len(&self) -> Result<(), Error> {
         if self.line_len > self.limits.max_line {
-            return Err(Error::LineTooLong {
-                start: self.line_start,
-                limit: self.limits.max_line,
-            });
+            return Err(self.line_too_long());
         }
         Ok(())
+    }
+
+    #[cold]
+    fn line_too_long(&self) -> Error {
+        Error::LineTooLong {
+            start: self.line_start,
+            limit: self.limits.max_line,
+        }
     }
 
     /// A non-blank line that ends inside the chunk: `chunk[s..e]`.
@@ -494,29 +538,40 @@ impl Parser {
     }
 
     /// More bytes of the cut line, with no line end among them.
+    #[inline(always)]
     fn extend_partial(&mut self, chunk: &[u8], bytes: &[u8]) -> Result<(), Error> {
         self.line_len += bytes.len();
         self.check_line_len()?;
+        match self.partial {
+            // A long data line, or small feeds: the value goes on.
+            Partial::Data { strip_space: false } => self.extend_data(false, bytes),
+            _ => self.extend_other(chunk, bytes),
+        }
+        Ok(())
+    }
+
+    fn extend_other(&mut self, chunk: &[u8], bytes: &[u8]) {
         match self.partial {
             Partial::Field => self.line_buf.extend_from_slice(bytes),
             Partial::Skip | Partial::None => {}
             Partial::Data { strip_space } => self.extend_data(strip_space, bytes),
             Partial::Name => self.classify(chunk, bytes),
         }
-        Ok(())
     }
 
     /// Appends bytes of a cut data line's value.
+    #[inline]
     fn extend_data(&mut self, strip_space: bool, bytes: &[u8]) {
-        let value = if strip_space {
-            bytes.strip_prefix(b" ").unwrap_or(bytes)
-        } else {
-            bytes
-        };
-        if !bytes.is_empty() {
+        let mut value = bytes;
+        if strip_space && !bytes.is_empty() {
+            value = bytes.strip_prefix(b" ").unwrap_or(bytes);
             self.partial = Partial::Data { strip_space: false };
         }
-        self.data.extend_from_slice(value);
+        match value {
+            // One-byte feeds: a push, not a memcpy call.
+            [byte] => self.data.push(*byte),
+            _ => self.data.extend_from_slice(value),
+        }
     }
 
     /// Decides what a cut line is once its field name is known: `line_buf` holds the name so far,
@@ -524,30 +579,29 @@ impl Parser {
     fn classify(&mut self, chunk: &[u8], bytes: &[u8]) {
         let have = self.line_buf.len();
         let window = &bytes[..bytes.len().min(MAX_NAME + 1 - have)];
-        let Some(colon) = memchr(b':', window) else {
-            if have + bytes.len() <= MAX_NAME && is_name_prefix(&self.line_buf, bytes) {
-                self.line_buf.extend_from_slice(bytes);
-            } else {
+        let Some(colon) = window.iter().position(|&b| b == b':') else {
+            window.iter().for_each(|&b| self.line_buf.push(b));
+            if bytes.len() > window.len() || !is_name_prefix(&self.line_buf) {
                 self.line_buf.clear();
                 self.partial = Partial::Skip;
             }
             return;
         };
-        let name = name_of(&self.line_buf, &bytes[..colon]);
-        let value = &bytes[colon + 1..];
-        match name {
-            Some(Name::Data) => {
+        window[..colon].iter().for_each(|&b| self.line_buf.push(b));
+        match self.line_buf.as_slice() {
+            b"data" => {
                 self.line_buf.clear();
                 self.significant = true;
                 self.start_data_line(chunk);
                 self.partial = Partial::Data { strip_space: true };
-                self.extend_data(true, value);
+                self.extend_data(true, &bytes[colon + 1..]);
             }
-            Some(Name::Other) => {
+            b"event" | b"id" | b"retry" => {
+                self.line_buf.truncate(have);
                 self.line_buf.extend_from_slice(bytes);
                 self.partial = Partial::Field;
             }
-            None => {
+            _ => {
                 self.line_buf.clear();
                 self.partial = Partial::Skip;
             }
@@ -589,32 +643,26 @@ impl Parser {
     }
 }
 
-/// Field names the spec acts on, as far as a cut line needs to know.
-enum Name {
-    Data,
-    Other,
-}
-
-/// The name `a ++ b` if the spec acts on it.
-fn name_of(a: &[u8], b: &[u8]) -> Option<Name> {
-    let is =
-        |name: &[u8]| a.len() + b.len() == name.len() && name.starts_with(a) && name.ends_with(b);
-    if is(b"data") {
-        Some(Name::Data)
-    } else if is(b"event") || is(b"id") || is(b"retry") {
-        Some(Name::Other)
-    } else {
-        None
-    }
-}
-
-/// Whether `a ++ b` begins a field name the spec acts on.
-fn is_name_prefix(a: &[u8], b: &[u8]) -> bool {
-    [&b"data"[..], b"event", b"id", b"retry"]
-        .iter()
-        .any(|name| {
-            a.len() + b.len() <= name.len() && name.starts_with(a) && name[a.len()..].starts_with(b)
-        })
+/// Whether `name` begins a field name the spec acts on.
+fn is_name_prefix(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"d" | b"da"
+            | b"dat"
+            | b"data"
+            | b"e"
+            | b"ev"
+            | b"eve"
+            | b"even"
+            | b"event"
+            | b"i"
+            | b"id"
+            | b"r"
+            | b"re"
+            | b"ret"
+            | b"retr"
+            | b"retry"
+    )
 }
 
 /// "If the line contains a U+003A COLON character (:): Collect the characters on the line before
@@ -627,7 +675,7 @@ fn is_name_prefix(a: &[u8], b: &[u8]) -> bool {
 /// the spec ignores, which the whole line is just as well.
 #[inline]
 fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr(b':', &line[..line.len().min(MAX_NAME + 1)]) {
+    match line.iter().take(MAX_NAME + 1).position(|&b| b == b':') {
         Some(colon) => {
             let value = &line[colon + 1..];
             (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -650,7 +698,13 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 /// "a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF) character pair, a single U+000A LINE FEED
 /// (LF) character …, and a single U+000D CARRIAGE RETURN (CR) character … being the ways in which
 /// a line can end."
+///
+/// Short slices are scanned bytewise: below a vector's width memchr's dispatch costs more than
+/// the scan (the one-byte feeds case).
 #[inline]
 fn find_eol(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < SHORT_SCAN {
+        return bytes.iter().position(|&b| b == b'\n' || b == b'\r');
+    }
     memchr2(b'\n', b'\r', bytes)
 }
