@@ -8,7 +8,7 @@
 
 use memchr::{memchr, memchr2};
 
-use super::event::{DataRef, EventRef, Unterminated, Visitor};
+use super::event::{DataRef, EventRef, Unterminated, Visitor, invalid_utf8};
 use super::{Error, Limits};
 
 /// "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM), if any."
@@ -18,6 +18,8 @@ const BOM_DECIDED: u8 = u8::MAX;
 /// The longest field name the spec acts on (`event`, `retry`). A line whose first six bytes hold
 /// no colon names a field that is ignored, so no line is searched further for its colon.
 const MAX_NAME: usize = 5;
+/// Data appended by small feeds is checked for UTF-8 once this much has gathered.
+const UTF8_CHECK_MIN: usize = 4096;
 /// Slices shorter than this are searched for line ends without memchr.
 const SHORT_SCAN: usize = 16;
 
@@ -68,6 +70,10 @@ pub struct Parser {
     borrowed: Option<(usize, usize)>,
     /// The data buffer, without the spec's trailing LF.
     pub(super) data: Vec<u8>,
+    /// `data[..data_checked]` is valid UTF-8 and ends at a character boundary.
+    data_checked: usize,
+    /// Index of the first invalid UTF-8 byte in `data`, once found.
+    data_invalid: Option<usize>,
     event_type: Vec<u8>,
     block_retry: Option<u64>,
     /// The last event ID buffer, when set since the last dispatch; else it equals `last_id`.
@@ -107,6 +113,8 @@ impl Parser {
             has_data: false,
             borrowed: None,
             data: Vec::new(),
+            data_checked: 0,
+            data_invalid: None,
             event_type: Vec::new(),
             block_retry: None,
             id_buf: String::new(),
@@ -165,6 +173,7 @@ impl Parser {
                 self.offset += chunk.len() as u64;
                 self.line_len += chunk.len();
                 self.extend_data(false, chunk);
+                self.check_new_data();
                 return Ok(());
             }
             return self.feed_general(chunk, visitor, Some(eol));
@@ -251,6 +260,8 @@ impl Parser {
         self.has_data = false;
         self.borrowed = None;
         self.data.clear();
+        self.data_checked = 0;
+        self.data_invalid = None;
         self.event_type.clear();
         self.block_retry = None;
     }
@@ -505,7 +516,11 @@ impl Parser {
         if self.has_data {
             let data = match self.borrowed.take() {
                 Some((s, e)) => DataRef::Chunk(&chunk[s..e]),
-                None => DataRef::Buffer(&mut self.data),
+                None => DataRef::Buffer {
+                    data: &mut self.data,
+                    checked: self.data_checked,
+                    invalid: self.data_invalid,
+                },
             };
             // 5., 6.: type "message" unless the event type buffer is not empty; lastEventId is
             // the last event ID string.
@@ -571,6 +586,21 @@ impl Parser {
             // One-byte feeds: a push, not a memcpy call.
             [byte] => self.data.push(*byte),
             _ => self.data.extend_from_slice(value),
+        }
+    }
+
+    /// Checks the UTF-8 of data appended since the last check while it is still in cache, up to
+    /// its last complete character; dispatch leaves the rest to whoever asks. Small appends (small
+    /// feeds) wait until enough has gathered.
+    #[inline]
+    fn check_new_data(&mut self) {
+        if self.data_invalid.is_some() || self.data.len() - self.data_checked < UTF8_CHECK_MIN {
+            return;
+        }
+        let end = utf8_boundary(&self.data);
+        match invalid_utf8(&self.data[self.data_checked..end]) {
+            None => self.data_checked = end,
+            Some(at) => self.data_invalid = Some(self.data_checked + at),
         }
     }
 
@@ -641,6 +671,26 @@ impl Parser {
             }
         }
     }
+}
+
+/// The end of the last complete UTF-8 character in `bytes`: before a lead byte whose sequence
+/// the end of `bytes` cuts, else `bytes.len()`. Whatever follows cannot change whether the bytes
+/// before it are valid.
+fn utf8_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(3) {
+        let byte = bytes[len - back];
+        if byte & 0xC0 != 0x80 {
+            let width = match byte {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            return if width > back { len - back } else { len };
+        }
+    }
+    len
 }
 
 /// Whether `name` begins a field name the spec acts on.
