@@ -1,31 +1,26 @@
 //! The push parser: lines out of chunks, fields out of lines, events out of blocks.
 //!
-//! A line that ends inside the chunk being fed is parsed straight from the chunk. A line cut by
-//! the end of a chunk is carried over in the smallest form that still lets it be finished:
-//! a data value goes straight into the data buffer, an ignored field is only counted, and only
-//! `event`, `id`, `retry` and comment lines (and at most five bytes of a field name still being
-//! read) are buffered. Nothing is ever scanned twice, which keeps every chunking linear.
+//! A line that ends inside the chunk being fed is parsed straight from the chunk; a line cut by
+//! the end of a chunk is carried over by [`partial`]. Every byte is looked at a bounded number of
+//! times whatever the chunking (no buffered byte is rescanned for a line end), which keeps
+//! parsing linear.
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
-use super::event::{DataRef, EventRef, Unterminated, Visitor, invalid_utf8};
+use super::event::{DataRef, EventRef, Unterminated, Visitor};
+use super::scan::{find_eol, parse_retry, split_field};
 use super::{Error, Limits};
+
+mod partial;
 
 /// "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM), if any."
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 /// `bom_seen` once the start of the stream has been decided (BOM stripped or absent).
 const BOM_DECIDED: u8 = u8::MAX;
-/// The longest field name the spec acts on (`event`, `retry`). A line whose first six bytes hold
-/// no colon names a field that is ignored, so no line is searched further for its colon.
-const MAX_NAME: usize = 5;
-/// Data appended by small feeds is checked for UTF-8 once this much has gathered.
-const UTF8_CHECK_MIN: usize = 4096;
-/// Slices shorter than this are searched for line ends without memchr.
-const SHORT_SCAN: usize = 16;
 
 /// What is known about a line cut by the end of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Partial {
+pub(super) enum Partial {
     /// No line in progress: the next byte starts one.
     None,
     /// `line_buf` holds the line so far: no colon yet, and a prefix of a field name the spec acts on.
@@ -537,224 +532,4 @@ impl Parser {
         // 7. "Set the data buffer and the event type buffer to the empty string."
         self.reset_block();
     }
-
-    /// A line that the end of the chunk cuts: `chunk[i..]`, not empty, no CR or LF.
-    fn begin_partial(&mut self, chunk: &[u8], i: usize, base: u64) -> Result<(), Error> {
-        self.line_start = base + i as u64;
-        self.line_len = 0;
-        self.line_buf.clear();
-        self.block_start.get_or_insert(self.line_start);
-        self.partial = if chunk[i] == b':' {
-            Partial::Field
-        } else {
-            Partial::Name
-        };
-        self.extend_partial(chunk, &chunk[i..])
-    }
-
-    /// More bytes of the cut line, with no line end among them.
-    #[inline(always)]
-    fn extend_partial(&mut self, chunk: &[u8], bytes: &[u8]) -> Result<(), Error> {
-        self.line_len += bytes.len();
-        self.check_line_len()?;
-        match self.partial {
-            // A long data line, or small feeds: the value goes on.
-            Partial::Data { strip_space: false } => self.extend_data(false, bytes),
-            _ => self.extend_other(chunk, bytes),
-        }
-        Ok(())
-    }
-
-    fn extend_other(&mut self, chunk: &[u8], bytes: &[u8]) {
-        match self.partial {
-            Partial::Field => self.line_buf.extend_from_slice(bytes),
-            Partial::Skip | Partial::None => {}
-            Partial::Data { strip_space } => self.extend_data(strip_space, bytes),
-            Partial::Name => self.classify(chunk, bytes),
-        }
-    }
-
-    /// Appends bytes of a cut data line's value.
-    #[inline]
-    fn extend_data(&mut self, strip_space: bool, bytes: &[u8]) {
-        let mut value = bytes;
-        if strip_space && !bytes.is_empty() {
-            value = bytes.strip_prefix(b" ").unwrap_or(bytes);
-            self.partial = Partial::Data { strip_space: false };
-        }
-        match value {
-            // One-byte feeds: a push, not a memcpy call.
-            [byte] => self.data.push(*byte),
-            _ => self.data.extend_from_slice(value),
-        }
-    }
-
-    /// Checks the UTF-8 of data appended since the last check while it is still in cache, up to
-    /// its last complete character; dispatch leaves the rest to whoever asks. Small appends (small
-    /// feeds) wait until enough has gathered.
-    #[inline]
-    fn check_new_data(&mut self) {
-        if self.data_invalid.is_some() || self.data.len() - self.data_checked < UTF8_CHECK_MIN {
-            return;
-        }
-        let end = utf8_boundary(&self.data);
-        match invalid_utf8(&self.data[self.data_checked..end]) {
-            None => self.data_checked = end,
-            Some(at) => self.data_invalid = Some(self.data_checked + at),
-        }
-    }
-
-    /// Decides what a cut line is once its field name is known: `line_buf` holds the name so far,
-    /// `bytes` follow it.
-    fn classify(&mut self, chunk: &[u8], bytes: &[u8]) {
-        let have = self.line_buf.len();
-        let window = &bytes[..bytes.len().min(MAX_NAME + 1 - have)];
-        let Some(colon) = window.iter().position(|&b| b == b':') else {
-            window.iter().for_each(|&b| self.line_buf.push(b));
-            if bytes.len() > window.len() || !is_name_prefix(&self.line_buf) {
-                self.line_buf.clear();
-                self.partial = Partial::Skip;
-            }
-            return;
-        };
-        window[..colon].iter().for_each(|&b| self.line_buf.push(b));
-        match self.line_buf.as_slice() {
-            b"data" => {
-                self.line_buf.clear();
-                self.significant = true;
-                self.start_data_line(chunk);
-                self.partial = Partial::Data { strip_space: true };
-                self.extend_data(true, &bytes[colon + 1..]);
-            }
-            b"event" | b"id" | b"retry" => {
-                self.line_buf.truncate(have);
-                self.line_buf.extend_from_slice(bytes);
-                self.partial = Partial::Field;
-            }
-            _ => {
-                self.line_buf.clear();
-                self.partial = Partial::Skip;
-            }
-        }
-    }
-
-    /// The cut line ends at `chunk[e]`; `chunk[s..e]` are its last bytes.
-    fn finish_partial<V: Visitor + ?Sized>(
-        &mut self,
-        chunk: &[u8],
-        s: usize,
-        e: usize,
-        visitor: &mut V,
-    ) -> Result<(), Error> {
-        let bytes = &chunk[s..e];
-        self.line_len += bytes.len();
-        self.check_line_len()?;
-        let partial = std::mem::replace(&mut self.partial, Partial::None);
-        match partial {
-            Partial::None => Ok(()),
-            Partial::Data { strip_space } => {
-                self.extend_data(strip_space, bytes);
-                self.partial = Partial::None;
-                self.check_event_size(self.data.len())
-            }
-            Partial::Skip => {
-                self.significant = true;
-                Ok(())
-            }
-            Partial::Name | Partial::Field => {
-                let mut line = std::mem::take(&mut self.line_buf);
-                line.extend_from_slice(bytes);
-                let result = self.field_line(chunk, &line, self.line_start, visitor);
-                line.clear();
-                self.line_buf = line;
-                result
-            }
-        }
-    }
-}
-
-/// The end of the last complete UTF-8 character in `bytes`: before a lead byte whose sequence
-/// the end of `bytes` cuts, else `bytes.len()`. Whatever follows cannot change whether the bytes
-/// before it are valid.
-fn utf8_boundary(bytes: &[u8]) -> usize {
-    let len = bytes.len();
-    for back in 1..=len.min(3) {
-        let byte = bytes[len - back];
-        if byte & 0xC0 != 0x80 {
-            let width = match byte {
-                0xC0..=0xDF => 2,
-                0xE0..=0xEF => 3,
-                0xF0..=0xF7 => 4,
-                _ => 1,
-            };
-            return if width > back { len - back } else { len };
-        }
-    }
-    len
-}
-
-/// Whether `name` begins a field name the spec acts on.
-fn is_name_prefix(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"d" | b"da"
-            | b"dat"
-            | b"data"
-            | b"e"
-            | b"ev"
-            | b"eve"
-            | b"even"
-            | b"event"
-            | b"i"
-            | b"id"
-            | b"r"
-            | b"re"
-            | b"ret"
-            | b"retr"
-            | b"retry"
-    )
-}
-
-/// "If the line contains a U+003A COLON character (:): Collect the characters on the line before
-/// the first U+003A COLON character (:), and let field be that string. Collect the characters on
-/// the line after the first U+003A COLON character (:), and let value be that string. If value
-/// starts with a U+0020 SPACE character, remove it from value." — "Otherwise, … using the whole
-/// line as the field name, and the empty string as the field value."
-///
-/// Only the first `MAX_NAME + 1` bytes are searched: a colon further on can only follow a name
-/// the spec ignores, which the whole line is just as well.
-#[inline]
-fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
-    match line.iter().take(MAX_NAME + 1).position(|&b| b == b':') {
-        Some(colon) => {
-            let value = &line[colon + 1..];
-            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
-        }
-        None => (line, &[]),
-    }
-}
-
-/// A `retry` value of ASCII digits only, saturating at `u64::MAX`. The empty value is ignored,
-/// as browsers do: there is no integer to interpret.
-fn parse_retry(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
-}
-
-/// "a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF) character pair, a single U+000A LINE FEED
-/// (LF) character …, and a single U+000D CARRIAGE RETURN (CR) character … being the ways in which
-/// a line can end."
-///
-/// Short slices are scanned bytewise: below a vector's width memchr's dispatch costs more than
-/// the scan (the one-byte feeds case).
-#[inline]
-fn find_eol(bytes: &[u8]) -> Option<usize> {
-    if bytes.len() < SHORT_SCAN {
-        return bytes.iter().position(|&b| b == b'\n' || b == b'\r');
-    }
-    memchr2(b'\n', b'\r', bytes)
 }
