@@ -10,6 +10,9 @@ const MOVE_THRESHOLD: usize = 64 * 1024;
 /// Index of the first byte of `bytes` that is not valid UTF-8, or `None` if all are valid.
 /// The common all-valid case takes simdutf8's vectorised check; std locates an error.
 pub(super) fn invalid_utf8(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 64 && bytes.is_ascii() {
+        return None;
+    }
     match simdutf8::basic::from_utf8(bytes) {
         Ok(_) => None,
         Err(_) => std::str::from_utf8(bytes).err().map(|e| e.valid_up_to()),

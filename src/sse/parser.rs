@@ -159,16 +159,21 @@ impl Parser {
         chunk: &[u8],
         visitor: &mut V,
     ) -> Result<(), Error> {
-        // The hot path, kept small: more of a data line that earlier feeds cut (long lines,
-        // small reads). Everything else, including finishing that line, is `feed_general`.
-        if matches!(self.partial, Partial::Data { strip_space: false }) && self.error.is_none() {
+        // The hot path, kept small: more of a line that earlier feeds cut, above all a data
+        // value (long lines, small reads). Everything else, including finishing that line, is
+        // `feed_general`. (A line in progress means no CR is pending and the BOM is decided.)
+        if !matches!(self.partial, Partial::None) && self.error.is_none() {
             let eol = find_eol(chunk);
             if eol.is_none() && chunk.len() <= self.limits.max_line - self.line_len {
                 self.feeds += 1;
                 self.offset += chunk.len() as u64;
                 self.line_len += chunk.len();
-                self.extend_data(false, chunk);
-                self.check_new_data();
+                if let Partial::Data { strip_space: false } = self.partial {
+                    self.extend_data(false, chunk);
+                    self.check_new_data();
+                } else {
+                    self.extend_other(chunk, chunk);
+                }
                 return Ok(());
             }
             return self.feed_general(chunk, visitor, Some(eol));

@@ -38,7 +38,8 @@ impl Parser {
         Ok(())
     }
 
-    fn extend_other(&mut self, chunk: &[u8], bytes: &[u8]) {
+    /// [`Parser::extend_partial`] for every line but a data value going on.
+    pub(super) fn extend_other(&mut self, chunk: &[u8], bytes: &[u8]) {
         match self.partial {
             Partial::Field => self.line_buf.extend_from_slice(bytes),
             Partial::Skip | Partial::None => {}
