@@ -4,6 +4,8 @@
 //! The exhaustive comparisons call the library ([`inspect_bytes`]); a handful of cases run the
 //! built binary to check that it prints exactly what the library does.
 
+mod transcript_support;
+
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::process::{Command, Output, Stdio};
@@ -11,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use streamcheck::sse;
 use streamcheck::transcript::inspect::{InspectError, InspectOptions, inspect_bytes};
+use transcript_support::chunked_body;
 
 /// Bodies up to this length are parsed with every feed size from 1 to their length.
 const EVERY_SIZE_MAX: usize = 1024;
@@ -163,12 +166,7 @@ fn chunked_response(content_type: &str, body: &[u8], size: usize) -> Vec<u8> {
         "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes();
-    for piece in body.chunks(size) {
-        out.extend(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.extend(piece);
-        out.extend(b"\r\n");
-    }
-    out.extend(b"0\r\n\r\n");
+    out.extend(chunked_body(body, &[size]));
     out
 }
 

@@ -491,7 +491,7 @@ async fn control(req: Request<Incoming>, rest: &str, shared: &Shared) -> Reply {
         }
         ("scripts", &Method::POST) => {
             let (parts, body) = req.into_parts();
-            let body = match read_body(body, &parts.headers, shared.max_body).await {
+            let body = match read_body(body, &parts.headers, shared.max_script).await {
                 Ok(b) => b,
                 Err(reply) => return reply,
             };

@@ -38,6 +38,8 @@
 //! delivered. Dropping a `Ring` cancels everything and waits for the cancellations; if the kernel
 //! does not confirm them in time, that memory is leaked rather than freed under the kernel.
 
+#![deny(missing_docs)]
+
 mod bufring;
 mod conn;
 mod driver;
@@ -123,19 +125,27 @@ impl fmt::Display for EndReason {
 pub enum RingEvent<'a> {
     /// The daemon has the client socket.
     HandedOff {
+        /// The connection.
         conn: ConnId,
+        /// When each step of the handoff happened.
         timings: HandoffTimings,
     },
     /// Bytes read from the kept end; `bytes` is valid only during the callback.
     Data {
+        /// The connection.
         conn: ConnId,
+        /// When the read completed ([`crate::clock::monotonic_ns`]).
         ts: u64,
+        /// The bytes read.
         bytes: &'a [u8],
     },
     /// The stream is over; nothing more comes for `conn`.
     End {
+        /// The connection.
         conn: ConnId,
+        /// When the end was seen ([`crate::clock::monotonic_ns`]).
         ts: u64,
+        /// Why the stream ended.
         reason: EndReason,
     },
 }
