@@ -1,0 +1,249 @@
+//! Client socket pairs: a loopback TCP pair with Apache's options, or an AF_UNIX socketpair.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::io::Errno;
+use rustix::net::{self, AddressFamily, SocketFlags, sockopt};
+
+use super::{HandoffError, duration_ns};
+
+/// A connected client pair: `handed` goes to the daemon, `kept` plays the browser.
+#[derive(Debug)]
+pub struct ClientPair {
+    /// The browser's end, read by the test.
+    pub kept: OwnedFd,
+    /// The end handed to the daemon (Apache's accepted connection).
+    pub handed: OwnedFd,
+}
+
+impl ClientPair {
+    /// An AF_UNIX stream socketpair, both ends non-blocking. `recv_buffer` sets `SO_RCVBUF` on
+    /// the kept end.
+    pub fn unix(recv_buffer: Option<u32>) -> Result<ClientPair, HandoffError> {
+        let (kept, handed) = net::socketpair(
+            AddressFamily::UNIX,
+            net::SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| HandoffError::os("creating a Unix socketpair", e))?;
+        if let Some(size) = recv_buffer {
+            sockopt::set_socket_recv_buffer_size(&kept, size as usize)
+                .map_err(|e| HandoffError::os("setting SO_RCVBUF", e))?;
+        }
+        Ok(ClientPair { kept, handed })
+    }
+}
+
+/// The kept end of a loopback connection whose accepted end has not been collected yet.
+#[derive(Debug)]
+pub struct PendingPair {
+    /// The browser's end (connected, or completing its handshake).
+    pub kept: OwnedFd,
+    /// Its local port, which the accepted end sees as its peer port.
+    pub port: u16,
+}
+
+/// An accepted loopback connection, to be matched with its [`PendingPair`] by port.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The handed end, with `O_NONBLOCK`, `TCP_NODELAY` and `SO_KEEPALIVE`.
+    pub handed: OwnedFd,
+    /// The peer's (kept end's) port.
+    pub peer_port: u16,
+}
+
+/// Makes loopback TCP pairs from one reusable 127.0.0.1 listener, without blocking.
+#[derive(Debug)]
+pub struct TcpPairFactory {
+    listener: OwnedFd,
+    addr: SocketAddrV4,
+}
+
+impl TcpPairFactory {
+    /// Opens the listener on 127.0.0.1 with an ephemeral port.
+    pub fn new() -> Result<TcpPairFactory, HandoffError> {
+        let listener = net::socket_with(
+            AddressFamily::INET,
+            net::SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| HandoffError::os("opening the loopback listener", e))?;
+        // Accepted sockets inherit both options: Apache's browser socket has them set.
+        sockopt::set_tcp_nodelay(&listener, true)
+            .map_err(|e| HandoffError::os("setting TCP_NODELAY on the loopback listener", e))?;
+        sockopt::set_socket_keepalive(&listener, true)
+            .map_err(|e| HandoffError::os("setting SO_KEEPALIVE on the loopback listener", e))?;
+        net::bind(&listener, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| HandoffError::os("binding the loopback listener", e))?;
+        // The kernel caps the backlog at net.core.somaxconn; pairs are accepted at once anyway.
+        net::listen(&listener, 4096)
+            .map_err(|e| HandoffError::os("listening on the loopback listener", e))?;
+        let addr = net::getsockname(&listener)
+            .ok()
+            .and_then(|a| SocketAddrV4::try_from(a).ok())
+            .ok_or(HandoffError::Os {
+                what: "reading the loopback listener's address",
+                errno: Errno::INVAL,
+            })?;
+        Ok(TcpPairFactory { listener, addr })
+    }
+
+    /// The listener, for waiting until it is readable.
+    pub fn listener(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// The listener's address.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.addr
+    }
+
+    /// Starts a connection to the listener. `recv_buffer` sets `SO_RCVBUF` on the kept end
+    /// before connecting, so the TCP window is sized from it.
+    pub fn connect(&self, recv_buffer: Option<u32>) -> Result<PendingPair, HandoffError> {
+        let kept = net::socket_with(
+            AddressFamily::INET,
+            net::SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| HandoffError::os("opening the client's loopback socket", e))?;
+        if let Some(size) = recv_buffer {
+            sockopt::set_socket_recv_buffer_size(&kept, size as usize)
+                .map_err(|e| HandoffError::os("setting SO_RCVBUF", e))?;
+        }
+        match net::connect(&kept, &self.addr) {
+            Ok(()) | Err(Errno::INPROGRESS) => {}
+            Err(e) => return Err(HandoffError::os("connecting the loopback pair", e)),
+        }
+        let port = net::getsockname(&kept)
+            .ok()
+            .and_then(|a| SocketAddrV4::try_from(a).ok())
+            .map(|a| a.port())
+            .ok_or(HandoffError::Os {
+                what: "reading the client socket's address",
+                errno: Errno::INVAL,
+            })?;
+        Ok(PendingPair { kept, port })
+    }
+
+    /// Accepts one completed connection, if any (`Ok(None)` when none is ready).
+    pub fn accept(&self) -> Result<Option<Accepted>, HandoffError> {
+        loop {
+            match net::acceptfrom_with(&self.listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+            {
+                Ok((handed, peer)) => {
+                    let peer_port = peer
+                        .and_then(|a| SocketAddrV4::try_from(a).ok())
+                        .map_or(0, |a| a.port());
+                    return Ok(Some(Accepted { handed, peer_port }));
+                }
+                Err(Errno::AGAIN) => return Ok(None),
+                // A connection reset before it was accepted, or a signal: try the next one.
+                Err(Errno::CONNABORTED | Errno::INTR) => continue,
+                Err(e) => return Err(HandoffError::os("accepting a loopback connection", e)),
+            }
+        }
+    }
+
+    /// Makes one pair, waiting (with `poll`, at most `timeout`) if the handshake has not
+    /// completed. For callers outside the ring; connections accepted for other ports are closed.
+    pub fn pair_blocking(
+        &self,
+        recv_buffer: Option<u32>,
+        timeout: Duration,
+    ) -> Result<ClientPair, HandoffError> {
+        let pending = self.connect(recv_buffer)?;
+        let deadline = crate::clock::monotonic_ns().saturating_add(duration_ns(timeout));
+        loop {
+            while let Some(accepted) = self.accept()? {
+                if accepted.peer_port == pending.port {
+                    return Ok(ClientPair {
+                        kept: pending.kept,
+                        handed: accepted.handed,
+                    });
+                }
+            }
+            let now = crate::clock::monotonic_ns();
+            if now >= deadline {
+                return Err(HandoffError::Os {
+                    what: "waiting for the loopback handshake",
+                    errno: Errno::TIMEDOUT,
+                });
+            }
+            let left = rustix::time::Timespec {
+                tv_sec: ((deadline - now) / 1_000_000_000) as _,
+                tv_nsec: ((deadline - now) % 1_000_000_000) as _,
+            };
+            let mut fds = [rustix::event::PollFd::new(
+                &self.listener,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&left)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(HandoffError::os("polling the loopback listener", e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_pair_has_apaches_options_on_the_handed_end() {
+        let factory = TcpPairFactory::new().unwrap();
+        let pair = factory
+            .pair_blocking(None, Duration::from_secs(10))
+            .unwrap();
+        assert!(sockopt::tcp_nodelay(&pair.handed).unwrap());
+        assert!(sockopt::socket_keepalive(&pair.handed).unwrap());
+        let fl = rustix::fs::fcntl_getfl(&pair.handed).unwrap();
+        assert!(fl.contains(rustix::fs::OFlags::NONBLOCK));
+        assert_eq!(
+            sockopt::socket_domain(&pair.handed).unwrap(),
+            AddressFamily::INET
+        );
+        // The two ends are connected to each other.
+        net::send(&pair.kept, b"ping", net::SendFlags::empty()).unwrap();
+        let mut buf = [0u8; 8];
+        let fds = &mut [rustix::event::PollFd::new(
+            &pair.handed,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(fds, None).unwrap();
+        let (n, _) = net::recv(&pair.handed, &mut buf, net::RecvFlags::empty()).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+    }
+
+    #[test]
+    fn recv_buffer_is_set_on_the_kept_end_only() {
+        let factory = TcpPairFactory::new().unwrap();
+        let pair = factory
+            .pair_blocking(Some(4096), Duration::from_secs(10))
+            .unwrap();
+        // Linux doubles the value for bookkeeping overhead.
+        assert_eq!(sockopt::socket_recv_buffer_size(&pair.kept).unwrap(), 8192);
+        assert!(sockopt::socket_recv_buffer_size(&pair.handed).unwrap() > 8192);
+        let pair = ClientPair::unix(Some(4096)).unwrap();
+        assert_eq!(sockopt::socket_recv_buffer_size(&pair.kept).unwrap(), 8192);
+    }
+
+    #[test]
+    fn foreign_connections_to_the_listener_are_not_mistaken_for_a_pair() {
+        let factory = TcpPairFactory::new().unwrap();
+        let stranger = std::net::TcpStream::connect(factory.local_addr()).unwrap();
+        let pair = factory
+            .pair_blocking(None, Duration::from_secs(10))
+            .unwrap();
+        let kept_port = SocketAddrV4::try_from(net::getsockname(&pair.kept).unwrap()).unwrap();
+        let handed_peer = net::getpeername(&pair.handed).unwrap().unwrap();
+        assert_eq!(SocketAddrV4::try_from(handed_peer).unwrap(), kept_port);
+        assert_ne!(stranger.local_addr().unwrap().port(), kept_port.port());
+    }
+}
