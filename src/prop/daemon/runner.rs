@@ -1,0 +1,477 @@
+//! `prop` end to end: set up, replay persisted cases, generate cases with a seeded proptest
+//! [`TestRunner`], run them concurrently on one ring, shrink the first failure, persist it.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::handoff::{PairKind, SocketType};
+use crate::ring::{RingConfig, RingThread};
+use crate::scenario::Target;
+use crate::verdict::{AssertionResult, Strictness, Verdict};
+
+use super::build::Built;
+use super::case::Case;
+use super::drive::{self, Env, Limits, Observed};
+use super::shrink::{self, ShrinkStats};
+use super::{PropError, judge, regressions, strategy, target};
+
+/// Where failing cases are kept unless told otherwise (relative to the working directory).
+pub const DEFAULT_REGRESSIONS: &str = "proptest-regressions/prop-daemon.txt";
+
+/// Everything a `prop` run needs.
+#[derive(Debug, Clone)]
+pub struct PropConfig {
+    /// The daemon: running (with its mock at a URL), or started beside an embedded mock.
+    pub target: Target,
+    /// Generated cases to run (after the persisted ones).
+    pub cases: usize,
+    /// Seed of the case generator: the same seed generates the same cases.
+    pub seed: u64,
+    /// How long shrinking a failure may take.
+    pub max_shrink_time: Duration,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// Time limits of each case.
+    pub limits: Limits,
+    /// `Strict`: non-strict findings fail and are shrunk like failures.
+    pub strictness: Strictness,
+    /// The regression file: its cases run first, and a new failure is appended. `None`:
+    /// neither.
+    pub regressions: Option<PathBuf>,
+    /// Run only this case (`--replay`), nothing generated or persisted.
+    pub replay: Option<Case>,
+    /// The socket type to connect with.
+    pub socket_type: SocketType,
+    /// The client socket handed off.
+    pub pair: PairKind,
+}
+
+impl PropConfig {
+    /// The defaults for `target`: 200 cases, seed 0, 60 s of shrinking, 4 jobs, the default
+    /// limits, lenient, [`DEFAULT_REGRESSIONS`], SEQPACKET and a TCP pair as Apache does.
+    pub fn new(target: Target) -> PropConfig {
+        PropConfig {
+            target,
+            cases: 200,
+            seed: 0,
+            max_shrink_time: Duration::from_secs(60),
+            jobs: 4,
+            limits: Limits::default(),
+            strictness: Strictness::Lenient,
+            regressions: Some(PathBuf::from(DEFAULT_REGRESSIONS)),
+            replay: None,
+            socket_type: SocketType::default(),
+            pair: PairKind::default(),
+        }
+    }
+}
+
+/// One case run and its judgement.
+#[derive(Debug)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// Its script and expected outcome.
+    pub built: Built,
+    /// What the daemon did.
+    pub observed: Observed,
+    /// The invariants, checked.
+    pub assertions: Vec<AssertionResult>,
+    /// The worst verdict under the run's strictness.
+    pub verdict: Verdict,
+    strictness: Strictness,
+}
+
+impl CaseResult {
+    /// Whether the case failed the run.
+    pub fn failed(&self) -> bool {
+        self.verdict.is_failure()
+    }
+
+    /// The assertions that made it fail (or, if it passed, the non-strict ones).
+    pub fn broken(&self) -> impl Iterator<Item = &AssertionResult> {
+        let level = if self.failed() {
+            Verdict::Fail
+        } else {
+            Verdict::NonStrict
+        };
+        let strictness = self.strictness;
+        self.assertions
+            .iter()
+            .filter(move |a| a.verdict.under(strictness) >= level)
+    }
+
+    /// Names of the invariants that broke.
+    pub fn broken_names(&self) -> BTreeSet<String> {
+        self.broken().map(|a| a.name.clone()).collect()
+    }
+}
+
+/// Where a failing case came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Line `line` of the regression file.
+    Persisted {
+        /// Line number.
+        line: usize,
+    },
+    /// Generated case `index` (from 0) of the seed.
+    Generated {
+        /// Index.
+        index: usize,
+    },
+    /// `--replay`.
+    Replay,
+}
+
+/// A failure, shrunk.
+#[derive(Debug)]
+pub struct Failure {
+    /// Where the failing case came from.
+    pub origin: Origin,
+    /// The case as first found.
+    pub original: Case,
+    /// Its writes (cancel tail excepted).
+    pub original_writes: usize,
+    /// The smallest failing case found, run.
+    pub minimal: CaseResult,
+    /// How shrinking went (generated cases only).
+    pub shrink: Option<ShrinkStats>,
+    /// Replays of the minimal case that failed the same way, of how many.
+    pub reproduced: (usize, usize),
+    /// The regression file the case was appended to, if it was.
+    pub persisted: Option<PathBuf>,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct PropReport {
+    /// What the daemon is called.
+    pub daemon: String,
+    /// The generator's seed.
+    pub seed: u64,
+    /// Persisted (or replayed) cases run.
+    pub persisted: usize,
+    /// Generated cases run.
+    pub generated: usize,
+    /// Cases whose worst finding was non-strict (not failures under the run's strictness).
+    pub nonstrict: usize,
+    /// The first of them.
+    pub first_nonstrict: Option<CaseResult>,
+    /// The failure, if a case failed.
+    pub failure: Option<Failure>,
+    /// The daemon died: what happened.
+    pub daemon_failure: Option<String>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl PropReport {
+    /// 0 when every case passed; 1 when one failed or the daemon died.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.failure.is_some() || self.daemon_failure.is_some())
+    }
+}
+
+/// Runs cases against a daemon. Progress lines go to `log`.
+pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropError> {
+    if config.jobs == 0 {
+        return Err(PropError::Usage("--jobs must be at least 1".into()));
+    }
+    let started = Instant::now();
+    let mut running = target::start(&config.target)?;
+    let ring = RingThread::spawn(RingConfig::default()).map_err(PropError::Handoff)?;
+    let env = Env {
+        ring,
+        mock: &running.mock,
+        socket: target::socket_of(&running),
+        socket_type: config.socket_type,
+        pair: config.pair,
+        limits: config.limits,
+    };
+    let runner = CaseRunner {
+        env,
+        strictness: config.strictness,
+        tag: run_tag(),
+        count: AtomicU64::new(0),
+    };
+    let mut report = PropReport {
+        daemon: running.name.clone(),
+        seed: config.seed,
+        persisted: 0,
+        generated: 0,
+        nonstrict: 0,
+        first_nonstrict: None,
+        failure: None,
+        daemon_failure: None,
+        elapsed: Duration::ZERO,
+    };
+    let outcome = phases(config, &runner, &mut report, log);
+    drop(runner);
+    if let Err(e) = outcome {
+        // A daemon that died explains a failed handoff better than the handoff error does.
+        match running.daemon_failure() {
+            Some(f) if matches!(e, PropError::Handoff(_)) => report.daemon_failure = Some(f),
+            _ => return Err(e),
+        }
+    }
+    if report.daemon_failure.is_none() {
+        report.daemon_failure = running.daemon_failure();
+    }
+    drop(running);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Replay, persisted cases, generated cases: stops at the first phase with a failure.
+fn phases(
+    config: &PropConfig,
+    runner: &CaseRunner<'_>,
+    report: &mut PropReport,
+    log: &mut dyn Write,
+) -> Result<(), PropError> {
+    if let Some(case) = &config.replay {
+        let result = runner.run(case)?;
+        report.persisted = 1;
+        note(report, &result);
+        if result.failed() {
+            report.failure = Some(confirm(runner, Origin::Replay, case, result, None)?);
+        }
+        return Ok(());
+    }
+    if let Some(path) = &config.regressions {
+        let persisted = regressions::load(path)?;
+        if !persisted.is_empty() {
+            let _ = writeln!(
+                log,
+                "prop: replaying {} persisted case(s) from {}",
+                persisted.len(),
+                path.display()
+            );
+        }
+        let cases: Vec<Case> = persisted.iter().map(|p| p.case.clone()).collect();
+        let batch = runner.batch(&cases, config.jobs, report)?;
+        report.persisted = batch.run;
+        if let Some((i, result)) = batch.failure {
+            let origin = Origin::Persisted {
+                line: persisted[i].line,
+            };
+            report.failure = Some(confirm(runner, origin, &cases[i], result, None)?);
+            return Ok(());
+        }
+    }
+    let mut test_runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(config.seed)),
+    );
+    let strategy = strategy::case();
+    let mut trees = Vec::with_capacity(config.cases);
+    for _ in 0..config.cases {
+        let tree = strategy
+            .new_tree(&mut test_runner)
+            .map_err(|e| PropError::Usage(format!("the case generator gave up: {e}")))?;
+        trees.push(tree);
+    }
+    let cases: Vec<Case> = trees.iter().map(ValueTree::current).collect();
+    let _ = writeln!(
+        log,
+        "prop: running {} generated case(s), seed {}, {} at a time",
+        cases.len(),
+        config.seed,
+        config.jobs
+    );
+    let batch = runner.batch(&cases, config.jobs, report)?;
+    report.generated = batch.run;
+    let Some((index, first)) = batch.failure else {
+        return Ok(());
+    };
+    let original_writes = first.built.generated_writes();
+    let broke: Vec<String> = first.broken_names().into_iter().collect();
+    let _ = writeln!(
+        log,
+        "prop: case {index} failed ({}); shrinking for at most {:.0} s",
+        broke.join(", "),
+        config.max_shrink_time.as_secs_f64()
+    );
+    let mut tree = trees.swap_remove(index);
+    let (minimal, stats) = shrink::shrink(runner, &mut tree, first, config.max_shrink_time, log)?;
+    let mut failure = confirm(
+        runner,
+        Origin::Generated { index },
+        &cases[index],
+        minimal,
+        Some(stats),
+    )?;
+    failure.original_writes = original_writes;
+    if let Some(path) = &config.regressions {
+        let broke: Vec<String> = failure.minimal.broken_names().into_iter().collect();
+        let now = crate::verdict::rfc3339::format(SystemTime::now());
+        let when = now.get(..10).unwrap_or(&now);
+        let note_line = format!(
+            "{} broke against `{}` (seed {}, case {index}; {when})",
+            broke.join(", "),
+            report.daemon,
+            config.seed
+        );
+        if regressions::append(path, &failure.minimal.case, &note_line)? {
+            failure.persisted = Some(path.clone());
+        }
+    }
+    report.failure = Some(failure);
+    Ok(())
+}
+
+/// Counts a non-strict finding.
+fn note(report: &mut PropReport, result: &CaseResult) {
+    if !result.failed() && result.verdict == Verdict::NonStrict {
+        report.nonstrict += 1;
+    }
+}
+
+/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`].
+fn confirm(
+    runner: &CaseRunner<'_>,
+    origin: Origin,
+    original: &Case,
+    minimal: CaseResult,
+    shrink: Option<ShrinkStats>,
+) -> Result<Failure, PropError> {
+    const REPLAYS: usize = 3;
+    let broke = minimal.broken_names();
+    let mut same = 0;
+    for _ in 0..REPLAYS {
+        let again = runner.run(&minimal.case)?;
+        same += usize::from(again.failed() && !again.broken_names().is_disjoint(&broke));
+    }
+    Ok(Failure {
+        origin,
+        original: original.clone(),
+        original_writes: minimal.built.generated_writes(),
+        minimal,
+        shrink,
+        reproduced: (same, REPLAYS),
+        persisted: None,
+    })
+}
+
+/// The generator's 32-byte ChaCha seed for `seed`.
+pub fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (k, part) in bytes.chunks_exact_mut(8).enumerate() {
+        let word = seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        part.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+/// A nonce prefix unique to this run.
+fn run_tag() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("prop{:x}{:x}", std::process::id(), nanos)
+}
+
+/// Runs cases: one at a time or a batch on worker threads.
+pub(crate) struct CaseRunner<'a> {
+    env: Env<'a>,
+    strictness: Strictness,
+    tag: String,
+    count: AtomicU64,
+}
+
+/// What a batch found.
+struct Batch {
+    /// Cases run.
+    run: usize,
+    /// The failing case with the lowest index.
+    failure: Option<(usize, CaseResult)>,
+}
+
+impl CaseRunner<'_> {
+    /// Runs one case with a fresh nonce and judges it.
+    pub(crate) fn run(&self, case: &Case) -> Result<CaseResult, PropError> {
+        let n = self.count.fetch_add(1, Ordering::Relaxed);
+        let nonce = format!("{}-{n}", self.tag);
+        let built = case.build();
+        let observed = drive::run(&self.env, &built, case.client, &nonce)?;
+        let assertions = judge::judge(&built, &observed, &self.env.limits);
+        let verdict = Verdict::worst(assertions.iter().map(|a| a.verdict)).under(self.strictness);
+        Ok(CaseResult {
+            case: case.clone(),
+            built,
+            observed,
+            assertions,
+            verdict,
+            strictness: self.strictness,
+        })
+    }
+
+    /// Runs `cases`, `jobs` at a time, until one fails; every case before the failing one with
+    /// the lowest index has run, so the failure found does not depend on timing.
+    fn batch(
+        &self,
+        cases: &[Case],
+        jobs: usize,
+        report: &mut PropReport,
+    ) -> Result<Batch, PropError> {
+        let next = AtomicUsize::new(0);
+        let stop = AtomicUsize::new(usize::MAX);
+        let (tx, rx) = mpsc::channel::<(usize, Result<CaseResult, PropError>)>();
+        let mut failure: Option<(usize, CaseResult)> = None;
+        let mut error = None;
+        let mut run = 0;
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(cases.len()) {
+                let tx = tx.clone();
+                let (next, stop) = (&next, &stop);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= cases.len() || i > stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = self.run(&cases[i]);
+                        if result.as_ref().map_or(true, CaseResult::failed) {
+                            stop.fetch_min(i, Ordering::Relaxed);
+                        }
+                        if tx.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (i, result) in rx {
+                match result {
+                    Err(e) => {
+                        error.get_or_insert(e);
+                    }
+                    Ok(r) => {
+                        run += 1;
+                        note(report, &r);
+                        if r.verdict == Verdict::NonStrict
+                            && !r.failed()
+                            && report.first_nonstrict.is_none()
+                        {
+                            report.first_nonstrict = Some(r);
+                        } else if r.failed() && failure.as_ref().is_none_or(|(j, _)| i < *j) {
+                            failure = Some((i, r));
+                        }
+                    }
+                }
+            }
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(Batch { run, failure }),
+        }
+    }
+}
