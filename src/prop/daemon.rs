@@ -29,6 +29,8 @@ mod runner;
 mod shrink;
 pub mod strategy;
 mod target;
+#[cfg(test)]
+mod tests;
 
 use crate::handoff::HandoffError;
 

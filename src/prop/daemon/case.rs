@@ -225,6 +225,90 @@ impl Client {
 }
 
 impl Case {
+    /// Cases one step simpler than this one: a chunk, atom or cut removed, a split, delay,
+    /// escape, text, ending, client or framing made plainer. `prop` tries them after
+    /// proptest's shrinking, which removes vector elements only before it shrinks them and so
+    /// can leave, say, an empty chunk that is no longer needed.
+    pub fn simpler(&self) -> Vec<Case> {
+        let mut out = Vec::new();
+        for i in 0..self.chunks.len() {
+            let mut c = self.clone();
+            c.chunks.remove(i);
+            out.push(c);
+        }
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            for j in 0..chunk.atoms.len() {
+                let mut c = self.clone();
+                c.chunks[i].atoms.remove(j);
+                out.push(c);
+            }
+            for j in 0..chunk.cuts.len() {
+                let mut c = self.clone();
+                c.chunks[i].cuts.remove(j);
+                out.push(c);
+            }
+        }
+        for j in 0..self.ending_cuts.len() {
+            let mut c = self.clone();
+            c.ending_cuts.remove(j);
+            out.push(c);
+        }
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            for (j, atom) in chunk.atoms.iter().enumerate() {
+                let mut plain = |edit: &dyn Fn(&mut Atom)| {
+                    let mut c = self.clone();
+                    edit(&mut c.chunks[i].atoms[j]);
+                    out.push(c);
+                };
+                plain(&|a| a.split = None);
+                plain(&|a| a.escape = Escape::Raw);
+                plain(&|a| {
+                    if let Some(s) = &mut a.split {
+                        s.delay_ms = 0;
+                    }
+                });
+                if let Some(first) = atom.text.chars().next() {
+                    plain(&|a| a.text = first.to_string());
+                }
+            }
+            for j in 0..chunk.cuts.len() {
+                let mut c = self.clone();
+                c.chunks[i].cuts[j].delay_ms = 0;
+                out.push(c);
+            }
+        }
+        for j in 0..self.ending_cuts.len() {
+            let mut c = self.clone();
+            c.ending_cuts[j].delay_ms = 0;
+            out.push(c);
+        }
+        let plainer_ending = match &self.ending {
+            Ending::Done { finish: Some(_) } => Some(Ending::Done { finish: None }),
+            Ending::Truncate { partial: Some(_) } => Some(Ending::Truncate { partial: None }),
+            Ending::Reset { partial: Some(_) } => Some(Ending::Reset { partial: None }),
+            _ => None,
+        };
+        for (ending, client, framing) in [
+            (plainer_ending, None, None),
+            (None, Some(Client::Read), None),
+            (None, None, Some(Framing::default())),
+        ] {
+            let mut c = self.clone();
+            if let Some(e) = ending {
+                c.ending = e;
+            }
+            if let Some(k) = client {
+                c.client = k;
+            }
+            if let Some(f) = framing {
+                c.framing = f;
+            }
+            out.push(c);
+        }
+        out.retain(|c| c != self);
+        out
+    }
+
     /// The case as one line of JSON (the regression-file and `--replay` form).
     pub fn to_json(&self) -> String {
         // A struct of strings, integers, booleans and enums: serialising it cannot fail.

@@ -112,6 +112,22 @@ impl CaseResult {
     pub fn broken_names(&self) -> BTreeSet<String> {
         self.broken().map(|a| a.name.clone()).collect()
     }
+
+    /// The invariants that broke, each with its verdict: what "the same failure" means.
+    pub fn signature(&self) -> Vec<(String, Verdict)> {
+        self.broken().map(|a| (a.name.clone(), a.verdict)).collect()
+    }
+
+    /// Whether this run fails the same way as `signature`: it breaks one of those invariants,
+    /// no more mildly (a shrunk case must not trade a failure for a non-strict finding).
+    pub fn fails_like(&self, signature: &[(String, Verdict)]) -> bool {
+        self.failed()
+            && self.broken().any(|a| {
+                signature
+                    .iter()
+                    .any(|(n, v)| *n == a.name && a.verdict >= *v)
+            })
+    }
 }
 
 /// Where a failing case came from.
@@ -344,11 +360,10 @@ fn confirm(
     shrink: Option<ShrinkStats>,
 ) -> Result<Failure, PropError> {
     const REPLAYS: usize = 3;
-    let broke = minimal.broken_names();
+    let signature = minimal.signature();
     let mut same = 0;
     for _ in 0..REPLAYS {
-        let again = runner.run(&minimal.case)?;
-        same += usize::from(again.failed() && !again.broken_names().is_disjoint(&broke));
+        same += usize::from(runner.run(&minimal.case)?.fails_like(&signature));
     }
     Ok(Failure {
         origin,

@@ -1,11 +1,12 @@
 //! Shrinking a failing case with proptest's value tree, one candidate at a time against the
-//! daemon, within a time budget.
+//! daemon, then with [`Case::simpler`]'s plain edits, within a time budget.
 //!
 //! A candidate counts as failing only if it breaks at least one of the invariants the original
-//! failure broke, so shrinking cannot wander from one bug to another (or to a rare timing
-//! failure). Candidates already tried are not run again.
+//! failure broke, no more mildly ([`CaseResult::fails_like`]), so shrinking cannot wander from
+//! one bug to another (or to a rare timing failure). Candidates already tried are not run
+//! again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ pub struct ShrinkStats {
     pub accepted: usize,
     /// Time spent.
     pub elapsed: Duration,
-    /// Whether the value tree was exhausted (false: the budget ran out first).
+    /// Whether shrinking ran to its end (false: the budget ran out first).
     pub complete: bool,
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn shrink(
     log: &mut dyn Write,
 ) -> Result<(CaseResult, ShrinkStats), PropError> {
     let started = Instant::now();
-    let broke: BTreeSet<String> = first.broken_names();
+    let signature = first.signature();
     let mut best = first;
     let mut tried: HashMap<String, bool> = HashMap::new();
     tried.insert(best.case.to_json(), true);
@@ -62,7 +63,7 @@ pub(crate) fn shrink(
             None => {
                 stats.steps += 1;
                 let result = runner.run(&candidate)?;
-                let fails = result.failed() && !result.broken_names().is_disjoint(&broke);
+                let fails = result.fails_like(&signature);
                 tried.insert(key, fails);
                 if fails {
                     stats.accepted += 1;
@@ -84,6 +85,29 @@ pub(crate) fn shrink(
             tree.complicate()
         };
         stats.complete = !more;
+    }
+    // Then plain edits proptest's value tree does not make, until none fails any more.
+    'pass: while stats.complete {
+        for candidate in best.case.simpler() {
+            if started.elapsed() >= budget || stats.steps >= MAX_STEPS {
+                stats.complete = false;
+                break 'pass;
+            }
+            let key = candidate.to_json();
+            if tried.contains_key(&key) {
+                continue;
+            }
+            stats.steps += 1;
+            let result = runner.run(&candidate)?;
+            let fails = result.fails_like(&signature);
+            tried.insert(key, fails);
+            if fails {
+                stats.accepted += 1;
+                best = result;
+                continue 'pass;
+            }
+        }
+        break;
     }
     stats.elapsed = started.elapsed();
     Ok((best, stats))

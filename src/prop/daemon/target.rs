@@ -110,7 +110,8 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
             )
             .map_err(PropError::DaemonStart)?;
             Ok(Running {
-                name: daemon.command().to_owned(),
+                // The command as given: the substituted one names a temporary socket.
+                name: cmd.command.clone(),
                 daemon: Some(daemon),
                 mock: Mock::Embedded(mock),
                 socket,
