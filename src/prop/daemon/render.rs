@@ -238,6 +238,14 @@ pub fn summary(report: &PropReport) -> String {
     }
     if let Some(f) = &report.daemon_failure {
         let _ = write!(out, "\n{f}");
+        if let Some((n, case)) = &report.unreachable_from {
+            let _ = write!(
+                out,
+                "\nthe first case that could not reach it (after {n} case(s) had run; it or a \
+                 case running beside it stopped the daemon, --jobs 1 tells which):\n  {}",
+                case.to_json()
+            );
+        }
     }
     out
 }

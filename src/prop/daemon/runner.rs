@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use proptest::strategy::{Strategy, ValueTree};
@@ -185,6 +185,9 @@ pub struct PropReport {
     pub failure: Option<Failure>,
     /// The daemon died: what happened.
     pub daemon_failure: Option<String>,
+    /// The first case whose handoff failed, when a run stopped on one (with how many cases
+    /// had run before it): with the daemon dead, it or a case running beside it killed it.
+    pub unreachable_from: Option<(usize, Case)>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -227,6 +230,7 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         first_nonstrict: None,
         failure: None,
         daemon_failure: None,
+        unreachable_from: None,
         elapsed: Duration::ZERO,
     };
     let outcome = phases(config, &runner, &mut report, log);
@@ -258,7 +262,9 @@ fn phases(
         report.persisted = 1;
         note(report, &result);
         if result.failed() {
-            report.failure = Some(confirm(runner, Origin::Replay, case, result, None)?);
+            let (failure, stopped) = confirm(runner, Origin::Replay, case, result, None);
+            report.failure = Some(failure);
+            return stopped.map_or(Ok(()), Err);
         }
         return Ok(());
     }
@@ -272,39 +278,35 @@ fn phases(
                 path.display()
             );
         }
-        let cases: Vec<Case> = persisted.iter().map(|p| p.case.clone()).collect();
-        let batch = runner.batch(&cases, config.jobs, report)?;
+        let mut cases = persisted.iter().map(|p| p.case.clone());
+        let mut batch = runner.batch(&mut || cases.next(), config.jobs, report, log);
         report.persisted = batch.run;
+        batch.stopped(report, 0)?;
         if let Some((i, result)) = batch.failure {
             let origin = Origin::Persisted {
                 line: persisted[i].line,
             };
-            report.failure = Some(confirm(runner, origin, &cases[i], result, None)?);
-            return Ok(());
+            let (failure, stopped) = confirm(runner, origin, &persisted[i].case, result, None);
+            report.failure = Some(failure);
+            return stopped.map_or(Ok(()), Err);
         }
     }
-    let mut test_runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(config.seed)),
-    );
-    let strategy = strategy::case();
-    let mut trees = Vec::with_capacity(config.cases);
-    for _ in 0..config.cases {
-        let tree = strategy
-            .new_tree(&mut test_runner)
-            .map_err(|e| PropError::Usage(format!("the case generator gave up: {e}")))?;
-        trees.push(tree);
-    }
-    let cases: Vec<Case> = trees.iter().map(ValueTree::current).collect();
     let _ = writeln!(
         log,
         "prop: running {} generated case(s), seed {}, {} at a time",
-        cases.len(),
-        config.seed,
-        config.jobs
+        config.cases, config.seed, config.jobs
     );
-    let batch = runner.batch(&cases, config.jobs, report)?;
+    let mut trees = generator(config.seed);
+    let mut generated = 0;
+    let mut next = || {
+        (generated < config.cases).then(|| {
+            generated += 1;
+            trees.next().map(|tree| tree.current())
+        })?
+    };
+    let mut batch = runner.batch(&mut next, config.jobs, report, log);
     report.generated = batch.run;
+    batch.stopped(report, report.persisted)?;
     let Some((index, first)) = batch.failure else {
         return Ok(());
     };
@@ -316,15 +318,28 @@ fn phases(
         broke.join(", "),
         config.max_shrink_time.as_secs_f64()
     );
-    let mut tree = trees.swap_remove(index);
-    let (minimal, stats) = shrink::shrink(runner, &mut tree, first, config.max_shrink_time, log)?;
-    let mut failure = confirm(
+    // The generator is deterministic: generating the first `index + 1` trees again gives
+    // back the failing case's value tree, without keeping every tree of the run.
+    let mut tree = generator(config.seed)
+        .nth(index)
+        .filter(|tree| tree.current() == first.case)
+        .ok_or_else(|| {
+            PropError::Usage(format!(
+                "case {index} of seed {} did not come out the same a second time; the case \
+                 generator must be deterministic",
+                config.seed
+            ))
+        })?;
+    let original = first.case.clone();
+    let (minimal, stats, stopped) =
+        shrink::shrink(runner, &mut tree, first, config.max_shrink_time, log);
+    let (mut failure, unconfirmed) = confirm(
         runner,
         Origin::Generated { index },
-        &cases[index],
+        &original,
         minimal,
         Some(stats),
-    )?;
+    );
     failure.original_writes = original_writes;
     if let Some(path) = &config.regressions {
         let broke: Vec<String> = failure.minimal.broken_names().into_iter().collect();
@@ -341,7 +356,8 @@ fn phases(
         }
     }
     report.failure = Some(failure);
-    Ok(())
+    // A failure found and kept, then the daemon stopped answering: the run says both.
+    stopped.or(unconfirmed).map_or(Ok(()), Err)
 }
 
 /// Counts a non-strict finding.
@@ -351,29 +367,40 @@ fn note(report: &mut PropReport, result: &CaseResult) {
     }
 }
 
-/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`].
+/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`]; also
+/// returns the error that cut the replays short, if one did.
 fn confirm(
     runner: &CaseRunner<'_>,
     origin: Origin,
     original: &Case,
     minimal: CaseResult,
     shrink: Option<ShrinkStats>,
-) -> Result<Failure, PropError> {
+) -> (Failure, Option<PropError>) {
     const REPLAYS: usize = 3;
     let signature = minimal.signature();
-    let mut same = 0;
+    let (mut same, mut tried, mut stopped) = (0, 0, None);
     for _ in 0..REPLAYS {
-        same += usize::from(runner.run(&minimal.case)?.fails_like(&signature));
+        match runner.run(&minimal.case) {
+            Ok(again) => {
+                tried += 1;
+                same += usize::from(again.fails_like(&signature));
+            }
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
     }
-    Ok(Failure {
+    let failure = Failure {
         origin,
         original: original.clone(),
         original_writes: minimal.built.generated_writes(),
         minimal,
         shrink,
-        reproduced: (same, REPLAYS),
+        reproduced: (same, tried),
         persisted: None,
-    })
+    };
+    (failure, stopped)
 }
 
 /// The generator's 32-byte ChaCha seed for `seed`.
@@ -384,6 +411,33 @@ pub fn seed_bytes(seed: u64) -> [u8; 32] {
         part.copy_from_slice(&word.to_le_bytes());
     }
     bytes
+}
+
+/// The seeded stream of value trees a run's cases come from.
+struct Generator<S> {
+    runner: TestRunner,
+    strategy: S,
+}
+
+/// The generator of `seed`.
+fn generator(seed: u64) -> Generator<impl Strategy<Value = Case> + Send> {
+    Generator {
+        runner: TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed)),
+        ),
+        strategy: strategy::case(),
+    }
+}
+
+impl<S: Strategy<Value = Case>> Iterator for Generator<S> {
+    type Item = S::Tree;
+
+    /// The next tree; `None` only if the strategy gave up, which [`strategy::case`] (no
+    /// filters) never does.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.strategy.new_tree(&mut self.runner).ok()
+    }
 }
 
 /// A nonce prefix unique to this run.
@@ -408,6 +462,24 @@ struct Batch {
     run: usize,
     /// The failing case with the lowest index.
     failure: Option<(usize, CaseResult)>,
+    /// What stopped the batch, if something did, and the first case it stopped.
+    error: Option<(usize, Case, PropError)>,
+}
+
+impl Batch {
+    /// The error that stopped the batch, noting in `report` the first case whose handoff
+    /// failed (if the daemon died, it or a case running beside it killed it).
+    fn stopped(&mut self, report: &mut PropReport, before: usize) -> Result<(), PropError> {
+        match self.error.take() {
+            None => Ok(()),
+            Some((i, case, e)) => {
+                if matches!(e, PropError::Handoff(_)) {
+                    report.unreachable_from = Some((before + i, case));
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 impl CaseRunner<'_> {
@@ -433,44 +505,59 @@ impl CaseRunner<'_> {
     /// the lowest index has run, so the failure found does not depend on timing.
     fn batch(
         &self,
-        cases: &[Case],
+        source: &mut (dyn FnMut() -> Option<Case> + Send),
         jobs: usize,
         report: &mut PropReport,
-    ) -> Result<Batch, PropError> {
-        let next = AtomicUsize::new(0);
+        log: &mut dyn Write,
+    ) -> Batch {
+        /// Completed cases between two progress lines.
+        const PROGRESS_EVERY: usize = 250;
+        // Cases are taken in order under the lock, so case `i` is the same whatever the timing.
+        let source = Mutex::new((0usize, source));
         let stop = AtomicUsize::new(usize::MAX);
-        let (tx, rx) = mpsc::channel::<(usize, Result<CaseResult, PropError>)>();
+        let (tx, rx) = mpsc::channel::<(usize, Case, Result<CaseResult, PropError>)>();
         let mut failure: Option<(usize, CaseResult)> = None;
-        let mut error = None;
+        let mut error: Option<(usize, Case, PropError)> = None;
         let mut run = 0;
         std::thread::scope(|scope| {
-            for _ in 0..jobs.min(cases.len()) {
+            for _ in 0..jobs {
                 let tx = tx.clone();
-                let (next, stop) = (&next, &stop);
+                let (source, stop) = (&source, &stop);
                 scope.spawn(move || {
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= cases.len() || i > stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let result = self.run(&cases[i]);
+                        let (i, case) = {
+                            let mut guard = source.lock().unwrap_or_else(|p| p.into_inner());
+                            let (next, cases) = &mut *guard;
+                            if *next > stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let Some(case) = cases() else { break };
+                            *next += 1;
+                            (*next - 1, case)
+                        };
+                        let result = self.run(&case);
                         if result.as_ref().map_or(true, CaseResult::failed) {
                             stop.fetch_min(i, Ordering::Relaxed);
                         }
-                        if tx.send((i, result)).is_err() {
+                        if tx.send((i, case, result)).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(tx);
-            for (i, result) in rx {
+            for (i, case, result) in rx {
                 match result {
                     Err(e) => {
-                        error.get_or_insert(e);
+                        if error.as_ref().is_none_or(|(j, _, _)| i < *j) {
+                            error = Some((i, case, e));
+                        }
                     }
                     Ok(r) => {
                         run += 1;
+                        if run % PROGRESS_EVERY == 0 && failure.is_none() {
+                            let _ = writeln!(log, "prop: {run} case(s) run");
+                        }
                         note(report, &r);
                         if r.verdict == Verdict::NonStrict
                             && !r.failed()
@@ -484,9 +571,10 @@ impl CaseRunner<'_> {
                 }
             }
         });
-        match error {
-            Some(e) => Err(e),
-            None => Ok(Batch { run, failure }),
+        Batch {
+            run,
+            failure,
+            error,
         }
     }
 }

@@ -28,87 +28,106 @@ pub struct ShrinkStats {
     pub accepted: usize,
     /// Time spent.
     pub elapsed: Duration,
-    /// Whether shrinking ran to its end (false: the budget ran out first).
+    /// Whether shrinking ran to its end (false: the budget ran out, or an error stopped it).
     pub complete: bool,
 }
 
-/// Shrinks `tree`, whose current value failed as `first`; returns the smallest failing case.
+/// Shrinks `tree`, whose current value failed as `first`; returns the smallest failing case
+/// found, and the error that stopped shrinking early, if one did (e.g. the daemon died).
 pub(crate) fn shrink(
     runner: &CaseRunner<'_>,
     tree: &mut impl ValueTree<Value = Case>,
     first: CaseResult,
     budget: Duration,
     log: &mut dyn Write,
-) -> Result<(CaseResult, ShrinkStats), PropError> {
-    let started = Instant::now();
-    let signature = first.signature();
-    let mut best = first;
-    let mut tried: HashMap<String, bool> = HashMap::new();
-    tried.insert(best.case.to_json(), true);
-    let mut stats = ShrinkStats {
-        steps: 0,
-        accepted: 0,
-        elapsed: Duration::ZERO,
-        complete: false,
+) -> (CaseResult, ShrinkStats, Option<PropError>) {
+    let mut s = Shrinker {
+        runner,
+        started: Instant::now(),
+        budget,
+        signature: first.signature(),
+        tried: HashMap::from([(first.case.to_json(), true)]),
+        best: first,
+        stats: ShrinkStats {
+            steps: 0,
+            accepted: 0,
+            elapsed: Duration::ZERO,
+            complete: false,
+        },
     };
-    let mut more = tree.simplify();
-    while more {
-        if started.elapsed() >= budget || stats.steps >= MAX_STEPS {
-            break;
-        }
-        let candidate = tree.current();
+    let result = s.run(tree, log);
+    s.stats.elapsed = s.started.elapsed();
+    (s.best, s.stats, result.err())
+}
+
+struct Shrinker<'r, 'a> {
+    runner: &'r CaseRunner<'a>,
+    started: Instant,
+    budget: Duration,
+    signature: Vec<(String, crate::verdict::Verdict)>,
+    tried: HashMap<String, bool>,
+    best: CaseResult,
+    stats: ShrinkStats,
+}
+
+impl Shrinker<'_, '_> {
+    fn out_of_budget(&self) -> bool {
+        self.started.elapsed() >= self.budget || self.stats.steps >= MAX_STEPS
+    }
+
+    /// Whether `candidate` fails like the original (from memory if it was tried); a failing
+    /// one becomes the best.
+    fn fails(&mut self, candidate: &Case, log: &mut dyn Write) -> Result<bool, PropError> {
         let key = candidate.to_json();
-        let fails = match tried.get(&key) {
-            Some(&fails) => fails,
-            None => {
-                stats.steps += 1;
-                let result = runner.run(&candidate)?;
-                let fails = result.fails_like(&signature);
-                tried.insert(key, fails);
-                if fails {
-                    stats.accepted += 1;
-                    let _ = writeln!(
-                        log,
-                        "prop: shrink step {}: still fails with {} write(s), {} chunk(s)",
-                        stats.steps,
-                        result.built.generated_writes(),
-                        result.case.chunks.len()
-                    );
-                    best = result;
-                }
-                fails
-            }
-        };
-        more = if fails {
-            tree.simplify()
-        } else {
-            tree.complicate()
-        };
-        stats.complete = !more;
-    }
-    // Then plain edits proptest's value tree does not make, until none fails any more.
-    'pass: while stats.complete {
-        for candidate in best.case.simpler() {
-            if started.elapsed() >= budget || stats.steps >= MAX_STEPS {
-                stats.complete = false;
-                break 'pass;
-            }
-            let key = candidate.to_json();
-            if tried.contains_key(&key) {
-                continue;
-            }
-            stats.steps += 1;
-            let result = runner.run(&candidate)?;
-            let fails = result.fails_like(&signature);
-            tried.insert(key, fails);
-            if fails {
-                stats.accepted += 1;
-                best = result;
-                continue 'pass;
-            }
+        if let Some(&fails) = self.tried.get(&key) {
+            return Ok(fails);
         }
-        break;
+        self.stats.steps += 1;
+        let result = self.runner.run(candidate)?;
+        let fails = result.fails_like(&self.signature);
+        self.tried.insert(key, fails);
+        if fails {
+            self.stats.accepted += 1;
+            let _ = writeln!(
+                log,
+                "prop: shrink step {}: still fails with {} write(s), {} chunk(s)",
+                self.stats.steps,
+                result.built.generated_writes(),
+                result.case.chunks.len()
+            );
+            self.best = result;
+        }
+        Ok(fails)
     }
-    stats.elapsed = started.elapsed();
-    Ok((best, stats))
+
+    fn run(
+        &mut self,
+        tree: &mut impl ValueTree<Value = Case>,
+        log: &mut dyn Write,
+    ) -> Result<(), PropError> {
+        let mut more = tree.simplify();
+        while more {
+            if self.out_of_budget() {
+                return Ok(());
+            }
+            more = if self.fails(&tree.current(), log)? {
+                tree.simplify()
+            } else {
+                tree.complicate()
+            };
+        }
+        // Then plain edits proptest's value tree does not make, until none fails any more.
+        'pass: loop {
+            for candidate in self.best.case.simpler() {
+                if self.out_of_budget() {
+                    return Ok(());
+                }
+                if !self.tried.contains_key(&candidate.to_json()) && self.fails(&candidate, log)? {
+                    continue 'pass;
+                }
+            }
+            self.stats.complete = true;
+            return Ok(());
+        }
+    }
 }

@@ -61,20 +61,21 @@ fn texts(list: &'static [&'static str]) -> impl Strategy<Value = String> {
     select(list).prop_map(str::to_owned)
 }
 
-/// Content text: mostly the hard cases, simplest first.
+/// Content text: mostly the hard cases, simplest first. (No regex strategy: those are not
+/// `Send`, and the runner generates cases on its worker threads.)
 pub fn text() -> impl Strategy<Value = String> {
+    // Nested: `prop_oneof!` boxes (and so loses `Send`) past ten arms.
     prop_oneof![
-        4 => "[a-z]{1,3}",
-        2 => texts(TWO_BYTE),
-        2 => texts(THREE_BYTE),
-        3 => texts(FOUR_BYTE),
-        1 => texts(COMBINING),
-        2 => texts(SEQUENCES),
-        1 => texts(SEPARATORS),
-        2 => texts(CONTROLS),
-        2 => texts(JSON_SPECIAL),
-        1 => texts(SSE_LOOKALIKE),
-        1 => any::<char>().prop_map(String::from),
+        4 => prop::collection::vec(prop::char::range('a', 'z'), 1..=3).prop_map(String::from_iter),
+        7 => prop_oneof![2 => texts(TWO_BYTE), 2 => texts(THREE_BYTE), 3 => texts(FOUR_BYTE)],
+        3 => prop_oneof![1 => texts(COMBINING), 2 => texts(SEQUENCES)],
+        7 => prop_oneof![
+            1 => texts(SEPARATORS),
+            2 => texts(CONTROLS),
+            2 => texts(JSON_SPECIAL),
+            1 => texts(SSE_LOOKALIKE),
+            1 => any::<char>().prop_map(String::from),
+        ],
     ]
 }
 
