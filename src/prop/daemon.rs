@@ -19,6 +19,7 @@
 //! its value tree, replayed to see how reliably it fails, reported ([`render`]) and appended to
 //! the regression file.
 
+mod batch;
 mod build;
 mod case;
 mod drive;
@@ -34,15 +35,14 @@ mod tests;
 
 use crate::handoff::HandoffError;
 
+pub use batch::CaseResult;
 pub use build::{
     Built, Expected, TAIL_EVENTS, TAIL_GAP, TAIL_TEXT, UpstreamEnd, inner_offsets, json_string,
 };
 pub use case::{Atom, Case, Chunk, Client, Cut, CutAt, Ending, Eol, Escape, Framing, Split};
 pub use drive::{Limits, Observed};
 pub use judge::judge;
-pub use runner::{
-    CaseResult, DEFAULT_REGRESSIONS, Failure, Origin, PropConfig, PropReport, run, seed_bytes,
-};
+pub use runner::{DEFAULT_REGRESSIONS, Failure, Origin, PropConfig, PropReport, run, seed_bytes};
 pub use shrink::ShrinkStats;
 
 /// Why a `prop` run could not be carried out (exit status 2). Each message names the cause

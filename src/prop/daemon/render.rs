@@ -7,9 +7,10 @@ use crate::pattern::Ending as MockEnding;
 use crate::scenario::Target;
 use crate::verdict::{Strictness, escape_bytes};
 
+use super::batch::CaseResult;
 use super::build::{Built, TAIL_EVENTS, TAIL_GAP};
 use super::case::Case;
-use super::runner::{CaseResult, Failure, Origin, PropReport};
+use super::runner::{Failure, Origin, PropReport};
 
 /// Longest rendering of the daemon's bytes in a report.
 const RAW_SHOWN: usize = 16 * 1024;
@@ -205,22 +206,31 @@ fn client_words(case: &Case) -> String {
 /// The one-paragraph summary of a run.
 pub fn summary(report: &PropReport) -> String {
     let mut out = String::new();
-    let cases = report.persisted + report.generated;
     let verdict = if report.failure.is_some() || report.daemon_failure.is_some() {
         "FAILED"
     } else {
         "passed"
     };
-    let _ = write!(
-        out,
-        "prop: {verdict}: {cases} case(s) run against `{}` ({} persisted, {} generated with \
-         seed {}) in {:.1} s",
-        report.daemon,
-        report.persisted,
-        report.generated,
-        report.seed,
-        report.elapsed.as_secs_f64()
-    );
+    if report.replayed {
+        let _ = write!(
+            out,
+            "prop: {verdict}: the replayed case, against `{}`, in {:.1} s",
+            report.daemon,
+            report.elapsed.as_secs_f64()
+        );
+    } else {
+        let _ = write!(
+            out,
+            "prop: {verdict}: {} case(s) run against `{}` ({} persisted, {} generated with \
+             seed {}) in {:.1} s",
+            report.persisted + report.generated,
+            report.daemon,
+            report.persisted,
+            report.generated,
+            report.seed,
+            report.elapsed.as_secs_f64()
+        );
+    }
     if report.nonstrict > 0 {
         let _ = write!(
             out,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use proptest::strategy::ValueTree;
 
 use super::PropError;
+use super::batch::{CaseResult, CaseRunner};
 use super::case::Case;
-use super::runner::{CaseResult, CaseRunner};
 
 /// Most candidates tried, whatever the time budget.
 const MAX_STEPS: usize = 2_000;
