@@ -247,6 +247,32 @@ async fn scripts_registered_over_http_are_played_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_have_their_own_body_limit_above_the_chat_limit() {
+    let mock = Arc::new(start_with(false, |c| {
+        c.max_body_bytes = 1024;
+        c.max_script_bytes = 4096;
+    }));
+    let script = |len: usize| {
+        let content = "z".repeat(len);
+        format!(r#"{{"writes":[{{"content":"{content}"}}],"ending":"done"}}"#)
+    };
+    let over_chat_limit = fetch(
+        &mock,
+        H1_CLEAR,
+        post(H1_CLEAR, "/_streamcheck/scripts", script(2000)),
+    )
+    .await;
+    assert_eq!(over_chat_limit.status, 201, "{}", over_chat_limit.text());
+    let over_script_limit = fetch(
+        &mock,
+        H1_CLEAR,
+        post(H1_CLEAR, "/_streamcheck/scripts", script(5000)),
+    )
+    .await;
+    assert_error(&over_script_limit, 413, "request_too_large", "4096");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_endpoint_filters_by_nonce_and_the_log_stays_bounded() {
     let mock = Arc::new(start_with(false, |c| c.log_capacity = 3));
     let nonces: Vec<String> = (0..5).map(|_| nonce("bounded")).collect();
