@@ -87,8 +87,8 @@ pub fn json_string(text: &str, escape: Escape, out: &mut String) {
             _ => None,
         };
         let forbidden = matches!(c, '"' | '\\' | '\0'..='\u{1f}');
-        match escape {
-            Escape::Unicode | Escape::UnicodeUpper => {
+        match (escape, short) {
+            (Escape::Unicode | Escape::UnicodeUpper, _) => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = if escape == Escape::Unicode {
@@ -98,13 +98,11 @@ pub fn json_string(text: &str, escape: Escape, out: &mut String) {
                     };
                 }
             }
-            Escape::Short if short.is_some() => out.push_str(short.unwrap_or_default()),
-            _ if forbidden => match short {
-                Some(s) => out.push_str(s),
-                None => {
-                    let _ = write!(out, "\\u{:04x}", u32::from(c));
-                }
-            },
+            (Escape::Short, Some(s)) => out.push_str(s),
+            (_, Some(s)) if forbidden => out.push_str(s),
+            _ if forbidden => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
             _ => out.push(c),
         }
     }

@@ -116,13 +116,12 @@ fn content(built: &Built, obs: &Observed, aborted: bool) -> AssertionResult {
 fn utf8(obs: &Observed) -> AssertionResult {
     let name = "valid UTF-8";
     let t = &obs.transcript;
-    if let Some((i, e)) = t
+    let bad = t
         .events
         .iter()
         .enumerate()
-        .find_map(|(i, e)| e.invalid_utf8.map(|at| (i, (e, at))))
-    {
-        let (event, at) = e;
+        .find_map(|(i, e)| Some((i, e, e.invalid_utf8?)));
+    if let Some((i, event, at)) = bad {
         return fail(
             name,
             format!(
