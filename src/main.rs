@@ -58,51 +58,553 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // parse
 
+/// `streamcheck parse [FILE|-] [--http] [--feed-size N] [--last-event-id ID]`.
 #[derive(clap::Args)]
-struct ParseArgs {}
+#[command(after_help = "\
+Output, one JSON object per line:
+  {\"type\":\"message\",\"data\":\"…\",\"id\":\"…\",\"retry\":null,\"offset\":N}  per event
+      (data not valid UTF-8 is shown with U+FFFD and given exactly in \"data_hex\")
+  {\"status\":200,\"reason\":\"OK\",\"headers\":[[name,value],…]}  the head, with --http
+  {\"warning\":\"…\",\"offset\":N}  a problem (\"http_offset\" for offsets in the response)
+The output is the same for every --feed-size.")]
+struct ParseArgs {
+    /// The captured stream; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE|-")]
+    file: Option<std::path::PathBuf>,
+    /// The input is a whole HTTP/1 response: print its head, decode Content-Length or chunked
+    /// framing, then parse the body.
+    #[arg(long)]
+    http: bool,
+    /// Feed the parser pieces of N bytes (default: each read as it comes).
+    #[arg(long, value_name = "N")]
+    feed_size: Option<std::num::NonZeroUsize>,
+    /// The last event ID from an earlier connection (what a browser sends as Last-Event-ID).
+    #[arg(long, value_name = "ID")]
+    last_event_id: Option<String>,
+}
 
-fn cmd_parse(_args: ParseArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`parse` is not built yet")
+fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufWriter, Read};
+    use streamcheck::transcript::inspect::{InspectError, InspectOptions, inspect};
+
+    let options = InspectOptions {
+        http: args.http,
+        feed_size: args.feed_size,
+        last_event_id: args.last_event_id,
+        ..InspectOptions::default()
+    };
+    let stdin_path = std::path::Path::new("-");
+    let (input, name): (Box<dyn Read>, String) = match &args.file {
+        Some(path) if path.as_path() != stdin_path => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {}: {e}; give the path of a captured stream, or - to read \
+                     standard input",
+                    path.display()
+                )
+            })?;
+            (Box::new(file), path.display().to_string())
+        }
+        _ => (
+            Box::new(std::io::stdin().lock()),
+            "standard input".to_owned(),
+        ),
+    };
+    let out = BufWriter::new(std::io::stdout().lock());
+    match inspect(input, out, &options) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // A reader that stopped early (`| head`) is not an error.
+        Err(InspectError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(InspectError::Read(e)) => Err(anyhow::anyhow!(
+            "cannot read {name}: {e}; check that it is a readable file, not a directory"
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // mock-api
 
-#[derive(clap::Args)]
-struct MockApiArgs {}
+const MOCK_API_HELP: &str = "\
+Output: at startup, stdout gets `url: URL`, then `cert: PATH` (generated CA, with --tls) and
+`socket: PATH` (with --socket), one per line, for scripts to read; stderr gets one line per
+request unless --quiet. SIGINT or SIGTERM stops the mock (exit 0).
 
-fn cmd_mock_api(_args: MockApiArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`mock-api` is not built yet")
+Patterns (X-Test-Pattern header, else a [[pattern:SPEC]] directive in the prompt):
+  default, unicode, short, long, abort:N, finish:R, escapes, split:N, coalesced, huge-line, bom,
+  crlf, cr, nospace, comments, multiline, spaced, error:STATUS, stall:MS, reset:N, delay:MS,
+  script:ID. GET /_streamcheck/patterns describes each. [[nonce:TOKEN]] in the prompt tags the
+  request; GET /_streamcheck/requests?nonce=TOKEN returns what the mock received and sent.
+
+Scripts: POST /_streamcheck/scripts with
+  {\"status\":200, \"headers\":{...}, \"writes\":[{\"content\":\"Hi\"}, {\"text\":\"data: x\\n\\n\", \"delay_ms\":20},
+   {\"hex\":\"e282\"}], \"ending\":\"done\"|\"close\"|\"reset\"|\"stall\"}
+  answers {\"id\":\"s1\"}; select it with the pattern script:s1.";
+
+#[derive(clap::Args)]
+#[command(after_long_help = MOCK_API_HELP)]
+struct MockApiArgs {
+    /// TCP address to listen on; port 0 picks a free port (the URL printed has the real one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// Also listen on this Unix socket (same protocols; a stale socket file is replaced).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Chunks in the default answer.
+    #[arg(long, default_value_t = 18, value_name = "N")]
+    chunk_count: usize,
+    /// Milliseconds between chunks; the first chunk goes at once.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    chunk_delay_ms: u64,
+    /// Serve TLS (ALPN h2 and http/1.1) with a generated CA for localhost, 127.0.0.1 and ::1.
+    #[arg(long)]
+    tls: bool,
+    /// PEM certificate chain to serve instead of a generated one (implies TLS).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Write the generated CA certificate here (kept at exit) instead of a temporary file.
+    #[arg(
+        long,
+        requires = "tls",
+        conflicts_with = "tls_cert",
+        value_name = "FILE"
+    )]
+    ca_out: Option<std::path::PathBuf>,
+    /// Requests kept in the request log; the oldest are dropped past this.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    log_capacity: usize,
+    /// Print no per-request lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::time::Duration;
+    use streamcheck::mock::{
+        MockConfig, MockServer, RequestEnd, RequestRecord, TlsMode, Transport,
+    };
+
+    raise_fd_limit();
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+        _ if args.tls => TlsMode::SelfSigned {
+            ca_out: args.ca_out,
+        },
+        _ => TlsMode::Off,
+    };
+    let print_request = |r: &RequestRecord| {
+        let end = match r.end {
+            RequestEnd::InProgress => "in progress".to_owned(),
+            RequestEnd::Completed => "completed".to_owned(),
+            RequestEnd::Cancelled { at_write } => {
+                format!("cancelled by the client at write {at_write}")
+            }
+            RequestEnd::Reset => "reset by the mock".to_owned(),
+            RequestEnd::ShutDown => "cut by shutdown".to_owned(),
+        };
+        let bytes = r.writes.last().map_or(0, |w| w.end);
+        let took_ms = r
+            .end_ns
+            .unwrap_or(r.arrival_ns)
+            .saturating_sub(r.arrival_ns)
+            / 1_000_000;
+        let pattern = match &r.pattern {
+            Some(p) => format!(" pattern={p} ({:?})", r.pattern_channel).to_lowercase(),
+            None => String::new(),
+        };
+        let nonce = r
+            .nonce
+            .as_ref()
+            .map_or(String::new(), |n| format!(" nonce={n}"));
+        let error = r.error.as_ref().map_or(String::new(), |e| format!(": {e}"));
+        eprintln!(
+            "#{} {}{}{} {} {}{pattern}{nonce} -> {} {end}, {} writes, {bytes} bytes, {took_ms} ms{error}",
+            r.id,
+            r.http_version,
+            if r.tls { " tls" } else { "" },
+            if r.transport == Transport::Unix {
+                " unix"
+            } else {
+                ""
+            },
+            r.method,
+            r.path,
+            r.status,
+            r.writes.len(),
+        );
+    };
+    let config = MockConfig {
+        listen: args.listen,
+        socket: args.socket,
+        tls,
+        settings: streamcheck::pattern::MockSettings {
+            chunk_count: args.chunk_count,
+            chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        },
+        log_capacity: args.log_capacity,
+        on_request_end: (!args.quiet).then(|| std::sync::Arc::new(print_request) as _),
+        ..MockConfig::default()
+    };
+    let mock = MockServer::start(config)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "url: {}", mock.base_url())?;
+    if let Some(cert) = mock.cert_path() {
+        writeln!(out, "cert: {}", cert.display())?;
+    }
+    if let Some(socket) = mock.socket_path() {
+        writeln!(out, "socket: {}", socket.display())?;
+    }
+    out.flush()?;
+    drop(out);
+    if !args.quiet {
+        eprintln!(
+            "streamcheck mock-api: serving HTTP/1.1 and HTTP/2 on {}; SIGINT or SIGTERM stops it",
+            mock.base_url()
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    mock.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serving thousands of concurrent streams needs more descriptors than the usual soft limit
+/// of 1024: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        // Best effort: at the old limit the mock still works, with fewer connections.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // run
 
-#[derive(clap::Args)]
-struct RunArgs {}
+const RUN_HELP: &str = "\
+Either test a running daemon: --socket S --backend URL (URL is the mock API the daemon's
+OPENAI_API_BASE points at, e.g. started with `streamcheck mock-api --tls`), optionally with
+--daemon-pid PID so that a crash and leaked sockets are noticed;
+or let the runner start everything: --daemon-cmd 'my-daemon --socket {socket}'. It starts an
+embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {socket} and
+{backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
+the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
 
-fn cmd_run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`run` is not built yet")
+Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
+environment error (socket missing, permission, io_uring unavailable, mock unreachable).";
+
+/// `--pair`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PairArg {
+    /// A connected loopback TCP pair, as Apache hands off.
+    Tcp,
+    /// An AF_UNIX socketpair.
+    Unix,
+}
+
+/// `--socket-type`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SocketTypeArg {
+    /// SOCK_SEQPACKET, as Apache connects.
+    Seqpacket,
+    /// SOCK_STREAM, for daemons that listen as a stream socket.
+    Stream,
+}
+
+#[derive(clap::Args)]
+#[command(after_long_help = RUN_HELP)]
+struct RunArgs {
+    /// The running daemon's Unix socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "daemon_cmd",
+        requires = "backend"
+    )]
+    socket: Option<std::path::PathBuf>,
+    /// The mock API the running daemon uses (its OPENAI_API_BASE).
+    #[arg(long, value_name = "URL", requires = "socket")]
+    backend: Option<String>,
+    /// Start the daemon with this shell command ({socket} and {backend} are substituted).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend", "daemon_pid"])]
+    daemon_cmd: Option<String>,
+    /// The running daemon's PID: a crash fails the run, and its sockets are counted.
+    #[arg(long, value_name = "PID")]
+    daemon_pid: Option<u32>,
+    /// What reports call the daemon.
+    #[arg(long, value_name = "NAME")]
+    daemon_name: Option<String>,
+    /// Run only this category (repeatable).
+    #[arg(long, value_name = "NAME")]
+    category: Vec<String>,
+    /// Run only this scenario, by name or id (repeatable).
+    #[arg(long, value_name = "NAME|ID")]
+    scenario: Vec<String>,
+    /// Scenarios run at once (those that need the daemon to themselves run alone).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Seconds each stream may take before the client gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Non-strict findings fail the run.
+    #[arg(long)]
+    strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    format: streamcheck::report::Format,
+    /// TAP version to declare (13 suits every prove, including Debian 12's).
+    #[arg(long, value_enum, default_value_t)]
+    tap_version: streamcheck::report::TapVersion,
+    /// Colour in the human format.
+    #[arg(long, value_enum, default_value_t)]
+    color: streamcheck::report::ColorChoice,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// The client socket handed off.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pair: PairArg,
+    /// Socket type to connect with [default: seqpacket, falling back to stream when the daemon
+    /// listens as one, which 7.7 reports as a failure].
+    #[arg(long, value_enum)]
+    socket_type: Option<SocketTypeArg>,
+    /// Embedded mock: serve plain HTTP instead of TLS.
+    #[arg(long, requires = "daemon_cmd")]
+    mock_plain: bool,
+    /// Embedded mock: chunks of the default answer.
+    #[arg(long, value_name = "N", default_value_t = 18, requires = "daemon_cmd")]
+    chunk_count: usize,
+    /// Embedded mock: milliseconds between chunks.
+    #[arg(long, value_name = "MS", default_value_t = 10, requires = "daemon_cmd")]
+    chunk_delay_ms: u64,
+    /// Seconds the started daemon may take to create its socket.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "daemon_cmd"
+    )]
+    start_timeout: f64,
+}
+
+fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::handoff::{PairKind, SocketType};
+    use streamcheck::report::{self, Options, Output};
+    use streamcheck::scenario::{self, DaemonCommand, MockOptions, SuiteConfig, Target};
+    use streamcheck::verdict::Strictness;
+
+    let target = match (args.daemon_cmd, args.socket, args.backend) {
+        (Some(command), _, _) => Target::Command(DaemonCommand {
+            command,
+            mock: MockOptions {
+                tls: !args.mock_plain,
+                chunk_count: args.chunk_count,
+                chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
+            },
+            start_timeout: seconds("start-timeout", args.start_timeout)?,
+        }),
+        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    };
+    let mut config = SuiteConfig::new(target);
+    config.daemon_pid = args.daemon_pid;
+    config.daemon_name = args.daemon_name;
+    config.categories = args.category;
+    config.scenarios = args.scenario;
+    config.jobs = args.jobs;
+    config.timeout = seconds("timeout", args.timeout)?;
+    config.strictness = if args.strict {
+        Strictness::Strict
+    } else {
+        Strictness::Lenient
+    };
+    config.pair = match args.pair {
+        PairArg::Tcp => PairKind::Tcp,
+        PairArg::Unix => PairKind::Unix,
+    };
+    config.socket_type = args.socket_type.map(|t| match t {
+        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
+        SocketTypeArg::Stream => SocketType::Stream,
+    });
+    let options = Options {
+        format: args.format,
+        tap_version: args.tap_version,
+        color: args.color,
+        progress: true,
+    };
+    let output = Output::open(args.output.as_deref())?;
+    let mut reporter = report::build(&options, output);
+    let run = scenario::run_suite_with(&config, &mut reporter)?;
+    for note in &run.notes {
+        eprintln!("streamcheck: {note}");
+    }
+    if let Some(failure) = &run.daemon_failure {
+        eprintln!("streamcheck: {failure}");
+    }
+    Ok(ExitCode::from(run.exit_code()))
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
 
-#[derive(clap::Args)]
-struct ListArgs {}
+/// `list --format`.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum ListFormat {
+    /// Aligned text by category.
+    #[default]
+    Human,
+    /// One JSON document.
+    Json,
+}
 
-fn cmd_list(_args: ListArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`list` is not built yet")
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: ListFormat,
+}
+
+fn cmd_list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let text = match args.format {
+        ListFormat::Human => streamcheck::scenario::list_human(),
+        ListFormat::Json => format!("{:#}\n", streamcheck::scenario::list_json()),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------
 // ref-daemon
 
 #[derive(clap::Args)]
-struct RefDaemonArgs {}
+#[command(
+    after_help = "The upstream comes from the environment: OPENAI_API_BASE (required, \
+    e.g. http://127.0.0.1:28080/v1), OPENAI_API_KEY, OPENAI_INSECURE_SSL=true (accept a \
+    self-signed certificate), OPENAI_HTTP2_ENABLED (true: h2c on http:// bases; false: HTTP/1.1 \
+    only), OPENAI_MODEL (when the handoff names no model).\n\
+    SIGTERM or SIGINT: stop accepting, remove the socket, let streams finish (--drain-timeout)."
+)]
+struct RefDaemonArgs {
+    /// Unix socket to listen on (a stale socket file there is replaced).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Permissions of the socket file, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0666", value_parser = parse_socket_mode)]
+    socket_mode: u32,
+    /// Run with one realistic bug; `--fault list` prints them.
+    #[arg(long, value_name = "NAME")]
+    fault: Option<FaultArg>,
+    /// Seconds to wait for the upstream's response head, and between two upstream reads.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    upstream_timeout: f64,
+    /// Seconds a client may read nothing before its stream is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    client_timeout: f64,
+    /// Seconds a shutdown waits for running streams before ending them.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain_timeout: f64,
+}
 
-fn cmd_ref_daemon(_args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ref-daemon` is not built yet")
+/// `--fault`: a fault mode, or `list`.
+#[derive(Clone, Copy)]
+enum FaultArg {
+    List,
+    Mode(streamcheck::refdaemon::Fault),
+}
+
+impl clap::ValueEnum for FaultArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::LazyLock<Vec<FaultArg>> = std::sync::LazyLock::new(|| {
+            let modes = streamcheck::refdaemon::Fault::all()
+                .iter()
+                .map(|f| FaultArg::Mode(*f));
+            std::iter::once(FaultArg::List).chain(modes).collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            FaultArg::List => Some(
+                clap::builder::PossibleValue::new("list").help("Print the fault modes and exit"),
+            ),
+            FaultArg::Mode(fault) => clap::ValueEnum::to_possible_value(fault),
+        }
+    }
+}
+
+fn parse_socket_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "{text:?} is not an octal file mode such as 0666 or 0660"
+        )),
+    }
+}
+
+fn seconds(name: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--{name} {secs}: give a positive number of seconds"))
+}
+
+fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::refdaemon::{self, Config, Fault, UpstreamConfig};
+    let fault = match args.fault {
+        Some(FaultArg::List) => {
+            for fault in Fault::all() {
+                println!("{:<32} {}", fault.name(), fault.description());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(FaultArg::Mode(fault)) => Some(fault),
+        None => None,
+    };
+    let Some(socket) = args.socket else {
+        // Not `required`, so that `--fault list` works alone; this is the error clap would give.
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        if let Some(sub) = cmd.find_subcommand_mut("ref-daemon") {
+            sub.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--socket PATH is required",
+            )
+            .exit();
+        }
+        anyhow::bail!("--socket PATH is required");
+    };
+    let mut config = Config::new(socket);
+    config.socket_mode = args.socket_mode;
+    config.fault = fault;
+    config.timeouts.upstream = seconds("upstream-timeout", args.upstream_timeout)?;
+    config.timeouts.client = seconds("client-timeout", args.client_timeout)?;
+    config.drain = seconds("drain-timeout", args.drain_timeout)?;
+    refdaemon::run(config, UpstreamConfig::from_env()?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------

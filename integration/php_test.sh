@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the streamcheck suite against streaming_daemon.php.
+# Usage: PHP_DAEMON=/path/to/streaming_daemon.php integration/php_test.sh [FORMAT] [CATEGORY]
+DAEMON_NAME=php
+DAEMON_VAR=PHP_DAEMON
+DAEMON_HINT=streaming_daemon.php
+source "$(dirname "$0")/common.sh"
+daemon_start() {
+    exec php "$DAEMON_PATH" --socket "$DAEMON_SOCKET" --mode 0666 --backend openai
+}
+run_suite "$@"

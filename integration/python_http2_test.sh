@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the streamcheck suite against streaming_daemon_async.py.
+# Usage: PYTHON_DAEMON=/path/to/streaming_daemon_async.py integration/python_http2_test.sh [FORMAT] [CATEGORY]
+DAEMON_NAME=python-http2
+DAEMON_VAR=PYTHON_DAEMON
+DAEMON_HINT=streaming_daemon_async.py
+source "$(dirname "$0")/common.sh"
+daemon_start() {
+    OPENAI_HTTP2_ENABLED=true exec python3 "$DAEMON_PATH" -s "$DAEMON_SOCKET" -m 0666 --backend openai
+}
+run_suite "$@"

@@ -1,0 +1,301 @@
+//! Daemon processes: starting one from `--daemon-cmd`, watching it, stopping it by its PID; and
+//! reading what a daemon holds (its client sockets) from `/proc`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group, test_kill_process};
+
+/// How often a starting or stopping daemon is looked at.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A daemon started by the runner, in its own process group, its output going to a log file.
+/// Dropping it stops it.
+pub(super) struct DaemonProcess {
+    child: Child,
+    command: String,
+    log: PathBuf,
+    socket: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+/// `'…'` quoting for `sh`: the text exactly, whatever it contains.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The command line with `{socket}` and `{backend}` replaced (shell-quoted).
+pub(super) fn substitute(template: &str, socket: &Path, backend: &str) -> String {
+    template
+        .replace("{socket}", &shell_quote(&socket.to_string_lossy()))
+        .replace("{backend}", &shell_quote(backend))
+}
+
+impl DaemonProcess {
+    /// Runs `command` with `sh -c` and `env`, output to `log`, and waits up to `wait` for
+    /// `socket` to appear. The error says what happened and shows the end of the log.
+    pub fn start(
+        command: String,
+        env: &[(&str, String)],
+        socket: &Path,
+        log: &Path,
+        wait: Duration,
+    ) -> Result<DaemonProcess, String> {
+        let out = File::create(log)
+            .map_err(|e| format!("cannot create the daemon log {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("cannot share the daemon log {}: {e}", log.display()))?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&command)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own process group, so that stopping it reaches whatever the shell started.
+            .process_group(0);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run `sh -c {command}`: {e}"))?;
+        let mut daemon = DaemonProcess {
+            child,
+            command,
+            log: log.to_path_buf(),
+            socket: socket.to_path_buf(),
+            status: None,
+        };
+        let until = Instant::now() + wait;
+        loop {
+            if is_socket(socket) {
+                return Ok(daemon);
+            }
+            if let Some(status) = daemon.exit_status() {
+                return Err(format!(
+                    "the daemon exited ({status}) before creating {}; the command was `{}`; \
+                     its output ends with:\n{}",
+                    socket.display(),
+                    daemon.command,
+                    daemon.log_tail(20)
+                ));
+            }
+            if Instant::now() >= until {
+                daemon.stop(Duration::from_secs(2));
+                return Err(format!(
+                    "the daemon did not create {} within {} s; check that the command puts its \
+                     socket at {{socket}} (it was `{}`); its output ends with:\n{}",
+                    socket.display(),
+                    wait.as_secs(),
+                    daemon.command,
+                    daemon.log_tail(20)
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The process ID (also its process group ID).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line as run.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// How the process exited, if it has.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// The last `lines` lines of the daemon's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// SIGTERM to the process group, SIGKILL after `grace`; removes the socket file it leaves.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if self.exit_status().is_none() {
+            if let Some(pgid) = Pid::from_raw(self.pid() as i32) {
+                let _ = kill_process_group(pgid, Signal::TERM);
+                let until = Instant::now() + grace;
+                while self.exit_status().is_none() && Instant::now() < until {
+                    std::thread::sleep(POLL);
+                }
+                if self.exit_status().is_none() {
+                    let _ = kill_process_group(pgid, Signal::KILL);
+                }
+            }
+            self.status = self.child.wait().ok();
+        }
+        if is_socket(&self.socket) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+        self.status
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+fn is_socket(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// The last `lines` lines of a log file (at most its last 64 KiB).
+pub(super) fn log_tail(path: &Path, lines: usize) -> String {
+    let mut text = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+        let _ = f.read_to_end(&mut text);
+    }
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    if tail.is_empty() {
+        "(no output)".to_owned()
+    } else {
+        tail
+    }
+}
+
+/// Whether the process `pid` still exists.
+pub(super) fn alive(pid: u32) -> bool {
+    Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok())
+}
+
+/// How many connected TCP sockets process `pid` holds whose peer is not the mock's port: the
+/// client sockets it was handed and still keeps. Needs the right to read `/proc/PID/fd`.
+pub(super) fn client_sockets(pid: u32, mock_port: u16) -> Result<usize, String> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?;
+    let inodes: HashSet<u64> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let path = format!("/proc/{pid}/net/{table}");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        count += text
+            .lines()
+            .skip(1)
+            .filter(|line| is_client_socket(line, &inodes, mock_port))
+            .count();
+    }
+    Ok(count)
+}
+
+/// A `/proc/net/tcp` line: `sl local rem st tx:rx tr:when retrnsmt uid timeout inode …`.
+fn is_client_socket(line: &str, inodes: &HashSet<u64>, mock_port: u16) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (Some(remote), Some(state), Some(inode)) = (fields.get(2), fields.get(3), fields.get(9))
+    else {
+        return false;
+    };
+    let remote_port = remote
+        .rsplit_once(':')
+        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    // 0A is LISTEN: a listener the daemon has of its own (metrics, …), not a client.
+    inode.parse().is_ok_and(|i: u64| inodes.contains(&i))
+        && *state != "0A"
+        && remote_port.is_some_and(|p| p != mock_port && p != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_quotes_for_the_shell() {
+        let cmd = substitute(
+            "d --socket {socket} --api {backend}",
+            Path::new("/tmp/a b/it's.sock"),
+            "https://127.0.0.1:1/v1",
+        );
+        assert_eq!(
+            cmd,
+            r"d --socket '/tmp/a b/it'\''s.sock' --api 'https://127.0.0.1:1/v1'"
+        );
+    }
+
+    #[test]
+    fn proc_net_tcp_lines_are_classified() {
+        let inodes: HashSet<u64> = [100, 200, 300].into();
+        let client = "0: 0100007F:A000 0100007F:B000 01 0:0 0:0 0 0 0 100 1";
+        let upstream = "1: 0100007F:A001 0100007F:6D60 01 0:0 0:0 0 0 0 200 1";
+        let listener = "2: 0100007F:2382 00000000:0000 0A 0:0 0:0 0 0 0 300 1";
+        let foreign = "3: 0100007F:A002 0100007F:B001 01 0:0 0:0 0 0 0 400 1";
+        assert!(is_client_socket(client, &inodes, 28000));
+        assert!(!is_client_socket(upstream, &inodes, 28000));
+        assert!(!is_client_socket(listener, &inodes, 28000));
+        assert!(!is_client_socket(foreign, &inodes, 28000));
+    }
+
+    #[test]
+    fn a_process_is_started_watched_and_stopped() {
+        let dir = std::env::temp_dir().join(format!("sc-daemon-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("d.sock");
+        let log = dir.join("d.log");
+        // A "daemon" that makes its socket with python-free tools: a Unix listener via the
+        // test binary itself is overkill; bind one here and let the command just wait.
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let mut d = DaemonProcess::start(
+            "echo started; exec sleep 30".to_owned(),
+            &[("X", "1".to_owned())],
+            &socket,
+            &log,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(alive(d.pid()));
+        assert!(d.exit_status().is_none());
+        let status = d.stop(Duration::from_secs(5)).unwrap();
+        assert!(!status.success(), "killed by SIGTERM");
+        assert_eq!(d.log_tail(5), "started");
+        assert!(!socket.exists(), "the stale socket file is removed");
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_daemon_that_exits_early_is_reported_with_its_output() {
+        let dir = std::env::temp_dir().join(format!("sc-daemon-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = DaemonProcess::start(
+            "echo 'no upstream configured' >&2; exit 3".to_owned(),
+            &[],
+            &dir.join("never.sock"),
+            &dir.join("d.log"),
+            Duration::from_secs(5),
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("exited"), "{err}");
+        assert!(err.contains("no upstream configured"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,594 @@
+//! From a recorded stream, the pattern's expected outcome and the mock's log to assertions.
+//!
+//! Every assertion here is derived: what the content must be, whether `[DONE]` must come,
+//! whether an error must be reported, all come from the pattern's [`Expected`]. Messages say
+//! what went wrong and what the daemon should do instead.
+
+use std::time::Duration;
+
+use super::data::Handoff;
+use super::observe::{ClientClose, Observation};
+use super::{Check, HeaderRule};
+use crate::handoff::HandoffError;
+use crate::mock::{RequestEnd, RequestRecord};
+use crate::pattern::{Expected, ExpectedKind};
+use crate::ring::EndReason;
+use crate::verdict::check::{self, format_ns};
+use crate::verdict::{AssertionResult, Verdict};
+
+/// Time limits a stream is judged by.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// The per-stream deadline (`--timeout`).
+    pub timeout: Duration,
+    /// How long the daemon may keep a connection open after `[DONE]`.
+    pub grace: Duration,
+}
+
+/// Everything one stream is judged on.
+pub(super) struct Case<'a> {
+    pub obs: &'a Observation,
+    pub expected: &'a Expected,
+    pub handoff: &'a Handoff,
+    /// The mock's log for this handoff's nonce.
+    pub requests: &'a [RequestRecord],
+    pub limits: Limits,
+}
+
+fn fail(name: &str, message: impl Into<String>) -> AssertionResult {
+    AssertionResult::new(name, Verdict::Fail, message)
+}
+
+/// The assertions of one stream scenario: response problems, each check, and (where the data
+/// carries a nonce and the daemon is expected to call the upstream) what reached the upstream.
+pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
+    let mut out = response_problems(case.obs);
+    for c in checks {
+        out.extend(one(case, *c));
+    }
+    let calls_upstream = !checks
+        .iter()
+        .any(|c| matches!(c, Check::ProcessedOrRejected | Check::UpstreamFailure));
+    if calls_upstream {
+        out.extend(forwarded(case));
+    }
+    out
+}
+
+/// A response that is not HTTP/1.x, or a body that is not an event stream.
+pub(super) fn response_problems(obs: &Observation) -> Vec<AssertionResult> {
+    let mut out = Vec::new();
+    if let Some(e) = &obs.http_error {
+        let message = if obs.head.is_none() && obs.received_bytes() > 0 {
+            format!(
+                "the response does not start with an HTTP/1.x head ({e}): after the handoff the \
+                 daemon owns the raw connection and must write the status line and headers itself"
+            )
+        } else {
+            format!("the response is not valid HTTP/1.x: {e}")
+        };
+        out.push(fail("HTTP response", message));
+    }
+    if let Some(e) = &obs.sse_error {
+        out.push(fail(
+            "event stream",
+            format!("the body is not a valid event stream: {e}"),
+        ));
+    }
+    out
+}
+
+fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
+    let obs = case.obs;
+    match c {
+        Check::Outcome => {
+            let mut v: Vec<_> = relay_status(case).into_iter().collect();
+            v.extend(content(case));
+            v.extend(ending(case));
+            v
+        }
+        Check::Content => content(case),
+        Check::Ending => ending(case),
+        Check::ContentPieces { what, pieces } => vec![content_pieces(case, what, pieces)],
+        Check::FinishReason => match &case.expected.finish_reason {
+            Some(r) => vec![check::finish_reason_is(
+                r,
+                obs.finish_reason.as_deref(),
+                Verdict::NonStrict,
+            )],
+            None => Vec::new(),
+        },
+        Check::StatusLine => vec![status_line(obs)],
+        Check::Header { name, rule, level } => vec![header(obs, name, rule, level)],
+        Check::ResponseHeadersEchoed => {
+            let headers = obs.headers();
+            case.handoff
+                .response_headers
+                .iter()
+                .map(|(name, value)| {
+                    let mut a = check::header_equals(name, value, &headers, Verdict::Fail);
+                    if a.verdict == Verdict::Fail {
+                        a.message.push_str(
+                            ": append each entry of the handoff's response_headers object to the \
+                             response head",
+                        );
+                    }
+                    a
+                })
+                .collect()
+        }
+        Check::HeadTiming => vec![head_timing(case)],
+        Check::ProcessedOrRejected => processed_or_rejected(case),
+        Check::UpstreamFailure => vec![
+            check::error_reported(obs.status(), obs.error_event.as_deref()),
+            check::done_absent(obs.done_at, Verdict::Fail),
+            closed(case),
+        ],
+        Check::UpstreamCancelled { within_ms } => {
+            vec![upstream_cancelled(case, Duration::from_millis(within_ms))]
+        }
+        Check::RelayedIncrementally => vec![relayed_incrementally(case)],
+    }
+}
+
+/// A status check where the outcome requires content to be relayed (status 200).
+fn relay_status(case: &Case<'_>) -> Option<AssertionResult> {
+    let e = case.expected;
+    let relays = match e.kind {
+        ExpectedKind::Complete | ExpectedKind::Truncated => true,
+        ExpectedKind::Reset => !e.content.is_empty(),
+        ExpectedKind::Stall { .. } => case.obs.done_at.is_some(),
+        ExpectedKind::UpstreamError { .. } => false,
+    };
+    relays.then(|| check::status_is(200, case.obs.status()))
+}
+
+fn content(case: &Case<'_>) -> Vec<AssertionResult> {
+    let obs = case.obs;
+    if matches!(case.expected.kind, ExpectedKind::Stall { .. }) && obs.done_at.is_none() {
+        // A daemon whose upstream timeout is shorter than the stall ends with an error
+        // instead; what it relayed before is all there can be.
+        return Vec::new();
+    }
+    let mut out = vec![check::content_equals(&case.expected.content, &obs.content)];
+    if let Some((index, why)) = obs.undecodable.first() {
+        out.push(fail(
+            "event payloads",
+            format!(
+                "{} of {} events carry data a browser client cannot read; event {} is {why}: \
+                 send `data: {{\"content\":\"…\"}}` (or the upstream's chunk verbatim)",
+                obs.undecodable.len(),
+                obs.events.len(),
+                index + 1
+            ),
+        ));
+    }
+    out
+}
+
+fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
+    let obs = case.obs;
+    let events = obs.events.len();
+    let mut out = Vec::new();
+    match case.expected.kind {
+        ExpectedKind::Complete => {
+            out.push(check::done_present(obs.done_at, events, Verdict::Fail));
+            if let Some(e) = &obs.error_event {
+                out.push(fail(
+                    "no error event",
+                    format!(
+                        "the daemon sent an error event ({}) although the upstream answered in full",
+                        crate::verdict::escape_bytes(e.as_bytes())
+                    ),
+                ));
+            }
+        }
+        ExpectedKind::Truncated => {
+            out.push(check::done_absent(obs.done_at, Verdict::NonStrict));
+            if obs.done_at.is_none() {
+                let how = match &obs.error_event {
+                    Some(e) => format!("with an error event ({e})"),
+                    None => "by closing without [DONE]".to_owned(),
+                };
+                out.push(AssertionResult::pass(
+                    "truncation reported",
+                    format!("the client was told the answer is incomplete {how}"),
+                ));
+            }
+        }
+        ExpectedKind::Reset | ExpectedKind::UpstreamError { .. } => {
+            out.push(check::error_reported(
+                obs.status(),
+                obs.error_event.as_deref(),
+            ));
+            out.push(check::done_absent(obs.done_at, Verdict::Fail));
+        }
+        ExpectedKind::Stall { .. } => {
+            if obs.done_at.is_some() {
+                out.push(check::done_present(obs.done_at, events, Verdict::Fail));
+            } else {
+                out.push(check::error_reported(
+                    obs.status(),
+                    obs.error_event.as_deref(),
+                ));
+                out.push(check::done_absent(obs.done_at, Verdict::Fail));
+            }
+        }
+    }
+    out.push(closed(case));
+    out
+}
+
+/// The daemon closed the connection: promptly after `[DONE]`, or at all before the deadline.
+pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
+    let obs = case.obs;
+    let name = "connection closed";
+    match (obs.client_close, obs.end_reason()) {
+        (Some(ClientClose::NotClosedAfterDone { .. }), _) => fail(
+            name,
+            format!(
+                "the daemon sent data: [DONE] but kept the connection open for {} more: with no \
+                 Content-Length the browser only knows the body is over when the connection \
+                 closes; close it after [DONE]",
+                check::format_duration(case.limits.grace)
+            ),
+        ),
+        (Some(ClientClose::AfterEvents { .. }), _) => {
+            AssertionResult::pass(name, "the client closed it, as the scenario asks")
+        }
+        (None, Some(EndReason::PeerClosed)) => {
+            let end = obs.end_ns().unwrap_or(0);
+            match (obs.done_ns(), obs.sent_ns()) {
+                (Some(done), _) => check::closed_within(
+                    case.limits.grace,
+                    Some(Duration::from_nanos(end.saturating_sub(done))),
+                ),
+                (None, Some(sent)) => check::closed_within(
+                    case.limits.timeout,
+                    Some(Duration::from_nanos(end.saturating_sub(sent))),
+                ),
+                (None, None) => AssertionResult::pass(name, "the daemon closed the connection"),
+            }
+        }
+        (None, Some(EndReason::Timeout)) => fail(
+            name,
+            format!(
+                "the connection was still open when the client gave up {} after the handoff, \
+                 after {} bytes: the daemon neither finished the response nor closed it, and a \
+                 browser would wait forever",
+                check::format_duration(case.limits.timeout),
+                obs.received_bytes()
+            ),
+        ),
+        (None, Some(EndReason::Error(HandoffError::Receive { errno }))) => fail(
+            name,
+            format!(
+                "the connection ended with an error ({errno}) instead of a close: the daemon \
+                 reset it (e.g. SO_LINGER 0, or closing with unread data), so a browser may lose \
+                 what was still in flight"
+            ),
+        ),
+        (None, Some(other)) => fail(name, format!("the stream ended abnormally: {other}")),
+        (None, None) => fail(name, "the stream never ended"),
+    }
+}
+
+fn content_pieces(case: &Case<'_>, what: &str, (from, to): (usize, usize)) -> AssertionResult {
+    let pieces = &case.expected.pieces;
+    let start: usize = pieces[..from.min(pieces.len())]
+        .iter()
+        .map(String::len)
+        .sum();
+    let expected: String = pieces[from.min(pieces.len())..to.min(pieces.len())].concat();
+    let end = start + expected.len();
+    let got = &case.obs.content;
+    let received = &got[start.min(got.len())..end.min(got.len())];
+    check::bytes_equal(
+        "content",
+        &format!("{what} (content bytes {start}..{end})"),
+        expected.as_bytes(),
+        received,
+        Verdict::Fail,
+    )
+}
+
+fn status_line(obs: &Observation) -> AssertionResult {
+    match &obs.head {
+        Some(head) => {
+            let mut a = check::status_is(200, Some(head.status()));
+            if a.verdict == Verdict::Pass {
+                a.message = format!(
+                    "HTTP/1.{} {} {}",
+                    head.version(),
+                    head.status(),
+                    head.reason()
+                );
+            }
+            a
+        }
+        None => check::status_is(200, None),
+    }
+}
+
+fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> AssertionResult {
+    if obs.head.is_none() {
+        return fail(
+            &format!("header {name}"),
+            "no response head arrived, so there is no header to check",
+        );
+    }
+    let headers = obs.headers();
+    match rule {
+        HeaderRule::MediaType(t) => check::content_type_is(t, &headers, level),
+        HeaderRule::Contains(token) => check::header_contains(name, token, &headers, level),
+        HeaderRule::Present => check::header_present(name, &headers, level),
+    }
+}
+
+/// What reached the upstream: one request with this nonce, the pattern in X-Test-Pattern, and
+/// the prompt exactly.
+pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
+    let Some(nonce) = &case.handoff.nonce else {
+        return Vec::new();
+    };
+    let name = "upstream request";
+    let first = match case.requests {
+        [] => {
+            return vec![fail(
+                name,
+                format!(
+                    "the mock never received a request carrying this handoff's [[nonce:{nonce}]]: \
+                     the daemon did not forward the prompt to $OPENAI_API_BASE/chat/completions \
+                     (check its upstream settings, and that the prompt goes out as the last user \
+                     message)"
+                ),
+            )];
+        }
+        [first, ..] => first,
+    };
+    let mut out = vec![if case.requests.len() == 1 {
+        AssertionResult::pass(name, "one upstream request carried this handoff's nonce")
+    } else {
+        AssertionResult::new(
+            name,
+            Verdict::NonStrict,
+            format!(
+                "{} upstream requests carried this handoff's nonce: the daemon repeated the \
+                 request; ask for a streamed answer once",
+                case.requests.len()
+            ),
+        )
+    }];
+    if let Some(pattern) = &case.handoff.test_pattern {
+        let name = "X-Test-Pattern";
+        out.push(match &first.x_test_pattern {
+            Some(v) if v == pattern => AssertionResult::pass(
+                name,
+                format!("the upstream request carried X-Test-Pattern: {v}"),
+            ),
+            Some(v) => fail(
+                name,
+                format!(
+                    "the upstream request carried X-Test-Pattern: {v}, but the handoff's \
+                     test_pattern was {pattern}: copy the field verbatim"
+                ),
+            )
+            .with_expected(pattern.clone())
+            .with_received(v.clone()),
+            None => fail(
+                name,
+                "the upstream request had no X-Test-Pattern header: copy the handoff's \
+                 test_pattern into it (the mock fell back to the [[pattern:…]] directive in the \
+                 prompt, so the rest of this scenario still ran)",
+            )
+            .with_expected(pattern.clone()),
+        });
+    }
+    if let Some(prompt) = &case.handoff.prompt {
+        let body = first.body.as_ref();
+        let sent = body
+            .and_then(|b| b.messages.iter().rev().find(|m| m.role == "user"))
+            .map(|m| m.content.as_str())
+            .or_else(|| body.and_then(|b| b.prompt.as_deref()));
+        out.push(match sent {
+            Some(s) => check::bytes_equal(
+                "prompt forwarded",
+                "the prompt the upstream received",
+                prompt.as_bytes(),
+                s.as_bytes(),
+                Verdict::Fail,
+            ),
+            None => fail(
+                "prompt forwarded",
+                "the upstream request carried no user message: send the handoff's prompt as \
+                 {\"role\":\"user\",\"content\":…}",
+            ),
+        });
+    }
+    out
+}
+
+fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
+    let obs = case.obs;
+    let name = "data used or refused";
+    let processed = match &case.handoff.nonce {
+        Some(_) => !case.requests.is_empty(),
+        // Without data there is no nonce: a 200 answer means the daemon went on with defaults.
+        None => obs.status() == Some(200),
+    };
+    if processed {
+        let why = match &case.handoff.nonce {
+            Some(_) => "the data was used: the upstream received this handoff's nonce",
+            None => "the daemon answered with its default request",
+        };
+        let mut out = vec![AssertionResult::pass(name, why)];
+        out.extend(one(case, Check::Outcome));
+        out.extend(forwarded(case));
+        return out;
+    }
+    match (obs.head.as_ref(), obs.received_bytes()) {
+        (Some(head), _) if head.status() >= 400 => vec![
+            AssertionResult::pass(
+                name,
+                format!("refused with HTTP {} {}", head.status(), head.reason()),
+            ),
+            closed(case),
+        ],
+        (Some(head), _) => vec![fail(
+            name,
+            format!(
+                "the daemon answered {} but the upstream never received this handoff's prompt: \
+                 the data was dropped or cut and the daemon went on without it; read the whole \
+                 message (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
+                 MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
+                head.status()
+            ),
+        )],
+        (None, 0) if obs.end_reason() == Some(&EndReason::PeerClosed) => vec![fail(
+            name,
+            "the daemon closed the connection without writing a byte: the browser gets an empty \
+             reply; answer with an HTTP error (400 for bad data, 413 for too much) instead",
+        )],
+        (None, 0) => vec![fail(
+            name,
+            format!(
+                "the daemon wrote nothing within {} and did not close the connection: a browser \
+                 would hang; answer with an HTTP error instead",
+                check::format_duration(case.limits.timeout)
+            ),
+        )],
+        (None, n) => vec![fail(
+            name,
+            format!("the daemon wrote {n} bytes that are not an HTTP response"),
+        )],
+    }
+}
+
+fn head_timing(case: &Case<'_>) -> AssertionResult {
+    let name = "head timing";
+    let Some(head_ns) = case.obs.head_ns else {
+        return check::info(name, "no response head arrived");
+    };
+    let Some(request) = case.requests.first() else {
+        return check::info(name, "the upstream request was not found in the mock's log");
+    };
+    let first_write = request
+        .writes
+        .iter()
+        .find(|w| w.end > w.start)
+        .map(|w| w.ts_ns);
+    let fact = if head_ns < request.arrival_ns {
+        format!(
+            "the head reached the client {} before the upstream request reached the mock: the \
+             daemon answers 200 before it knows the upstream will (an upstream failure must then \
+             be an SSE error event)",
+            format_ns(request.arrival_ns - head_ns)
+        )
+    } else if first_write.is_none_or(|w| head_ns < w) {
+        format!(
+            "the head went out {} after the upstream request reached the mock and before the \
+             upstream's first chunk: the daemon answers once the upstream has answered",
+            format_ns(head_ns - request.arrival_ns)
+        )
+    } else {
+        format!(
+            "the head went out {} after the upstream's first chunk was written: the daemon waits \
+             for content before answering",
+            format_ns(head_ns - first_write.unwrap_or(head_ns))
+        )
+    };
+    check::info(name, fact)
+}
+
+fn upstream_cancelled(case: &Case<'_>, limit: Duration) -> AssertionResult {
+    let name = "upstream cancelled";
+    let Some(ClientClose::AfterEvents { at_ns }) = case.obs.client_close else {
+        return fail(
+            name,
+            format!(
+                "the client never received a content event to close after ({} events in all), so \
+                 the daemon's reaction to a client leaving could not be tested",
+                case.obs.events.len()
+            ),
+        );
+    };
+    let Some(request) = case.requests.last() else {
+        return fail(name, "the mock never received the upstream request");
+    };
+    let after = |ns: Option<u64>| Duration::from_nanos(ns.unwrap_or(at_ns).saturating_sub(at_ns));
+    match request.end {
+        RequestEnd::Cancelled { .. } => check::within(
+            name,
+            "the upstream request was cancelled after the client left",
+            limit,
+            Some(after(request.end_ns)),
+            Verdict::Fail,
+        ),
+        RequestEnd::Completed => fail(
+            name,
+            format!(
+                "the upstream request ran to completion ({} writes, {} after the client had \
+                 left): the daemon keeps reading, and paying for, an answer nobody will see; \
+                 cancel the upstream request when the client closes or a write to it fails",
+                request.writes.len(),
+                check::format_duration(after(request.end_ns))
+            ),
+        ),
+        RequestEnd::InProgress => fail(
+            name,
+            format!(
+                "the upstream request was still streaming {} after the client left: cancel it \
+                 when the client closes or a write to it fails",
+                check::format_duration(limit)
+            ),
+        ),
+        RequestEnd::Reset | RequestEnd::ShutDown => fail(
+            name,
+            format!(
+                "the upstream request ended as {:?}, not cancelled by the daemon",
+                request.end
+            ),
+        ),
+    }
+}
+
+fn relayed_incrementally(case: &Case<'_>) -> AssertionResult {
+    let name = "relayed as it arrives";
+    let Some(request) = case.requests.first() else {
+        return fail(name, "the upstream request was not found in the mock's log");
+    };
+    let writes: Vec<u64> = request
+        .writes
+        .iter()
+        .filter(|w| w.end > w.start)
+        .map(|w| w.ts_ns)
+        .collect();
+    let (Some(&first), Some(&last)) = (writes.first(), writes.last()) else {
+        return fail(name, "the upstream wrote nothing");
+    };
+    let Some(&arrived) = case.obs.content_times().first() else {
+        return fail(name, "no content event reached the client");
+    };
+    if arrived < last {
+        AssertionResult::pass(
+            name,
+            format!(
+                "the first event reached the client {} after the upstream wrote it, {} before \
+                 the upstream's last write",
+                format_ns(arrived.saturating_sub(first)),
+                format_ns(last - arrived)
+            ),
+        )
+    } else {
+        fail(
+            name,
+            format!(
+                "the first event reached the client only {} after the upstream's last write \
+                 ({} after its first): the daemon buffers the answer instead of relaying each \
+                 chunk as it arrives; write and flush every event at once",
+                format_ns(arrived - last),
+                format_ns(arrived.saturating_sub(first))
+            ),
+        )
+    }
+}

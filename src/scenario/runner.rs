@@ -1,0 +1,570 @@
+//! `run_suite`: set up (mock, daemon, ring), check how the daemon is reached, run the selected
+//! scenarios on worker threads sharing one ring, report each result in catalog order as soon
+//! as it and all before it are done, and tear down.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::daemon::{self, DaemonProcess};
+use super::drive::{self, Ctx, SecondDaemon};
+use super::judge::Limits;
+use super::mockio::{Mock, Remote};
+use super::{Drive, Scenario, SelectError, select, slow};
+use crate::handoff::{HandoffError, PairKind, SocketType};
+use crate::mock::{MockConfig, MockError, MockServer, TlsMode};
+use crate::pattern::MockSettings;
+use crate::report::Reporter;
+use crate::ring::{RingConfig, RingThread};
+use crate::verdict::{RunSummary, ScenarioResult, Strictness};
+
+/// What to test and how.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    /// The daemon: running already, or started by the runner.
+    pub target: Target,
+    /// The daemon's PID, to notice when it dies and to count its sockets (`--daemon-pid`;
+    /// known anyway with [`Target::Command`]).
+    pub daemon_pid: Option<u32>,
+    /// What reports call the daemon (`--daemon-name`).
+    pub daemon_name: Option<String>,
+    /// `--category` values; with `scenarios` empty too, the whole catalog runs.
+    pub categories: Vec<String>,
+    /// `--scenario` values (names or ids).
+    pub scenarios: Vec<String>,
+    /// Scenarios run at once (`--jobs`).
+    pub jobs: usize,
+    /// Deadline of each stream (`--timeout`).
+    pub timeout: Duration,
+    /// How long a daemon may keep a connection open after `data: [DONE]`.
+    pub close_grace: Duration,
+    /// `--strict`: non-strict findings fail.
+    pub strictness: Strictness,
+    /// The client socket pair handed off (`--pair`).
+    pub pair: PairKind,
+    /// The socket type to connect with (`--socket-type`); `None`: SEQPACKET as Apache does,
+    /// falling back to STREAM when the daemon listens as one.
+    pub socket_type: Option<SocketType>,
+}
+
+impl SuiteConfig {
+    /// The defaults for `target`: whole catalog, 4 jobs, 10 s timeout, 2 s close grace.
+    pub fn new(target: Target) -> SuiteConfig {
+        SuiteConfig {
+            target,
+            daemon_pid: None,
+            daemon_name: None,
+            categories: Vec::new(),
+            scenarios: Vec::new(),
+            jobs: 4,
+            timeout: Duration::from_secs(10),
+            close_grace: Duration::from_secs(2),
+            strictness: Strictness::Lenient,
+            pair: PairKind::Tcp,
+            socket_type: None,
+        }
+    }
+}
+
+/// The daemon under test.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running daemon on `socket` whose upstream is the mock at `backend` (`--socket`,
+    /// `--backend`).
+    Running {
+        /// The daemon's Unix socket.
+        socket: PathBuf,
+        /// The mock API's base URL (as the daemon's `OPENAI_API_BASE`).
+        backend: String,
+    },
+    /// A daemon the runner starts (`--daemon-cmd`) beside an embedded mock.
+    Command(DaemonCommand),
+}
+
+/// How to start the daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonCommand {
+    /// A `sh -c` command line with `{socket}` and `{backend}` placeholders.
+    pub command: String,
+    /// The embedded mock.
+    pub mock: MockOptions,
+    /// How long the daemon may take to create its socket.
+    pub start_timeout: Duration,
+}
+
+/// The embedded mock's settings.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    /// Serve TLS with a generated certificate (the default, as the original test scripts do).
+    pub tls: bool,
+    /// Chunks of the default answer.
+    pub chunk_count: usize,
+    /// Delay between chunks.
+    pub chunk_delay: Duration,
+}
+
+impl Default for MockOptions {
+    /// TLS, 18 chunks, 10 ms apart (the original test scripts' `--chunk-delay-ms 10`).
+    fn default() -> Self {
+        MockOptions {
+            tls: true,
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct SuiteRun {
+    /// Every selected scenario's result.
+    pub summary: RunSummary,
+    /// Things the user should know that are not scenario results (e.g. the switch to
+    /// SOCK_STREAM).
+    pub notes: Vec<String>,
+    /// The daemon died during the run: what happened and the end of its output.
+    pub daemon_failure: Option<String>,
+}
+
+impl SuiteRun {
+    /// 0 when nothing failed; 1 when a scenario failed or the daemon died.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.daemon_failure.is_some()).max(self.summary.exit_code())
+    }
+}
+
+/// Why a run could not be carried out (exit status 2). Each message names the cause and what
+/// to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// A bad option or combination of options.
+    #[error("{0}")]
+    Usage(String),
+    /// A `--category` or `--scenario` that names nothing.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// The daemon could not be reached, or io_uring is unavailable.
+    #[error("{0}")]
+    Handoff(HandoffError),
+    /// The embedded mock could not start.
+    #[error("cannot start the embedded mock API: {0}")]
+    Mock(#[from] MockError),
+    /// The mock at `--backend` cannot be used.
+    #[error("{0}")]
+    MockUnreachable(String),
+    /// The daemon given by `--daemon-cmd` did not start.
+    #[error("{0}")]
+    DaemonStart(String),
+    /// No working directory for the daemon's socket and log.
+    #[error(
+        "cannot create a working directory under {}: {source}; set TMPDIR to a writable directory",
+        dir.display()
+    )]
+    WorkDir {
+        /// The parent directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The report could not be written.
+    #[error("{0}")]
+    Report(std::io::Error),
+}
+
+/// Runs the suite without a reporter.
+pub fn run_suite(config: &SuiteConfig) -> Result<SuiteRun, SuiteError> {
+    run_suite_with(config, &mut NoReport)
+}
+
+struct NoReport;
+
+impl Reporter for NoReport {
+    fn on_start(&mut self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn on_result(&mut self, _: &ScenarioResult) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn on_finish(&mut self, _: &RunSummary) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A directory removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> Result<WorkDir, SuiteError> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let parent = std::env::temp_dir();
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("streamcheck-run-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| SuiteError::WorkDir {
+            dir: parent,
+            source,
+        })?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything set up for a run, torn down on drop (daemon first, then the mock).
+struct Setup {
+    daemon: Option<DaemonProcess>,
+    mock: Arc<Mock>,
+    socket: PathBuf,
+    second: Option<SecondDaemon>,
+    name: String,
+    _dir: Option<WorkDir>,
+}
+
+fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
+    match &config.target {
+        Target::Running { socket, backend } => {
+            let mock = Remote::connect(backend).map_err(SuiteError::MockUnreachable)?;
+            Ok(Setup {
+                daemon: None,
+                mock: Arc::new(Mock::Remote(mock)),
+                socket: socket.clone(),
+                second: None,
+                name: socket.display().to_string(),
+                _dir: None,
+            })
+        }
+        Target::Command(cmd) => {
+            if !cmd.command.contains("{socket}") {
+                return Err(SuiteError::Usage(format!(
+                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
+                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
+                     `{}`)",
+                    cmd.command
+                )));
+            }
+            let dir = WorkDir::create()?;
+            let mock = MockServer::start(MockConfig {
+                tls: if cmd.mock.tls {
+                    TlsMode::SelfSigned { ca_out: None }
+                } else {
+                    TlsMode::Off
+                },
+                settings: MockSettings {
+                    chunk_count: cmd.mock.chunk_count,
+                    chunk_delay: cmd.mock.chunk_delay,
+                },
+                ..MockConfig::default()
+            })?;
+            let backend = mock.base_url();
+            let key = std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| "streamcheck-test-key".to_owned());
+            let env = vec![
+                ("OPENAI_API_KEY", key),
+                ("OPENAI_INSECURE_SSL", "true".to_owned()),
+            ];
+            let socket = dir.0.join("daemon.sock");
+            let mut first_env = env.clone();
+            first_env.push(("OPENAI_API_BASE", backend.clone()));
+            let command = daemon::substitute(&cmd.command, &socket, &backend);
+            let process = DaemonProcess::start(
+                command,
+                &first_env,
+                &socket,
+                &dir.0.join("daemon.log"),
+                cmd.start_timeout,
+            )
+            .map_err(SuiteError::DaemonStart)?;
+            let second = SecondDaemon {
+                template: cmd.command.clone(),
+                env,
+                dir: dir.0.clone(),
+                https: cmd.mock.tls,
+                start_timeout: cmd.start_timeout,
+            };
+            Ok(Setup {
+                name: process.command().to_owned(),
+                daemon: Some(process),
+                mock: Arc::new(Mock::Embedded(mock)),
+                socket,
+                second: Some(second),
+                _dir: Some(dir),
+            })
+        }
+    }
+}
+
+/// The handoff errors that say the environment is wrong rather than the daemon.
+fn is_environment(e: &HandoffError) -> bool {
+    matches!(
+        e,
+        HandoffError::SocketMissing { .. }
+            | HandoffError::PermissionDenied { .. }
+            | HandoffError::ConnectionRefused { .. }
+            | HandoffError::RingUnavailable { .. }
+            | HandoffError::RingUnsupported { .. }
+            | HandoffError::FdLimit { .. }
+            | HandoffError::PortsExhausted
+            | HandoffError::PathTooLong { .. }
+            | HandoffError::RingStopped
+    )
+}
+
+/// Runs the suite, reporting to `reporter` as results come.
+pub fn run_suite_with(
+    config: &SuiteConfig,
+    reporter: &mut dyn Reporter,
+) -> Result<SuiteRun, SuiteError> {
+    let selected = select(&config.categories, &config.scenarios)?;
+    if config.jobs == 0 {
+        return Err(SuiteError::Usage("--jobs must be at least 1".to_owned()));
+    }
+    if config.timeout.is_zero() {
+        return Err(SuiteError::Usage("--timeout must be positive".to_owned()));
+    }
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let mut setup = set_up(config)?;
+    let ring = RingThread::spawn(RingConfig::default()).map_err(SuiteError::Handoff)?;
+    let daemon_pid = config
+        .daemon_pid
+        .or_else(|| setup.daemon.as_ref().map(DaemonProcess::pid));
+    let mut ctx = Ctx {
+        ring,
+        mock: setup.mock.clone(),
+        socket: Arc::from(setup.socket.as_path()),
+        socket_type: config.socket_type.unwrap_or_default(),
+        pair: config.pair,
+        limits: Limits {
+            timeout: config.timeout,
+            grace: config.close_grace,
+        },
+        strictness: config.strictness,
+        tag: run_tag(),
+        daemon_pid,
+        second: setup.second.take(),
+        instances: AtomicU64::new(0),
+    };
+    let mut notes = Vec::new();
+
+    // The socket-type check runs first, selected or not: it decides how every other handoff
+    // reaches the daemon, and it is where a missing socket or a dead daemon shows.
+    let probe_scenario = super::catalog()
+        .iter()
+        .find(|s| s.drive == Drive::SocketType)
+        .ok_or_else(|| SuiteError::Usage("the catalog has no socket-type check".to_owned()))?;
+    let (probe, error) = drive::socket_type(&ctx, probe_scenario);
+    match error {
+        Some(e) if e.is_wrong_socket_type() => {
+            if config.socket_type.is_none() {
+                ctx.socket_type = SocketType::Stream;
+                notes.push(format!(
+                    "{e}; running the scenarios over SOCK_STREAM ({} reports this as a failure)",
+                    probe_scenario.id
+                ));
+            }
+        }
+        Some(e) if is_environment(&e) => {
+            if let Some(failure) = daemon_failure(&mut setup, daemon_pid) {
+                return Err(SuiteError::DaemonStart(failure));
+            }
+            return Err(SuiteError::Handoff(e));
+        }
+        _ => {}
+    }
+
+    reporter
+        .on_start(selected.len())
+        .map_err(SuiteError::Report)?;
+    let mut slots: Vec<Option<ScenarioResult>> = selected
+        .iter()
+        .map(|s| (s.drive == Drive::SocketType).then(|| probe.clone()))
+        .collect();
+    let daemon_died = schedule(
+        config, &ctx, &selected, &mut slots, reporter, &mut setup, daemon_pid,
+    )?;
+    let scenarios: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+    drop(ctx);
+    if let Some(mut d) = setup.daemon.take() {
+        d.stop(Duration::from_secs(5));
+    }
+    let name = config.daemon_name.clone().unwrap_or(setup.name.clone());
+    let summary = RunSummary::new(
+        name,
+        started_at,
+        clock.elapsed(),
+        config.strictness,
+        scenarios,
+    );
+    reporter.on_finish(&summary).map_err(SuiteError::Report)?;
+    Ok(SuiteRun {
+        summary,
+        notes,
+        daemon_failure: daemon_died,
+    })
+}
+
+/// A nonce prefix unique to this run.
+fn run_tag() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("sc{:x}{:x}", std::process::id(), nanos)
+}
+
+/// If the daemon has died: what happened, and the end of its output when the runner has it.
+fn daemon_failure(setup: &mut Setup, pid: Option<u32>) -> Option<String> {
+    if let Some(d) = setup.daemon.as_mut() {
+        let status = d.exit_status()?;
+        return Some(format!(
+            "the daemon exited ({status}) during the run; its output ends with:\n{}",
+            d.log_tail(20)
+        ));
+    }
+    let pid = pid?;
+    (!daemon::alive(pid)).then(|| format!("the daemon (PID {pid}) exited during the run"))
+}
+
+/// Reports results in catalog order: each as soon as it and every one before it are in.
+struct InOrder<'r> {
+    reporter: &'r mut dyn Reporter,
+    emitted: usize,
+}
+
+impl InOrder<'_> {
+    fn flush(&mut self, slots: &[Option<ScenarioResult>]) -> Result<(), SuiteError> {
+        while let Some(Some(r)) = slots.get(self.emitted) {
+            self.reporter.on_result(r).map_err(SuiteError::Report)?;
+            self.emitted += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The scheduler's state.
+struct Schedule<'a, 'r> {
+    selected: &'a [&'static Scenario],
+    slots: &'a mut [Option<ScenarioResult>],
+    out: InOrder<'r>,
+    setup: &'a mut Setup,
+    daemon_pid: Option<u32>,
+    in_flight: usize,
+    /// The daemon's failure, and the scenario after which it was noticed.
+    died: Option<(String, &'static str)>,
+}
+
+impl Schedule<'_, '_> {
+    /// Waits for one result from the workers.
+    fn receive(
+        &mut self,
+        done: &mpsc::Receiver<(usize, ScenarioResult)>,
+    ) -> Result<(), SuiteError> {
+        if let Ok((i, r)) = done.recv() {
+            self.in_flight -= 1;
+            if self.died.is_none() {
+                self.died =
+                    daemon_failure(self.setup, self.daemon_pid).map(|f| (f, self.selected[i].id));
+            }
+            self.slots[i] = Some(r);
+            self.out.flush(self.slots)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenarios without a result yet, `jobs` at a time, exclusive ones alone, and reports
+/// results in catalog order. Returns the daemon's failure if it died.
+fn schedule(
+    config: &SuiteConfig,
+    ctx: &Ctx,
+    selected: &[&'static Scenario],
+    slots: &mut [Option<ScenarioResult>],
+    reporter: &mut dyn Reporter,
+    setup: &mut Setup,
+    daemon_pid: Option<u32>,
+) -> Result<Option<String>, SuiteError> {
+    let mut st = Schedule {
+        selected,
+        slots,
+        out: InOrder {
+            reporter,
+            emitted: 0,
+        },
+        setup,
+        daemon_pid,
+        in_flight: 0,
+        died: None,
+    };
+    std::thread::scope(|scope| -> Result<(), SuiteError> {
+        let (task_tx, task_rx) = mpsc::channel::<usize>();
+        let (done_tx, done_rx) = mpsc::channel::<(usize, ScenarioResult)>();
+        let task_rx = Arc::new(Mutex::new(task_rx));
+        for _ in 0..config.jobs {
+            let (task_rx, done_tx) = (task_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = task_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(i) = next else { break };
+                    if done_tx.send((i, run_one(ctx, selected[i]))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // Dropping the task sender on every exit path lets the workers end.
+        let result = (|| {
+            for i in 0..selected.len() {
+                if st.slots[i].is_some() {
+                    st.out.flush(st.slots)?;
+                    continue;
+                }
+                let exclusive = selected[i].drive.exclusive();
+                while st.in_flight > 0 && (exclusive || st.in_flight >= config.jobs) {
+                    st.receive(&done_rx)?;
+                }
+                if let Some((_, during)) = &st.died {
+                    let sc = selected[i];
+                    st.slots[i] = Some(ScenarioResult::skipped(
+                        sc.id,
+                        sc.name,
+                        sc.category.name(),
+                        sc.description,
+                        format!("not run: the daemon exited during {during}"),
+                    ));
+                    st.out.flush(st.slots)?;
+                    continue;
+                }
+                if task_tx.send(i).is_ok() {
+                    st.in_flight += 1;
+                }
+                if exclusive {
+                    st.receive(&done_rx)?;
+                }
+            }
+            while st.in_flight > 0 {
+                st.receive(&done_rx)?;
+            }
+            Ok(())
+        })();
+        drop(task_tx);
+        result
+    })?;
+    Ok(st.died.map(|(f, _)| f))
+}
+
+fn run_one(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
+    match sc.drive {
+        Drive::Single => drive::single(ctx, sc),
+        Drive::SocketType => drive::socket_type(ctx, sc).0,
+        Drive::Unreachable => drive::unreachable(ctx, sc),
+        Drive::SlowReader => slow::slow_reader(ctx, sc),
+        Drive::Concurrent { streams } => slow::concurrent(ctx, sc, streams),
+    }
+}

@@ -1,0 +1,337 @@
+//! The scenarios that need the daemon to themselves: a slow reader beside a quick stream, and
+//! many simultaneous streams.
+
+use std::time::{Duration, Instant};
+
+use super::daemon;
+use super::data::{self, Handoff};
+use super::drive::{self, Ctx, builtin, relay_spread, result};
+use super::judge::{self, Case};
+use super::live::{self, Live};
+use super::observe::Observation;
+use super::{Check, Client, Data, Scenario};
+use crate::handoff::PairKind;
+use crate::pattern::Expected;
+use crate::ring::ClientBehaviour;
+use crate::verdict::check::{self, format_duration, format_ns};
+use crate::verdict::{AssertionResult, ScenarioResult, Verdict};
+
+/// How long the slow client stops reading.
+const PAUSE: Duration = Duration::from_secs(2);
+/// The quick stream's slowest event may take this long from the upstream to its client.
+const LATENCY_LIMIT: Duration = Duration::from_secs(1);
+/// The slow client's receive buffer: small, so the daemon's writes to it block soon.
+const SLOW_RCVBUF: u32 = 4096;
+/// Content pieces of the slow stream.
+const PIECE: usize = 16 * 1024;
+/// Pieces of the slow stream with an embedded mock: 8 MiB, more than loopback TCP buffers
+/// (which autotune to a few MiB) can hold, so a daemon that blocks on a full socket does.
+const PIECES: usize = 512;
+/// Time for the daemon to fill the paused client's buffers before the quick stream starts.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How long a daemon gets to release client sockets after the last stream ended.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+fn prefixed(prefix: &str, assertions: Vec<AssertionResult>) -> Vec<AssertionResult> {
+    assertions
+        .into_iter()
+        .map(|mut a| {
+            a.name = format!("{prefix}: {}", a.name);
+            a
+        })
+        .collect()
+}
+
+/// A client stops reading a large answer; meanwhile another stream's events must reach their
+/// client promptly.
+pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
+    let started = Instant::now();
+    let pieces = match ctx.mock.script_limit() {
+        None => PIECES,
+        Some(limit) => (limit / PIECE).max(1),
+    };
+    let content = vec!["z".repeat(PIECE); pieces];
+    let script = match ctx.mock.register_content_script(&content) {
+        Ok(p) => p,
+        Err(e) => {
+            let what = format!("cannot register the slow stream's script with the mock: {e}");
+            return drive::broken(ctx, sc, &what, started);
+        }
+    };
+    let slow_handoff = data::build(Data::Standard, &script, &ctx.nonce(sc, 0));
+    let behaviour = ClientBehaviour::slow_reader(1, PAUSE, SLOW_RCVBUF);
+    let spec = ctx
+        .spec(slow_handoff.bytes.clone(), ctx.limits.timeout + PAUSE)
+        .behaviour(behaviour);
+    let mut slow = Live::start(&ctx.ring, spec, Client::ReadAll, ctx.limits.grace);
+    // The pause begins with the first byte.
+    while slow.observation().received_bytes() == 0 && slow.step(Duration::from_millis(50)) {}
+    if let Some(e) = live::handoff_failure(slow.observation()) {
+        let what = format!("the slow stream's handoff failed: {e}");
+        return drive::broken(ctx, sc, &what, started);
+    }
+    std::thread::sleep(SETTLE);
+
+    let quick_spec = match builtin(sc.pattern) {
+        Ok(s) => s,
+        Err(e) => return drive::broken(ctx, sc, &e, started),
+    };
+    let nonce = ctx.nonce(sc, 1);
+    let handoff = data::build(Data::Standard, sc.pattern, &nonce);
+    let expected = quick_spec.expected(ctx.mock.settings(), Some(&nonce));
+    let quick = match live::run(
+        &ctx.ring,
+        ctx.spec(handoff.bytes.clone(), ctx.limits.timeout),
+        Client::ReadAll,
+        ctx.limits.grace,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            let what = format!("the quick stream's handoff failed: {e}");
+            return drive::broken(ctx, sc, &what, started);
+        }
+    };
+    let paused_for = started.elapsed();
+    let slow = slow.finish();
+
+    let requests = match ctx.requests(Some(&nonce), Some(Duration::from_secs(2))) {
+        Ok(r) => r,
+        Err(e) => {
+            let what = format!("cannot read the mock's request log: {e}");
+            return drive::broken(ctx, sc, &what, started);
+        }
+    };
+    let case = Case {
+        obs: &quick,
+        expected: &expected,
+        handoff: &handoff,
+        requests: &requests,
+        limits: ctx.limits,
+    };
+    let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
+    let relay = relay_spread(ctx, &quick_spec, &handoff, &quick, &requests);
+    assertions.push(latency(relay.map(|s| s.max_ns), paused_for));
+    assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
+    if ctx.mock.script_limit().is_some() && ctx.pair == PairKind::Tcp {
+        assertions.push(check::info(
+            "slow stream size",
+            format!(
+                "the slow stream was {} KiB (a remote mock takes scripts up to 1 MiB): loopback \
+                 TCP buffers can hold that much, so a daemon that blocks on one client may not \
+                 show it here; --daemon-cmd (embedded mock) or --pair unix test it fully",
+                pieces * PIECE / 1024
+            ),
+        ));
+    }
+    result(ctx, sc, assertions, Some(&quick), relay, started)
+}
+
+fn latency(max_ns: Option<u64>, within: Duration) -> AssertionResult {
+    let name = "relay latency beside a slow reader";
+    match max_ns {
+        None => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            "no event of the quick stream could be matched to the upstream's writes",
+        ),
+        Some(ns) if Duration::from_nanos(ns) <= LATENCY_LIMIT => AssertionResult::pass(
+            name,
+            format!(
+                "while another client was not reading, the quick stream's slowest event reached \
+                 its client {} after the upstream wrote it (limit {})",
+                format_ns(ns),
+                format_duration(LATENCY_LIMIT)
+            ),
+        ),
+        Some(ns) => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "while another client was not reading (for {} of the first {}), the quick \
+                 stream's events reached its client up to {} after the upstream wrote them (limit \
+                 {}): writes to one client hold up the others (head-of-line blocking); give \
+                 each connection its own task or use non-blocking writes",
+                format_duration(PAUSE),
+                format_duration(within),
+                format_ns(ns),
+                format_duration(LATENCY_LIMIT)
+            ),
+        ),
+    }
+    .with_expected(format!("at most {}", format_duration(LATENCY_LIMIT)))
+}
+
+/// The slow stream, once its client reads again, gets everything.
+fn slow_stream(
+    ctx: &Ctx,
+    obs: &Observation,
+    handoff: &Handoff,
+    content: &[String],
+) -> Vec<AssertionResult> {
+    let expected = Expected {
+        kind: crate::pattern::ExpectedKind::Complete,
+        content: content.concat(),
+        pieces: content.to_vec(),
+        done: true,
+        finish_reason: Some("stop".to_owned()),
+    };
+    let case = Case {
+        obs,
+        expected: &expected,
+        handoff,
+        requests: &[],
+        limits: ctx.limits,
+    };
+    let out = judge::judge(&case, &[Check::Content, Check::Ending])
+        .into_iter()
+        // What reached the upstream is checked on the quick stream; here only the relay.
+        .filter(|a| a.name != "upstream request")
+        .collect();
+    prefixed("slow stream", out)
+}
+
+/// Many simultaneous handoffs, each with its own nonce and so its own content.
+pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioResult {
+    let started = Instant::now();
+    let spec = match builtin(sc.pattern) {
+        Ok(s) => s,
+        Err(e) => return drive::broken(ctx, sc, &e, started),
+    };
+    let baseline = ctx
+        .daemon_pid
+        .map(|pid| daemon::client_sockets(pid, ctx.mock.port()));
+    let planned: Vec<(Handoff, Expected)> = (0..streams)
+        .map(|k| {
+            let nonce = ctx.nonce(sc, k);
+            let handoff = data::build(Data::Standard, sc.pattern, &nonce);
+            let expected = spec.expected(ctx.mock.settings(), Some(&nonce));
+            (handoff, expected)
+        })
+        .collect();
+    let live: Vec<Live> = planned
+        .iter()
+        .map(|(h, _)| {
+            let spec = ctx.spec(h.bytes.clone(), ctx.limits.timeout);
+            Live::start(&ctx.ring, spec, Client::ReadAll, ctx.limits.grace)
+        })
+        .collect();
+    // Each stream's events wait in its own channel, so finishing them in turn loses nothing.
+    let observed: Vec<Observation> = live.into_iter().map(Live::finish).collect();
+
+    let mut assertions = Vec::new();
+    let mut intact = 0;
+    let mut reached = 0;
+    let mut details = Vec::new();
+    let mut crossed = Vec::new();
+    for (k, ((handoff, expected), obs)) in planned.iter().zip(&observed).enumerate() {
+        if let Some(e) = live::handoff_failure(obs) {
+            details.push(AssertionResult::new(
+                format!("stream {k}: handoff"),
+                Verdict::Fail,
+                format!("the handoff failed: {e}"),
+            ));
+            continue;
+        }
+        let requests = ctx
+            .requests(handoff.nonce.as_deref(), None)
+            .unwrap_or_default();
+        reached += usize::from(requests.len() == 1);
+        let case = Case {
+            obs,
+            expected,
+            handoff,
+            requests: &requests,
+            limits: ctx.limits,
+        };
+        let judged = judge::judge(&case, &[Check::Outcome]);
+        if judged.iter().all(|a| a.verdict < Verdict::NonStrict) {
+            intact += 1;
+        } else if details.len() < 3 {
+            let failing = judged
+                .into_iter()
+                .filter(|a| a.verdict >= Verdict::NonStrict);
+            details.extend(prefixed(&format!("stream {k}"), failing.collect()));
+        }
+        let content = String::from_utf8_lossy(&obs.content);
+        for (j, (other, _)) in planned.iter().enumerate() {
+            let marker = other.nonce.as_deref().map(|n| format!("[{n}]"));
+            if j != k && marker.is_some_and(|m| content.contains(&m)) {
+                crossed.push((k, j));
+            }
+        }
+    }
+    assertions.push(check::count_is(
+        "streams intact",
+        "streams with exactly their own content, [DONE] and a close",
+        streams,
+        intact,
+        Verdict::Fail,
+    ));
+    assertions.push(check::count_is(
+        "upstream requests",
+        "handoffs whose nonce reached the upstream exactly once",
+        streams,
+        reached,
+        Verdict::Fail,
+    ));
+    if let Some((k, j)) = crossed.first() {
+        assertions.push(AssertionResult::new(
+            "crosstalk",
+            Verdict::Fail,
+            format!(
+                "{} streams received content meant for another (stream {k} got stream {j}'s): \
+                 the daemon mixes up its clients; keep every piece of per-stream state in the \
+                 stream's own task or object",
+                crossed.len()
+            ),
+        ));
+    }
+    assertions.extend(details);
+    assertions.push(released(ctx, baseline));
+    let first = observed.first();
+    result(ctx, sc, assertions, first, None, started)
+}
+
+/// The daemon holds no more client sockets than before the streams.
+fn released(ctx: &Ctx, baseline: Option<Result<usize, String>>) -> AssertionResult {
+    let name = "client sockets released";
+    let (pid, before) = match (ctx.daemon_pid, baseline) {
+        (Some(pid), Some(Ok(n))) => (pid, n),
+        (_, Some(Err(e))) => return check::info(name, format!("not checked: {e}")),
+        _ => {
+            return check::info(
+                name,
+                "not checked: give --daemon-pid (or use --daemon-cmd) so the runner can count \
+                 the daemon's sockets",
+            );
+        }
+    };
+    let until = Instant::now() + RELEASE_WAIT;
+    loop {
+        match daemon::client_sockets(pid, ctx.mock.port()) {
+            Ok(now) if now <= before => {
+                return AssertionResult::pass(
+                    name,
+                    format!("the daemon holds {now} client sockets, as before the streams"),
+                );
+            }
+            Ok(now) if Instant::now() >= until => {
+                return AssertionResult::new(
+                    name,
+                    Verdict::Fail,
+                    format!(
+                        "{} after every stream had ended, the daemon still holds {} more client \
+                         sockets than before them ({before} → {now}): it does not close the \
+                         client's fd when a stream ends (one leaked fd per connection)",
+                        format_duration(RELEASE_WAIT),
+                        now - before
+                    ),
+                )
+                .with_expected(before.to_string())
+                .with_received(now.to_string());
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return check::info(name, format!("not checked: {e}")),
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Delays, stalls and cancellation. Timing checks are lower bounds only (a delay of D took at
+//! least D); deadlines only catch hangs.
+
+mod mock_common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use mock_common::*;
+use streamcheck::mock::{MockHandle, RequestEnd, RequestRecord};
+use streamcheck::pattern::{Ending, MockSettings, UpstreamPlan, Write};
+
+fn gaps_ns(record: &RequestRecord) -> Vec<u64> {
+    record
+        .writes
+        .windows(2)
+        .map(|w| w[1].ts_ns - w[0].ts_ns)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_spaces_every_event_by_at_least_its_milliseconds() {
+    let mock = Arc::new(start_mock(false));
+    let mut runs = Vec::new();
+    for target in [H1_CLEAR, H2_CLEAR] {
+        let mock = mock.clone();
+        runs.push(tokio::spawn(async move {
+            let n = nonce("delay");
+            let sent = Instant::now();
+            let got = fetch(
+                &mock,
+                target,
+                chat_request(
+                    target,
+                    Some("delay:60"),
+                    chat_body(&format!("[[nonce:{n}]]")),
+                ),
+            )
+            .await;
+            let record = ended(&mock, &n).await;
+            assert_eq!(record.writes.len(), 13);
+            assert!(
+                gaps_ns(&record).iter().all(|&g| g >= 60_000_000),
+                "{target:?}: {:?}",
+                gaps_ns(&record)
+            );
+            let first = got.frames.first().expect("frames").0;
+            let last = got.frames.last().expect("frames").0;
+            assert!(
+                last - first >= Duration::from_millis(12 * 60),
+                "{target:?}: {:?}",
+                last - first
+            );
+            assert!(
+                first - sent < Duration::from_millis(60 * 12),
+                "the first event is not delayed"
+            );
+        }));
+    }
+    for run in runs {
+        run.await.expect("run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_sends_the_head_then_nothing_for_its_milliseconds() {
+    let mock = Arc::new(start_mock(true));
+    let mut runs = Vec::new();
+    for target in [H1_TLS, H2_TLS] {
+        let mock = mock.clone();
+        runs.push(tokio::spawn(async move {
+            let n = nonce("stall");
+            let mut sender = connect(&mock, target).await;
+            let sent = Instant::now();
+            let response = sender
+                .send(chat_request(
+                    target,
+                    Some("stall:300"),
+                    chat_body(&format!("[[nonce:{n}]]")),
+                ))
+                .await;
+            assert_eq!(response.status(), 200, "the head comes at once");
+            let got = read_all(response).await;
+            let first_data = got.frames.first().expect("data after the stall").0;
+            assert!(
+                first_data - sent >= Duration::from_millis(300),
+                "{target:?}: {:?}",
+                first_data - sent
+            );
+            let record = ended(&mock, &n).await;
+            assert!(record.writes[0].ts_ns - record.arrival_ns >= 300_000_000);
+            assert_eq!(record.end, RequestEnd::Completed);
+        }));
+    }
+    for run in runs {
+        run.await.expect("run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_delay_spaces_the_default_answer_and_the_first_chunk_goes_at_once() {
+    let settings = MockSettings {
+        chunk_count: 5,
+        chunk_delay: Duration::from_millis(40),
+    };
+    let mock = Arc::new(start_with(false, |c| c.settings = settings));
+    let n = nonce("chunks");
+    fetch(
+        &mock,
+        H2_CLEAR,
+        chat_request(H2_CLEAR, None, chat_body(&format!("[[nonce:{n}]]"))),
+    )
+    .await;
+    let record = ended(&mock, &n).await;
+    assert_eq!(record.writes.len(), 5 + 1 + 2);
+    assert!(
+        gaps_ns(&record).iter().all(|&g| g >= 40_000_000),
+        "{:?}",
+        gaps_ns(&record)
+    );
+}
+
+/// Reads `frames` data frames of a default answer, then lets go in the way `target` allows:
+/// HTTP/1.1 closes the connection, HTTP/2 drops the response body (RST_STREAM CANCEL) and keeps
+/// the connection open.
+async fn cancel_after(mock: &Arc<MockHandle>, target: Target, frames: usize) -> RequestRecord {
+    let n = nonce("cancel");
+    let (mut sender, conn) = connect_with_task(mock, target).await;
+    let response = sender
+        .send(chat_request(
+            target,
+            None,
+            chat_body(&format!("[[nonce:{n}]]")),
+        ))
+        .await;
+    let mut body = response.into_body();
+    let mut seen = 0;
+    while seen < frames {
+        let frame = tokio::time::timeout(DEADLINE, body.frame())
+            .await
+            .expect("frame")
+            .expect("more");
+        if frame.expect("data").is_data() {
+            seen += 1;
+        }
+    }
+    drop(body);
+    if target.proto == Proto::H1 {
+        conn.abort();
+    }
+    let record = ended(mock, &n).await;
+    drop(sender);
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_stream_is_logged_as_cancelled() {
+    let settings = MockSettings {
+        chunk_count: 18,
+        chunk_delay: Duration::from_millis(20),
+    };
+    for tls in [false, true] {
+        let mock = Arc::new(start_with(tls, |c| c.settings = settings.clone()));
+        for target in ALL.into_iter().filter(|t| t.tls == tls) {
+            let record = cancel_after(&mock, target, 3).await;
+            let RequestEnd::Cancelled { at_write } = record.end else {
+                panic!("{target:?}: {:?}", record.end);
+            };
+            assert!(
+                (3..21).contains(&at_write),
+                "{target:?}: at write {at_write}"
+            );
+            assert_eq!(record.writes.len(), at_write, "{target:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_closed_mid_stream_cancels_every_stream_on_it() {
+    let mock = Arc::new(start_with(false, |c| {
+        c.settings = MockSettings {
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(20),
+        }
+    }));
+    // hyper runs the HTTP/2 connection in a task of its own, so the test keeps a duplicate of
+    // the socket to shut it down under hyper.
+    let tcp = tokio::net::TcpStream::connect(mock.local_addr())
+        .await
+        .expect("connect");
+    let socket = std::os::fd::AsFd::as_fd(&tcp)
+        .try_clone_to_owned()
+        .expect("dup");
+    let mut sender = handshake(tcp, Proto::H2).await;
+    let nonces = [nonce("conn"), nonce("conn")];
+    let mut bodies = Vec::new();
+    for n in &nonces {
+        let response = sender
+            .send(chat_request(
+                H2_CLEAR,
+                None,
+                chat_body(&format!("[[nonce:{n}]]")),
+            ))
+            .await;
+        let mut body = response.into_body();
+        tokio::time::timeout(DEADLINE, body.frame())
+            .await
+            .expect("frame")
+            .expect("more")
+            .expect("data");
+        bodies.push(body);
+    }
+    rustix::net::shutdown(&socket, rustix::net::Shutdown::Both).expect("shutdown");
+    for n in &nonces {
+        let end = ended(&mock, n).await.end;
+        assert!(
+            matches!(end, RequestEnd::Cancelled { at_write } if at_write >= 1),
+            "{end:?}"
+        );
+    }
+    drop((bodies, sender));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_script_is_cancelled_when_the_client_leaves() {
+    let mock = Arc::new(start_mock(false));
+    let script = UpstreamPlan::sse(
+        vec![Write::new(&b"data: {}\n\n"[..], Duration::ZERO)],
+        Ending::Stall,
+    );
+    let id = mock.register_script(script);
+    for target in [H1_CLEAR, H2_CLEAR] {
+        let n = nonce("stalled");
+        let (mut sender, conn) = connect_with_task(&mock, target).await;
+        let pattern = format!("script:{id}");
+        let response = sender
+            .send(chat_request(
+                target,
+                Some(&pattern),
+                chat_body(&format!("[[nonce:{n}]]")),
+            ))
+            .await;
+        let mut body = response.into_body();
+        let first = tokio::time::timeout(DEADLINE, body.frame())
+            .await
+            .expect("frame")
+            .expect("some");
+        assert_eq!(
+            first.expect("data").into_data().expect("data"),
+            &b"data: {}\n\n"[..]
+        );
+        assert_eq!(mock.requests_for(&n)[0].end, RequestEnd::InProgress);
+        drop(body);
+        conn.abort();
+        assert_eq!(
+            ended(&mock, &n).await.end,
+            RequestEnd::Cancelled { at_write: 1 },
+            "{target:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_open_streams_and_logs_it() {
+    let mock = Arc::new(start_mock(false));
+    let id = mock.register_script(UpstreamPlan::sse(Vec::new(), Ending::Stall));
+    let n = nonce("shut");
+    let mut sender = connect(&mock, H1_CLEAR).await;
+    let pattern = format!("script:{id}");
+    let response = sender
+        .send(chat_request(
+            H1_CLEAR,
+            Some(&pattern),
+            chat_body(&format!("[[nonce:{n}]]")),
+        ))
+        .await;
+    {
+        let mock = mock.clone();
+        tokio::task::spawn_blocking(move || mock.shutdown())
+            .await
+            .expect("shutdown");
+    }
+    let got = read_all(response).await;
+    assert!(got.error.is_some(), "the client sees the stream cut");
+    assert_eq!(mock.requests_for(&n)[0].end, RequestEnd::ShutDown);
+    assert!(
+        tokio::net::TcpStream::connect(mock.local_addr())
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}
