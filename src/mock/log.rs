@@ -54,7 +54,7 @@ pub struct RequestRecord {
 }
 
 /// The HTTP version of a request; serialised as `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpVersion {
     /// HTTP/1.0.
     #[serde(rename = "HTTP/1.0")]
