@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,6 +222,13 @@ impl Ring {
     /// Streams whose handoff is still under way (each holding three fds).
     pub fn handoffs_in_progress(&self) -> usize {
         self.handing_off
+    }
+
+    /// The loopback listener that makes TCP pairs, once the first TCP stream has started. Every
+    /// handed end has it as its local address, which tells a daemon's client sockets apart
+    /// from its other sockets (e.g. in `/proc/PID/net/tcp`).
+    pub fn pair_listener_addr(&self) -> Option<SocketAddrV4> {
+        self.pairs.as_ref().map(TcpPairFactory::local_addr)
     }
 
     /// Counters for measurement.

@@ -1,0 +1,324 @@
+//! The run's report: one serialisable structure, rendered as JSON here and for people in
+//! [`super::human`].
+//!
+//! JSON schema (version 1), every duration in nanoseconds unless its name says otherwise:
+//!
+//! ```text
+//! { "version": 1,
+//!   "target":    { daemon, socket, upstream, pattern, pair, socket_type },
+//!   "load":      { model: "closed"|"open", connections, concurrency, rate, ramp_up_ms,
+//!                  duration_ms, timeout_ms, abort_rate, slow_readers, slow_pause_ms },
+//!   "run":       { started, judged, peak_open, events, bytes, wall_seconds, interrupted,
+//!                  ramp_planned_ms, ramp_actual_ms },
+//!   "integrity": { held, failed, leak, outcomes: { <outcome>: { count, examples: [
+//!                  { connection, nonce, bytes, detail } ] } } },
+//!   "latency":   [ { name, count, min_ns, mean_ns, stdev_ns, p50_ns, p90_ns, p99_ns, p999_ns,
+//!                    max_ns, percentiles: [[p, ns]…], hdr_base64 } ],
+//!   "relay":     { streams_joined, waiting, off_plan, dropped, log_error },
+//!   "daemon":    { pid, before, peak, after: { fds, rss_bytes, cpu_ns }, settle_ms,
+//!                  cpu_seconds, client_sockets_held, leak: { verdict, reason }, error } | null,
+//!   "client":    { cpu_seconds_loop_thread, cpu_seconds_process_run, cpu_seconds_process_total,
+//!                  cpu_seconds_per_1000_streams, cpu_seconds_per_1000_events, peak_rss_bytes,
+//!                  rss_before_bytes, rss_per_open_stream_bytes, embedded_mock },
+//!   "limits":    { fd_limit, ephemeral_ports, hit: { kind, open_streams, detail } | null,
+//!                  backlog_full },
+//!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
+//!   "notes":     [ "…" ] }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::driver::RunResult;
+use super::integrity::{Outcome, Tally};
+use super::latency::Summary;
+use super::resources::{DaemonResources, LeakVerdict};
+use super::setup::{Mock, Prepared};
+use super::{DaemonSpec, LimitHit, LimitKind, LoadModel, StressConfig};
+
+/// Facts about the client's environment gathered around the run.
+pub struct Environment {
+    pub fd_limit: u64,
+    pub ephemeral_ports: Option<u64>,
+    pub total_cpu_ns: u64,
+    pub peak_rss_bytes: u64,
+}
+
+/// What a stress run found. See the [module docs](self) for the JSON form.
+#[derive(Debug, Clone, Serialize)]
+pub struct StressReport {
+    pub version: u32,
+    pub target: TargetInfo,
+    pub load: LoadInfo,
+    pub run: RunInfo,
+    pub integrity: IntegrityInfo,
+    pub latency: Vec<Summary>,
+    pub relay: RelayInfo,
+    pub daemon: Option<DaemonResources>,
+    pub client: ClientCost,
+    pub limits: Limits,
+    pub ring: RingInfo,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub daemon: String,
+    pub socket: String,
+    pub upstream: String,
+    pub pattern: String,
+    pub pair: &'static str,
+    pub socket_type: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadInfo {
+    pub model: &'static str,
+    pub connections: Option<u64>,
+    pub concurrency: u64,
+    pub rate: Option<f64>,
+    pub ramp_up_ms: u64,
+    pub duration_ms: Option<u64>,
+    pub timeout_ms: u64,
+    pub abort_rate: f64,
+    pub slow_readers: f64,
+    pub slow_pause_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub started: u64,
+    pub judged: u64,
+    pub peak_open: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub wall_seconds: f64,
+    pub interrupted: bool,
+    pub ramp_planned_ms: f64,
+    pub ramp_actual_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityInfo {
+    /// Every connection completed (or aborted as planned) and the daemon kept nothing.
+    pub held: bool,
+    pub failed: u64,
+    /// Whether the daemon leaked (from its resources; `unknown` without a PID).
+    pub leak: LeakVerdict,
+    /// Outcome name → count and examples; outcomes that did not occur are left out.
+    pub outcomes: BTreeMap<Outcome, Tally>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayInfo {
+    pub streams_joined: u64,
+    pub waiting: u64,
+    pub off_plan: u64,
+    pub dropped: u64,
+    pub log_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientCost {
+    /// CPU of the thread running the io_uring loop, during the run.
+    pub cpu_seconds_loop_thread: f64,
+    /// CPU of the whole process during the run (with `--daemon-cmd`, the embedded mock too).
+    pub cpu_seconds_process_run: f64,
+    /// CPU of the whole process from set-up to report, including reading a remote mock's log.
+    pub cpu_seconds_process_total: f64,
+    pub cpu_seconds_per_1000_streams: f64,
+    pub cpu_seconds_per_1000_events: f64,
+    pub peak_rss_bytes: u64,
+    pub rss_before_bytes: u64,
+    pub rss_per_open_stream_bytes: Option<f64>,
+    /// The mock runs inside this process, so the process figures include it.
+    pub embedded_mock: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub fd_limit: u64,
+    pub ephemeral_ports: Option<u64>,
+    pub hit: Option<LimitHit>,
+    pub backlog_full: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RingInfo {
+    pub completions: u64,
+    pub recv_submissions: u64,
+    pub enobufs: u64,
+    pub sq_backlogged: u64,
+    pub deferred_accepts: u64,
+}
+
+pub(super) fn build(
+    config: &StressConfig,
+    prep: &Prepared,
+    r: RunResult,
+    env: Environment,
+) -> StressReport {
+    let mut notes = Vec::new();
+    let judged = r.integrity.total();
+    let failed = r.integrity.failed();
+    let leak = match &r.daemon {
+        Some(d) => d.leak.clone(),
+        None => LeakVerdict::Unknown,
+    };
+    if r.daemon.is_none() {
+        notes.push(
+            "no daemon PID (--daemon-pid): its fds, RSS and CPU were not watched, and leaks \
+             were not looked for"
+                .to_owned(),
+        );
+    }
+    if let Some(why) = &r.daemon_exited {
+        notes.push(why.clone());
+    }
+    if matches!(config.upstream, super::Upstream::None) {
+        notes.push(
+            "--no-upstream: content is not compared; integrity is a 200 text/event-stream \
+             response ending in [DONE] without error events"
+                .to_owned(),
+        );
+    } else if config.pattern.is_some() {
+        notes.push(
+            "with --pattern the content carries no nonce: cross-talk shows as wrong content, \
+             not attributed to a connection"
+                .to_owned(),
+        );
+    }
+    let embedded_mock = matches!(prep.mock, Mock::Embedded(..));
+    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_exited.is_none();
+    let outcomes = r
+        .integrity
+        .iter()
+        .filter(|(_, t)| t.count > 0)
+        .map(|(o, t)| (o, t.clone()))
+        .collect();
+    let (model, concurrency, rate, ramp) = match config.load {
+        LoadModel::Closed {
+            concurrency,
+            ramp_up,
+        } => ("closed", concurrency as u64, None, ramp_up),
+        LoadModel::Open {
+            rate,
+            ramp_up,
+            max_open,
+        } => ("open", max_open as u64, Some(rate), ramp_up),
+    };
+    let relay = prep.relay.as_ref();
+    let cpu_run = r.process_cpu_ns as f64 / 1e9;
+    let per = |n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            cpu_run * 1000.0 / n as f64
+        }
+    };
+    StressReport {
+        version: 1,
+        target: TargetInfo {
+            daemon: prep.daemon_name.clone(),
+            socket: prep.socket.display().to_string(),
+            upstream: prep.mock.describe(),
+            pattern: config
+                .pattern
+                .clone()
+                .unwrap_or_else(|| "default (with nonce)".to_owned()),
+            pair: match config.pair {
+                crate::handoff::PairKind::Tcp => "tcp",
+                crate::handoff::PairKind::Unix => "unix",
+            },
+            socket_type: config.socket_type.as_str(),
+        },
+        load: LoadInfo {
+            model,
+            connections: config.planned_connections(),
+            concurrency,
+            rate,
+            ramp_up_ms: ramp.as_millis() as u64,
+            duration_ms: config.duration.map(|d| d.as_millis() as u64),
+            timeout_ms: config.timeout.as_millis() as u64,
+            abort_rate: config.abort_rate,
+            slow_readers: config.slow_readers,
+            slow_pause_ms: config.slow_pause.as_millis() as u64,
+        },
+        run: RunInfo {
+            started: r.started,
+            judged,
+            peak_open: r.peak_open,
+            events: r.events,
+            bytes: r.bytes,
+            wall_seconds: r.wall_ns as f64 / 1e9,
+            interrupted: r.interrupted,
+            ramp_planned_ms: ramp.as_secs_f64() * 1e3,
+            ramp_actual_ms: r.ramp_actual_ns as f64 / 1e6,
+        },
+        integrity: IntegrityInfo {
+            held,
+            failed,
+            leak,
+            outcomes,
+        },
+        latency: r.latencies.summaries(),
+        relay: RelayInfo {
+            streams_joined: relay.map_or(0, |j| j.joined),
+            waiting: relay.map_or(0, |j| j.waiting() as u64),
+            off_plan: relay.map_or(0, |j| j.off_plan),
+            dropped: relay.map_or(0, |j| j.dropped),
+            log_error: relay.and_then(|j| j.log_error.clone()),
+        },
+        daemon: r.daemon,
+        client: ClientCost {
+            cpu_seconds_loop_thread: r.thread_cpu_ns as f64 / 1e9,
+            cpu_seconds_process_run: cpu_run,
+            cpu_seconds_process_total: env.total_cpu_ns as f64 / 1e9,
+            cpu_seconds_per_1000_streams: per(r.started),
+            cpu_seconds_per_1000_events: per(r.events),
+            peak_rss_bytes: env.peak_rss_bytes,
+            rss_before_bytes: r.rss_before,
+            rss_per_open_stream_bytes: r.rss_per_open,
+            embedded_mock,
+        },
+        limits: Limits {
+            fd_limit: env.fd_limit,
+            ephemeral_ports: env.ephemeral_ports,
+            hit: r.limit,
+            backlog_full: r.backlog_full,
+        },
+        ring: RingInfo {
+            completions: r.ring.completions,
+            recv_submissions: r.ring.recv_submissions,
+            enobufs: r.ring.enobufs,
+            sq_backlogged: r.ring.sq_backlogged,
+            deferred_accepts: r.ring.deferred_accepts,
+        },
+        notes,
+    }
+}
+
+impl StressReport {
+    /// 0 when integrity held; 1 when it did not (a stream failed, the daemon leaked or died);
+    /// 2 when a client limit (fds, ephemeral ports) stopped the run short of what was asked.
+    pub fn exit_code(&self) -> u8 {
+        if !self.integrity.held {
+            return 1;
+        }
+        match &self.limits.hit {
+            Some(hit) if hit.kind != LimitKind::DaemonBacklog => 2,
+            _ => 0,
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// Whether the daemon was started by the run.
+    pub fn daemon_started(config: &StressConfig) -> bool {
+        matches!(config.daemon, DaemonSpec::Command { .. })
+    }
+}
