@@ -149,6 +149,7 @@ impl Ring {
                 Phase::Connecting
             },
             ended: false,
+            end_delivered: false,
             inflight: 0,
             attempts: 0,
             want_connect: pending_port.is_none(),
@@ -170,13 +171,16 @@ impl Ring {
         let (_, io) = self.slab.get_mut(id).ok_or(HandoffError::RingStopped)?;
         io.addr = addr;
         io.addr_len = addr_len;
-        io.ts_deadline = abs_timespec(deadline_ns);
-        let entry = opcode::Timeout::new(&io.ts_deadline)
-            .flags(types::TimeoutFlags::ABS)
-            .build()
-            .user_data(sq::user_data(Op::Deadline, id.slot, id.gen_));
-        // SAFETY: the timespec lives in the slot's boxed ConnIo until the Deadline completion.
-        unsafe { self.begin(id, &[Op::Deadline], &[entry]) };
+        if spec.deadline != HandoffSpec::NO_DEADLINE {
+            io.ts_deadline = abs_timespec(deadline_ns);
+            let entry = opcode::Timeout::new(&io.ts_deadline)
+                .flags(types::TimeoutFlags::ABS)
+                .build()
+                .user_data(sq::user_data(Op::Deadline, id.slot, id.gen_));
+            // SAFETY: the timespec lives in the slot's boxed ConnIo until the Deadline
+            // completion.
+            unsafe { self.begin(id, &[Op::Deadline], &[entry]) };
+        }
         if let Some(port) = pending_port {
             self.pending_accept.insert(port, id);
             #[cfg(test)]
@@ -340,6 +344,10 @@ impl Ring {
         let mut n = 0;
         while let Some((conn, ts, reason)) = self.ends.pop_front() {
             f(RingEvent::End { conn, ts, reason }, &mut self.commands);
+            if let Some((c, _)) = self.slab.get_mut(conn) {
+                c.end_delivered = true;
+            }
+            self.slab.release_if_done(conn);
             self.apply_commands();
             n += 1;
         }

@@ -33,7 +33,10 @@ struct Conn {
     origin_ns: u64,
     role: Role,
     sent_ns: Option<u64>,
+    /// The client has closed it, or is about to.
     closing: bool,
+    /// Its deadline passed (the ring then closes it for us).
+    timed_out: bool,
     check: StreamCheck,
     arrivals: Option<Arrivals>,
 }
@@ -74,6 +77,10 @@ struct State<'p> {
     /// Times at which closed-loop slots freed up, oldest first.
     freed: VecDeque<u64>,
     closed_loop: bool,
+    /// `(deadline, conn, index)` of normal streams and of slow readers: every stream of one
+    /// kind has the same timeout, so each queue is in deadline order. The ring gets no
+    /// deadlines (removing thousands of kernel timeouts costs more than this).
+    deadlines: [VecDeque<(u64, ConnId, u64)>; 2],
 }
 
 /// Runs the load on this thread.
@@ -112,6 +119,7 @@ pub fn run(
         limit: None,
         freed: VecDeque::new(),
         closed_loop: !model.is_open(),
+        deadlines: [VecDeque::new(), VecDeque::new()],
     };
     let (mut next, mut peak_open, mut ramp_done_ns, mut ramp_used) = (0u64, 0usize, 0u64, 0u64);
     let (mut next_tick, mut best_rss) = (t0, (0usize, 0u64));
@@ -140,11 +148,15 @@ pub fn run(
                 LoadModel::Closed { concurrency, .. } => {
                     let ramp = (ramp_used < concurrency as u64)
                         .then(|| t0.saturating_add(offset(model, ramp_used)));
+                    // A due ramp slot goes first: the ramp is what the run promised. A freed
+                    // slot is refilled only with connections the ramp does not still need.
+                    let unramped = concurrency as u64 - ramp_used.min(concurrency as u64);
+                    let spare = planned.is_none_or(|n| next + unramped < n);
                     match (ramp, st.freed.front()) {
-                        (Some(r), Some(&f)) if f < r => (f, false),
+                        (Some(r), _) if r <= now => (r, true),
+                        (_, Some(&f)) if spare => (f, false),
                         (Some(r), _) => (r, true),
-                        (None, Some(&f)) => (f, false),
-                        (None, None) => break,
+                        (None, _) => break,
                     }
                 }
             };
@@ -155,7 +167,7 @@ pub fn run(
             if ramp_slot {
                 ramp_used += 1;
                 if let LoadModel::Closed { concurrency, .. } = model
-                    && ramp_used == concurrency as u64
+                    && ramp_used == planned.unwrap_or(u64::MAX).min(concurrency as u64)
                 {
                     ramp_done_ns = monotonic_ns().saturating_sub(t0);
                 }
@@ -176,6 +188,9 @@ pub fn run(
         peak_open = peak_open.max(st.open);
         if !starting && st.open == 0 {
             break;
+        }
+        if let Some(next_deadline) = st.expire(&mut ring, now) {
+            wait_ns = wait_ns.min(next_deadline.saturating_sub(now).max(1));
         }
         let step = ring.run_once(Some(Duration::from_nanos(wait_ns)), |ev, cmds| {
             st.on_event(ev, cmds)
@@ -305,15 +320,13 @@ impl State<'_> {
         let mut spec = HandoffSpec::new(socket.clone(), kind.data.build(&nonce))
             .pair(config.pair)
             .socket_type(config.socket_type)
-            .deadline(config.timeout);
+            .deadline(HandoffSpec::NO_DEADLINE);
         if role == Role::Slow {
-            spec = spec
-                .behaviour(crate::ring::ClientBehaviour::slow_reader(
-                    1,
-                    config.slow_pause,
-                    SLOW_RCVBUF,
-                ))
-                .deadline(config.timeout + config.slow_pause + SLOW_READ_ALLOWANCE);
+            spec = spec.behaviour(crate::ring::ClientBehaviour::slow_reader(
+                1,
+                config.slow_pause,
+                SLOW_RCVBUF,
+            ));
         }
         let now = monotonic_ns();
         let origin_ns = if model.is_open() { scheduled } else { now };
@@ -345,6 +358,12 @@ impl State<'_> {
                 });
             }
         };
+        let (queue, allowed) = if role == Role::Slow {
+            (1, config.timeout + config.slow_pause + SLOW_READ_ALLOWANCE)
+        } else {
+            (0, config.timeout)
+        };
+        self.deadlines[queue].push_back((now.saturating_add(duration_ns(allowed)), id, index));
         let relay = self.prep.relay.is_some() && role != Role::Slow;
         let conn = Conn {
             id,
@@ -354,6 +373,7 @@ impl State<'_> {
             role,
             sent_ns: None,
             closing: false,
+            timed_out: false,
             check: StreamCheck::new(),
             arrivals: relay.then(|| Arrivals::with_capacity(self.prep.events_per_stream as usize)),
         };
@@ -364,6 +384,30 @@ impl State<'_> {
         self.conns[slot] = Some(conn);
         self.open += 1;
         Ok(())
+    }
+
+    /// Closes every stream whose deadline has passed; returns the next deadline.
+    fn expire(&mut self, ring: &mut Ring, now: u64) -> Option<u64> {
+        for queue in &mut self.deadlines {
+            while let Some(&(deadline, id, index)) = queue.front() {
+                if deadline > now {
+                    break;
+                }
+                queue.pop_front();
+                if let Some(Some(c)) = self.conns.get_mut(id.slot())
+                    && c.index == index
+                    && !c.closing
+                {
+                    c.closing = true;
+                    c.timed_out = true;
+                    ring.close(id);
+                }
+            }
+        }
+        self.deadlines
+            .iter()
+            .filter_map(|q| q.front().map(|d| d.0))
+            .min()
     }
 
     fn on_event(&mut self, ev: RingEvent<'_>, cmds: &mut crate::ring::Commands) {
@@ -420,6 +464,7 @@ impl State<'_> {
                 c.check.close();
                 Ending::PeerClosed
             }
+            EndReason::ClosedByClient if c.timed_out => Ending::Timeout,
             EndReason::ClosedByClient if self.interrupted => Ending::Interrupted,
             EndReason::ClosedByClient => Ending::ClientClosed,
             EndReason::Timeout => Ending::Timeout,

@@ -127,6 +127,8 @@ pub struct ClientCost {
     pub cpu_seconds_process_run: f64,
     /// CPU of the whole process from set-up to report, including reading a remote mock's log.
     pub cpu_seconds_process_total: f64,
+    /// Per 1,000 streams started and per 1,000 events: the process's CPU during the run, or
+    /// the loop thread's with an embedded mock.
     pub cpu_seconds_per_1000_streams: f64,
     pub cpu_seconds_per_1000_events: f64,
     pub peak_rss_bytes: u64,
@@ -210,11 +212,18 @@ pub(super) fn build(
     };
     let relay = prep.relay.as_ref();
     let cpu_run = r.process_cpu_ns as f64 / 1e9;
+    // The client's own cost: the whole process, except that an embedded mock's threads are
+    // not the client's.
+    let client_cpu = if embedded_mock {
+        r.thread_cpu_ns as f64 / 1e9
+    } else {
+        cpu_run
+    };
     let per = |n: u64| {
         if n == 0 {
             0.0
         } else {
-            cpu_run * 1000.0 / n as f64
+            client_cpu * 1000.0 / n as f64
         }
     };
     StressReport {

@@ -262,30 +262,29 @@ impl DaemonResources {
     }
 
     /// Waits up to `max` for the daemon to release the run's resources (its fd count back to
-    /// where it was and, with TCP pairs, no client socket held; or no change for a second),
-    /// then gives the verdict. `pair_port` is the client's pair listener port, if TCP pairs
-    /// were used; `streams` is how many streams ran.
+    /// where it was, or unchanged for a second), then looks for client sockets it still holds
+    /// and gives the verdict. `pair_port` is the client's pair listener port, if TCP pairs
+    /// were used; `streams` is how many streams ran. Only the fd count is polled: listing
+    /// sockets reads `/proc/net/tcp`, whose size grows with every connection of the run.
     pub fn settle(&mut self, max: Duration, pair_port: Option<u16>, streams: u64) {
         let started = Instant::now();
-        let mut last = (u64::MAX, u64::MAX);
+        let mut last = u64::MAX;
         let mut still_since = Instant::now();
         loop {
-            let Ok(s) = sample(self.pid) else {
-                self.error
-                    .get_or_insert_with(|| format!("the daemon (PID {}) has gone", self.pid));
-                self.leak = LeakVerdict::Unknown;
-                return;
+            let fds = match fd_count(self.pid) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.error
+                        .get_or_insert_with(|| format!("the daemon (PID {}) has gone", self.pid));
+                    self.leak = LeakVerdict::Unknown;
+                    return;
+                }
             };
-            self.after = s;
-            let held = pair_port.and_then(|p| sockets_on_port(self.pid, p).ok());
-            self.client_sockets_held = held;
-            let state = (s.fds, held.unwrap_or(0));
-            let released = s.fds <= self.before.fds && held.unwrap_or(0) == 0;
-            if state != last {
-                last = state;
+            if fds != last {
+                last = fds;
                 still_since = Instant::now();
             }
-            if released
+            if fds <= self.before.fds
                 || still_since.elapsed() >= Duration::from_secs(1)
                 || started.elapsed() >= max
             {
@@ -294,6 +293,15 @@ impl DaemonResources {
             std::thread::sleep(Duration::from_millis(100));
         }
         self.settle_ms = started.elapsed().as_millis() as u64;
+        match sample(self.pid) {
+            Ok(s) => self.after = s,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self.leak = LeakVerdict::Unknown;
+                return;
+            }
+        }
+        self.client_sockets_held = pair_port.and_then(|p| sockets_on_port(self.pid, p).ok());
         self.cpu_seconds = self.after.cpu_ns.saturating_sub(self.before.cpu_ns) as f64 / 1e9;
         self.leak = verdict(&self.before, &self.after, self.client_sockets_held, streams);
     }
