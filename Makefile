@@ -71,7 +71,7 @@ clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked
 
 fuzz: ## Run each fuzz target for FUZZ_SECONDS (stable toolchain, no sanitizer)
 	@for t in $$(cd fuzz && $(CARGO) fuzz list); do \

@@ -31,6 +31,7 @@ struct Opts {
     interval_ms: u64,
     hold_ms: u64,
     ramp_ms: u64,
+    pairs_only: bool,
     recv: RecvMode,
     buffers: u16,
     buffer_size: u32,
@@ -44,6 +45,7 @@ fn parse() -> (Option<PathBuf>, Opts) {
         interval_ms: 50,
         hold_ms: 0,
         ramp_ms: 1000,
+        pairs_only: false,
         recv: RecvMode::Multishot,
         buffers: 1024,
         buffer_size: 4096,
@@ -59,6 +61,7 @@ fn parse() -> (Option<PathBuf>, Opts) {
             "--events" => o.events = v().parse().unwrap(),
             "--interval-ms" => o.interval_ms = v().parse().unwrap(),
             "--hold-ms" => o.hold_ms = v().parse().unwrap(),
+            "--pairs-only" => o.pairs_only = true,
             "--ramp-ms" => o.ramp_ms = v().parse().unwrap(),
             "--recv" => {
                 o.recv = match v().as_str() {
@@ -198,6 +201,49 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The cost of making (and closing) `--streams` loopback pairs, 1000 open at a time, with the
+/// non-blocking `socket`/`connect`/`getsockname`/`accept4` the ring uses. The handed end closes
+/// first, as when a daemon ends a stream.
+fn pairs_only(o: &Opts) {
+    let factory = streamcheck::handoff::TcpPairFactory::new().unwrap();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let mut open = Vec::with_capacity(1000);
+    let mut waited = 0;
+    for _ in 0..o.streams {
+        let pending = factory.connect(None).unwrap();
+        match factory.accept().unwrap() {
+            Some(a) if a.peer_port == pending.port => open.push((pending.kept, a.handed)),
+            _ => {
+                waited += 1;
+                open.push(
+                    factory
+                        .pair_blocking(None, Duration::from_secs(5))
+                        .map(|p| (p.kept, p.handed))
+                        .unwrap(),
+                );
+            }
+        }
+        if open.len() == 1000 {
+            // The daemon closes first, as at the end of a normal stream; then the client.
+            for (kept, handed) in open.drain(..) {
+                drop(handed);
+                drop(kept);
+            }
+        }
+    }
+    drop(open);
+    let cpu = cpu_seconds() - cpu0;
+    println!(
+        "{} loopback pairs: {:.3} CPU-s, {:.1} µs per pair (create + close both ends), {:.2} s wall, {} accepts not ready at once",
+        o.streams,
+        cpu,
+        cpu * 1e6 / o.streams as f64,
+        t0.elapsed().as_secs_f64(),
+        waited
+    );
+}
+
 fn main() {
     let (daemon, o) = parse();
     if let Some(path) = daemon {
@@ -205,6 +251,9 @@ fn main() {
         return;
     }
     raise_nofile();
+    if o.pairs_only {
+        return pairs_only(&o);
+    }
     let dir = std::env::temp_dir().join(format!("ring-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("d.sock");

@@ -23,6 +23,8 @@
 //! afterwards, and one ephemeral port (`net.ipv4.ip_local_port_range`, 28,232 by default) while it
 //! is open.
 
+#![deny(missing_docs)]
+
 mod error;
 mod pair;
 

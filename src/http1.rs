@@ -96,6 +96,8 @@ mod tests;
 use chunked::{Chunked, Step};
 use fields::HeadParse;
 
+pub(crate) use fields::media_type;
+
 pub use error::{Error, Stage};
 pub use fields::{Field, Fields, Head};
 pub use framing::Framing;

@@ -24,6 +24,7 @@
 
 pub mod clock;
 pub mod handoff;
+mod hex;
 pub mod http1;
 pub mod mock;
 pub mod pattern;

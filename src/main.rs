@@ -152,9 +152,15 @@ struct MockApiArgs {
     /// Also listen on this Unix socket (same protocols; a stale socket file is replaced).
     #[arg(long, value_name = "PATH")]
     socket: Option<std::path::PathBuf>,
-    /// Chunks in the default answer.
-    #[arg(long, default_value_t = 18, value_name = "N")]
-    chunk_count: usize,
+    /// Chunks in the default answer (at most 100,000, as for abort:N: each request builds them
+    /// all).
+    #[arg(
+        long,
+        default_value_t = 18,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(..=100_000)
+    )]
+    chunk_count: u64,
     /// Milliseconds between chunks; the first chunk goes at once.
     #[arg(long, default_value_t = 50, value_name = "MS")]
     chunk_delay_ms: u64,
@@ -244,7 +250,8 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
         socket: args.socket,
         tls,
         settings: streamcheck::pattern::MockSettings {
-            chunk_count: args.chunk_count,
+            // At most 100,000 (the parser's range), so it fits.
+            chunk_count: usize::try_from(args.chunk_count).unwrap_or(usize::MAX),
             chunk_delay: Duration::from_millis(args.chunk_delay_ms),
         },
         log_capacity: args.log_capacity,
@@ -252,6 +259,19 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
         ..MockConfig::default()
     };
     let mock = MockServer::start(config)?;
+    // Listen for the signals before the startup lines go out: whoever reads them may signal at
+    // once, and a signal that arrives before its handler kills the process uncleanly.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "url: {}", mock.base_url())?;
     if let Some(cert) = mock.cert_path() {
@@ -269,16 +289,12 @@ fn cmd_mock_api(args: MockApiArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    })?;
+    });
     mock.shutdown();
     Ok(ExitCode::SUCCESS)
 }

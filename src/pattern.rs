@@ -1,4 +1,5 @@
-//! Upstream patterns (`patterns/*.json`): what the mock sends, and what a correct daemon makes of it.
+//! Upstream patterns (`patterns/*.json`): what the mock sends, and what a correct daemon makes of
+//! it.
 //!
 //! A pattern is data: one JSON file per pattern holds its content pieces, framing, write plan,
 //! ending and the kind of outcome a correct daemon must produce. The files are embedded in the
@@ -20,11 +21,14 @@
 //! ```
 //!
 //! Spec syntax: `NAME` or `NAME:PARAM`, see [`valid_specs`]. `script:ID` names a script
-//! registered with a running mock; it parses to [`PatternSpec::Script`] and is resolved by the mock.
+//! registered with a running mock; it parses to [`PatternSpec::Script`] and only the mock
+//! resolves it.
 //!
-//! Upstream chunk format (the original mock's, byte for byte):
+//! Upstream chunk format, byte for byte:
 //! `data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":0,"model":"mock-model","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}\n\n`,
 //! then a final chunk with `"delta":{}` and `"finish_reason":"stop"`, then `data: [DONE]\n\n`.
+
+#![deny(missing_docs)]
 
 mod build;
 mod def;
@@ -124,9 +128,10 @@ impl Write {
 pub enum Ending {
     /// A clean end of body: the HTTP/1.1 last chunk, or END_STREAM on HTTP/2.
     Close,
-    /// Torn down: RST_STREAM(INTERNAL_ERROR) on HTTP/2; on HTTP/1.1 the TCP connection is reset
-    /// (SO_LINGER 0, then close). Over a Unix socket, which has no reset, the connection is closed
-    /// without ending the chunked body.
+    /// Torn down: RST_STREAM(INTERNAL_ERROR) on HTTP/2, 50 ms after the last write so the
+    /// connection has written it; on HTTP/1.1 the TCP connection is reset (SO_LINGER 0, then
+    /// close) once the last write has been handed to the kernel. Over a Unix socket, which has
+    /// no reset, the connection is closed without ending the chunked body.
     Reset,
     /// Nothing more, ever: the stream stays open and silent until the client goes away or the
     /// mock shuts down.
@@ -473,7 +478,7 @@ pub fn resolve(
 }
 
 /// `{"id":"chatcmpl-mock",…,"delta":{"content":CONTENT},"finish_reason":null}]}`: one upstream
-/// content chunk, compact, as the original mock writes it.
+/// content chunk, compact, exactly as the mock writes it.
 pub fn chunk_json(content: &str) -> String {
     build::content_chunk(def::JsonStyle::Compact, &build::json_string_body(content)).concat()
 }

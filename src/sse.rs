@@ -16,7 +16,8 @@
 //! - **Traceable.** Every event carries the stream offsets of its block and the index of the feed
 //!   that completed it, so a caller can attach receive timestamps to it.
 //! - **Honest about bad bytes.** Invalid UTF-8 never panics and is never repaired in place: the event
-//!   keeps the raw bytes and says where the first invalid one is.
+//!   keeps the raw bytes and says where the first invalid one is. Data the parser has to buffer
+//!   is checked (with simdutf8) as it arrives, while it is still in cache.
 //! - **Bounded.** A line longer than [`Limits::max_line`] or event data larger than
 //!   [`Limits::max_event`] stops the stream with an [`Error`]; memory stays below the sum of the two.
 //! - **Linear.** Each byte is looked at a bounded number of times whatever the chunking, with no
@@ -31,7 +32,9 @@
 //! - [`Parser::feed`]`(chunk, &mut visitor) -> Result<(), Error>` parses one chunk and hands every
 //!   event it completes to the visitor before returning. A `Vec<Event>` is a visitor that collects
 //!   owned [`Event`]s; any type implementing [`Visitor`] (or a closure wrapped by [`on_event`])
-//!   receives borrowed [`EventRef`]s instead, plus comments and `retry` values. On error, the events
+//!   receives borrowed [`EventRef`]s instead, plus comments and `retry` values; an `EventRef`
+//!   answers [`EventRef::invalid_utf8`] cheaply and becomes an `Event` with
+//!   [`EventRef::into_event`]. On error, the events
 //!   completed before the offending line have been delivered, and every later `feed` returns the
 //!   same error.
 //! - [`Parser::finish`] ends the stream: it reports an event left without its blank line
@@ -88,6 +91,7 @@
 
 mod event;
 mod parser;
+mod scan;
 #[cfg(test)]
 mod tests;
 

@@ -18,7 +18,8 @@
 //!   (`{"error":"…"}`, `{"error":{…}}`, or an `event: error`); the first `[DONE]` and what came
 //!   after it; `finish_reason`; data events of neither shape, kept with the reason.
 //! - **Timings** ([`Timings`]): handoff, time to head, to first event, inter-event gaps, total;
-//!   and, joined with the mock's write log, relay latency per event ([`Transcript::relay_latency`]).
+//!   and, joined with the mock's write log, the relay latency of every content byte
+//!   ([`Transcript::relay_latency`]).
 //!
 //! The same decoding serves `streamcheck parse` ([`inspect`]), which prints events as JSON lines.
 //!
@@ -49,6 +50,8 @@
 //! assert_eq!(t.timings.first_event_ns, Some(18_000)); // from sendmsg done
 //! assert!(t.body_ended_cleanly());
 //! ```
+
+#![deny(missing_docs)]
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! Assertions and Autobahn-style verdicts: what a run found, as data.
+//! Assertions and verdicts: what a run found, as data.
 //!
 //! Scenario code judges a recorded stream with the helpers in [`check`], each returning one
 //! [`AssertionResult`]. A [`ScenarioResult`] gathers them with the stream's [`Timings`] and, when
@@ -6,7 +6,8 @@
 //! scenarios. Reporters (`crate::report`) only format these values, so every output format
 //! says the same thing.
 //!
-//! Verdicts follow Autobahn|Testsuite, ordered by severity:
+//! Four verdicts, ordered by severity, so that a run can say more than pass or fail: a tolerated
+//! deviation and a plain fact are reported without failing the run.
 //!
 //! | verdict | report label | meaning |
 //! |---|---|---|
@@ -20,6 +21,8 @@
 //!
 //! Units: every duration and timestamp offset in this module is in nanoseconds (`u64`, fields
 //! named `*_ns`), taken from `crate::clock::monotonic_ns`.
+
+#![deny(missing_docs)]
 
 pub mod check;
 mod render;
@@ -37,7 +40,7 @@ pub use wire::{Omitted, WireChunk, WireDump, WireLimits};
 /// How a check, a scenario or a run came out, ordered by severity
 /// (`Pass < Informational < NonStrict < Fail`).
 ///
-/// Serialised with Autobahn's labels: `"OK"`, `"INFORMATIONAL"`, `"NON-STRICT"`, `"FAILED"`.
+/// Serialised with the report labels: `"OK"`, `"INFORMATIONAL"`, `"NON-STRICT"`, `"FAILED"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Verdict {
     /// The daemon did what the protocol requires.
@@ -63,7 +66,7 @@ impl Verdict {
         Verdict::Fail,
     ];
 
-    /// The Autobahn label used in every report: `OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`.
+    /// The label used in every report: `OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`.
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "OK",
@@ -161,7 +164,7 @@ impl AssertionResult {
 /// [`ScenarioResult::judged`] to set the verdict; or use [`ScenarioResult::skipped`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioResult {
-    /// Autobahn-like case number, `"<category>.<case>"`, e.g. `"3.2"`.
+    /// Case number, `"<category>.<case>"`, e.g. `"3.2"`.
     pub id: String,
     /// Scenario name, e.g. `unicode_emoji`.
     pub name: String,
@@ -380,12 +383,31 @@ pub fn duration_ns(d: Duration) -> u64 {
 pub(crate) mod rfc3339 {
     use std::time::SystemTime;
 
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// `t` as a UTC date. chrono spans about ±262,000 years and its own conversion panics
+    /// beyond them; a clock set that far out is clamped instead, so no report can panic on it.
+    pub fn utc(t: SystemTime) -> DateTime<Utc> {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let date = match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => TimeDelta::from_std(after)
+                .ok()
+                .and_then(|d| epoch.checked_add_signed(d)),
+            Err(before) => TimeDelta::from_std(before.duration())
+                .ok()
+                .and_then(|d| epoch.checked_sub_signed(d)),
+        };
+        date.unwrap_or(if t > SystemTime::UNIX_EPOCH {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
+    }
 
     /// Formats `t`, e.g. `2025-01-31T12:00:00.123Z`.
     pub fn format(t: SystemTime) -> String {
-        DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+        utc(t).to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -421,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_use_autobahn_labels_in_json() {
+    fn verdicts_use_the_report_labels_in_json() {
         let labels: Vec<String> = Verdict::ALL
             .iter()
             .map(|v| serde_json::to_string(v).unwrap())
@@ -562,6 +584,16 @@ mod tests {
         assert_eq!(json["duration_ns"], 2_000_000_000u64);
         let back: RunSummary = serde_json::from_value(json).unwrap();
         assert_eq!(back, summary);
+    }
+
+    #[test]
+    fn dates_beyond_chronos_range_are_clamped_not_a_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 44);
+        assert!(rfc3339::format(far).starts_with("+262"));
+        let early = SystemTime::UNIX_EPOCH - Duration::from_secs(1 << 44);
+        assert!(rfc3339::format(early).starts_with("-262"));
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(rfc3339::format(before_epoch), "1969-12-31T23:59:58.500Z");
     }
 
     #[test]

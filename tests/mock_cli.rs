@@ -44,6 +44,18 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Everything the (exited) child wrote to stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    stderr
+}
+
 fn signal(child: &Child, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
     rustix::process::kill_process(pid, sig).expect("kill");
@@ -103,13 +115,7 @@ fn prints_its_url_serves_and_stops_cleanly_on_sigterm() {
 
     signal(&child, rustix::process::Signal::TERM);
     assert!(wait_exit(&mut child).success());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(
         stderr.contains("nonce=cli1 -> 200 completed, 6 writes"),
         "one line per request: {stderr}"
@@ -129,13 +135,7 @@ fn with_tls_it_prints_the_ca_file_and_removes_it_on_sigint() {
 
     signal(&child, rustix::process::Signal::INT);
     assert!(wait_exit(&mut child).success());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(stderr, "", "--quiet prints nothing on stderr");
     assert!(!cert.exists(), "the temporary CA file is removed on exit");
 }
@@ -147,13 +147,7 @@ fn a_busy_address_is_a_usage_error_that_says_what_to_do() {
     let mut child = spawn(&["--listen", &addr]);
     let status = wait_exit(&mut child);
     assert_eq!(status.code(), Some(2));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("port 0"),
         "{stderr}"

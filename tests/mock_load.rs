@@ -6,7 +6,6 @@ mod mock_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use mock_common::*;
 use streamcheck::mock::{MockHandle, RequestEnd};
@@ -31,11 +30,7 @@ async fn open_streams(
     let mut bodies = Vec::with_capacity(count);
     for response in pending {
         let mut body = response.await.expect("response").into_body();
-        tokio::time::timeout(DEADLINE, body.frame())
-            .await
-            .expect("first frame")
-            .expect("some")
-            .expect("data");
+        next_frame(&mut body).await;
         bodies.push(body);
     }
     (sender, bodies)
@@ -110,7 +105,7 @@ async fn concurrent_default_streams_carry_their_own_nonce() {
             let got = fetch(
                 &mock,
                 H1_CLEAR,
-                chat_request(H1_CLEAR, None, chat_body(&format!("[[nonce:{n}]]"))),
+                chat_request(H1_CLEAR, None, nonce_body(&n)),
             )
             .await;
             (n, got.body)
@@ -125,7 +120,7 @@ async fn concurrent_default_streams_carry_their_own_nonce() {
             let mut sender = sender.clone();
             tasks.spawn(async move {
                 let n = nonce("h2");
-                let req = chat_request(H2_CLEAR, None, chat_body(&format!("[[nonce:{n}]]")));
+                let req = chat_request(H2_CLEAR, None, nonce_body(&n));
                 let got = read_all(sender.send_request(req).await.expect("response")).await;
                 (n, got.body)
             });

@@ -189,13 +189,7 @@ async fn the_header_wins_over_a_prompt_directive() {
     let n = nonce("both");
     let body = chat_body(&format!("[[nonce:{n}]] [[pattern:long]]"));
     let got = fetch(&mock, H2_CLEAR, chat_request(H2_CLEAR, Some("short"), body)).await;
-    assert_eq!(
-        got.body,
-        pattern::resolve("short", mock.settings(), None)
-            .unwrap()
-            .plan
-            .body()
-    );
+    assert_eq!(got.body, plan_of(&mock, "short").body());
     assert_eq!(
         ended(&mock, &n).await.pattern_channel,
         PatternChannel::Header
@@ -242,13 +236,7 @@ async fn directives_are_read_from_content_parts_and_from_prompt() {
         chat_request(H2_CLEAR, None, parts.to_string()),
     )
     .await;
-    assert_eq!(
-        got.body,
-        pattern::resolve("finish:length", mock.settings(), None)
-            .unwrap()
-            .plan
-            .body()
-    );
+    assert_eq!(got.body, plan_of(&mock, "finish:length").body());
     assert_eq!(
         ended(&mock, &n1).await.body.unwrap().messages[0].content,
         format!("[[nonce:{n1}]][[pattern:finish:length]]")
@@ -262,13 +250,7 @@ async fn directives_are_read_from_content_parts_and_from_prompt() {
         chat_request(H1_CLEAR, None, prompt.to_string()),
     )
     .await;
-    assert_eq!(
-        got.body,
-        pattern::resolve("short", mock.settings(), None)
-            .unwrap()
-            .plan
-            .body()
-    );
+    assert_eq!(got.body, plan_of(&mock, "short").body());
     assert_eq!(
         ended(&mock, &n2).await.pattern_channel,
         PatternChannel::Prompt
@@ -290,12 +272,6 @@ async fn only_the_last_user_message_steers_the_mock() {
         chat_request(H1_CLEAR, None, body.to_string()),
     )
     .await;
-    assert_eq!(
-        got.body,
-        pattern::resolve("abort:1", mock.settings(), None)
-            .unwrap()
-            .plan
-            .body()
-    );
+    assert_eq!(got.body, plan_of(&mock, "abort:1").body());
     assert_eq!(ended(&mock, &n).await.pattern.as_deref(), Some("abort:1"));
 }

@@ -6,7 +6,6 @@ mod mock_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use mock_common::*;
 use streamcheck::mock::{MockHandle, RequestEnd, RequestRecord};
 use streamcheck::pattern::{Ending, MockSettings, UpstreamPlan, Write};
@@ -27,15 +26,10 @@ async fn delay_spaces_every_event_by_at_least_its_milliseconds() {
         let mock = mock.clone();
         runs.push(tokio::spawn(async move {
             let n = nonce("delay");
-            let sent = Instant::now();
             let got = fetch(
                 &mock,
                 target,
-                chat_request(
-                    target,
-                    Some("delay:60"),
-                    chat_body(&format!("[[nonce:{n}]]")),
-                ),
+                chat_request(target, Some("delay:60"), nonce_body(&n)),
             )
             .await;
             let record = ended(&mock, &n).await;
@@ -51,10 +45,6 @@ async fn delay_spaces_every_event_by_at_least_its_milliseconds() {
                 last - first >= Duration::from_millis(12 * 60),
                 "{target:?}: {:?}",
                 last - first
-            );
-            assert!(
-                first - sent < Duration::from_millis(60 * 12),
-                "the first event is not delayed"
             );
         }));
     }
@@ -74,11 +64,7 @@ async fn stall_sends_the_head_then_nothing_for_its_milliseconds() {
             let mut sender = connect(&mock, target).await;
             let sent = Instant::now();
             let response = sender
-                .send(chat_request(
-                    target,
-                    Some("stall:300"),
-                    chat_body(&format!("[[nonce:{n}]]")),
-                ))
+                .send(chat_request(target, Some("stall:300"), nonce_body(&n)))
                 .await;
             assert_eq!(response.status(), 200, "the head comes at once");
             let got = read_all(response).await;
@@ -99,7 +85,7 @@ async fn stall_sends_the_head_then_nothing_for_its_milliseconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunk_delay_spaces_the_default_answer_and_the_first_chunk_goes_at_once() {
+async fn chunk_delay_spaces_the_default_answer() {
     let settings = MockSettings {
         chunk_count: 5,
         chunk_delay: Duration::from_millis(40),
@@ -109,7 +95,7 @@ async fn chunk_delay_spaces_the_default_answer_and_the_first_chunk_goes_at_once(
     fetch(
         &mock,
         H2_CLEAR,
-        chat_request(H2_CLEAR, None, chat_body(&format!("[[nonce:{n}]]"))),
+        chat_request(H2_CLEAR, None, nonce_body(&n)),
     )
     .await;
     let record = ended(&mock, &n).await;
@@ -128,20 +114,12 @@ async fn cancel_after(mock: &Arc<MockHandle>, target: Target, frames: usize) -> 
     let n = nonce("cancel");
     let (mut sender, conn) = connect_with_task(mock, target).await;
     let response = sender
-        .send(chat_request(
-            target,
-            None,
-            chat_body(&format!("[[nonce:{n}]]")),
-        ))
+        .send(chat_request(target, None, nonce_body(&n)))
         .await;
     let mut body = response.into_body();
     let mut seen = 0;
     while seen < frames {
-        let frame = tokio::time::timeout(DEADLINE, body.frame())
-            .await
-            .expect("frame")
-            .expect("more");
-        if frame.expect("data").is_data() {
+        if next_frame(&mut body).await.is_data() {
             seen += 1;
         }
     }
@@ -197,18 +175,10 @@ async fn an_http2_connection_closed_mid_stream_cancels_every_stream_on_it() {
     let mut bodies = Vec::new();
     for n in &nonces {
         let response = sender
-            .send(chat_request(
-                H2_CLEAR,
-                None,
-                chat_body(&format!("[[nonce:{n}]]")),
-            ))
+            .send(chat_request(H2_CLEAR, None, nonce_body(n)))
             .await;
         let mut body = response.into_body();
-        tokio::time::timeout(DEADLINE, body.frame())
-            .await
-            .expect("frame")
-            .expect("more")
-            .expect("data");
+        next_frame(&mut body).await;
         bodies.push(body);
     }
     rustix::net::shutdown(&socket, rustix::net::Shutdown::Both).expect("shutdown");
@@ -235,21 +205,11 @@ async fn a_stalled_script_is_cancelled_when_the_client_leaves() {
         let (mut sender, conn) = connect_with_task(&mock, target).await;
         let pattern = format!("script:{id}");
         let response = sender
-            .send(chat_request(
-                target,
-                Some(&pattern),
-                chat_body(&format!("[[nonce:{n}]]")),
-            ))
+            .send(chat_request(target, Some(&pattern), nonce_body(&n)))
             .await;
         let mut body = response.into_body();
-        let first = tokio::time::timeout(DEADLINE, body.frame())
-            .await
-            .expect("frame")
-            .expect("some");
-        assert_eq!(
-            first.expect("data").into_data().expect("data"),
-            &b"data: {}\n\n"[..]
-        );
+        let first = next_frame(&mut body).await;
+        assert_eq!(first.into_data().expect("data"), &b"data: {}\n\n"[..]);
         assert_eq!(mock.requests_for(&n)[0].end, RequestEnd::InProgress);
         drop(body);
         conn.abort();
@@ -269,11 +229,7 @@ async fn shutdown_cuts_open_streams_and_logs_it() {
     let mut sender = connect(&mock, H1_CLEAR).await;
     let pattern = format!("script:{id}");
     let response = sender
-        .send(chat_request(
-            H1_CLEAR,
-            Some(&pattern),
-            chat_body(&format!("[[nonce:{n}]]")),
-        ))
+        .send(chat_request(H1_CLEAR, Some(&pattern), nonce_body(&n)))
         .await;
     {
         let mock = mock.clone();

@@ -9,15 +9,24 @@ use std::sync::Arc;
 
 use mock_common::*;
 use streamcheck::mock::{RequestEnd, Transport};
-use streamcheck::pattern::{self, UpstreamPlan};
+use streamcheck::pattern::{UpstreamPlan, nonce_directive};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 fn raw_request(spec: Option<&str>, version: &str, prompt: &str) -> Vec<u8> {
+    raw_request_with(spec, version, prompt, "")
+}
+
+/// A request that asks the mock to close after its response, so reading to EOF ends.
+fn raw_request_closing(spec: Option<&str>, version: &str, prompt: &str) -> Vec<u8> {
+    raw_request_with(spec, version, prompt, "Connection: close\r\n")
+}
+
+fn raw_request_with(spec: Option<&str>, version: &str, prompt: &str, extra: &str) -> Vec<u8> {
     let body = chat_body(prompt);
     let header = spec.map_or(String::new(), |s| format!("X-Test-Pattern: {s}\r\n"));
     format!(
-        "POST /v1/chat/completions {version}\r\nHost: localhost\r\nContent-Type: application/json\r\n{header}Content-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions {version}\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\n{header}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -86,18 +95,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 async fn every_planned_write_is_its_own_http1_chunk() {
     let mock = start_mock(false);
     for spec in ["split:3", "default", "comments", "coalesced", "unicode"] {
-        let plan = pattern::resolve(spec, mock.settings(), None).unwrap().plan;
+        let plan = plan_of(&mock, spec);
         let mut tcp = TcpStream::connect(mock.local_addr()).await.unwrap();
-        let mut request = raw_request(Some(spec), "HTTP/1.1", "hi");
-        // Close after the response so the read ends.
-        request = String::from_utf8(request)
-            .unwrap()
-            .replacen(
-                "Host: localhost\r\n",
-                "Host: localhost\r\nConnection: close\r\n",
-                1,
-            )
-            .into_bytes();
+        let request = raw_request_closing(Some(spec), "HTTP/1.1", "hi");
         let (bytes, error) = exchange(&mut tcp, &request).await;
         assert_eq!(error, None, "{spec}");
         let (head, chunks, last) = parse_chunked(&bytes);
@@ -125,9 +125,7 @@ async fn error_status_has_a_content_length_body() {
         .unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = Vec::new();
-    let plan = pattern::resolve("error:429", mock.settings(), None)
-        .unwrap()
-        .plan;
+    let plan = plan_of(&mock, "error:429");
     while !got.ends_with(&plan.body()) {
         let n = tokio::time::timeout(DEADLINE, tcp.read(&mut buf))
             .await
@@ -152,13 +150,11 @@ async fn error_status_has_a_content_length_body() {
 async fn reset_over_http1_is_a_tcp_reset_after_the_planned_chunks() {
     let mock = Arc::new(start_mock(false));
     let n = nonce("rst");
-    let plan = pattern::resolve("reset:3", mock.settings(), None)
-        .unwrap()
-        .plan;
+    let plan = plan_of(&mock, "reset:3");
     let mut tcp = TcpStream::connect(mock.local_addr()).await.unwrap();
     let (bytes, error) = exchange(
         &mut tcp,
-        &raw_request(Some("reset:3"), "HTTP/1.1", &format!("[[nonce:{n}]]")),
+        &raw_request(Some("reset:3"), "HTTP/1.1", &nonce_directive(&n)),
     )
     .await;
     assert_eq!(
@@ -175,9 +171,7 @@ async fn reset_over_http1_is_a_tcp_reset_after_the_planned_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_ends_cleanly_and_keeps_the_connection_alive() {
     let mock = start_mock(false);
-    let plan = pattern::resolve("abort:2", mock.settings(), None)
-        .unwrap()
-        .plan;
+    let plan = plan_of(&mock, "abort:2");
     let mut tcp = TcpStream::connect(mock.local_addr()).await.unwrap();
     tcp.write_all(&raw_request(Some("abort:2"), "HTTP/1.1", "hi"))
         .await
@@ -196,32 +190,17 @@ async fn abort_ends_cleanly_and_keeps_the_connection_alive() {
     assert!(last);
     assert_eq!(chunks, planned_writes(&plan));
     // Same connection, second request.
-    let second = String::from_utf8(raw_request(Some("finish:"), "HTTP/1.1", "again"))
-        .unwrap()
-        .replacen(
-            "Host: localhost\r\n",
-            "Host: localhost\r\nConnection: close\r\n",
-            1,
-        );
-    let (bytes, error) = exchange(&mut tcp, second.as_bytes()).await;
+    let second = raw_request_closing(Some("finish:"), "HTTP/1.1", "again");
+    let (bytes, error) = exchange(&mut tcp, &second).await;
     assert_eq!(error, None);
     let (_, chunks, _) = parse_chunked(&bytes);
-    assert_eq!(
-        chunks,
-        planned_writes(
-            &pattern::resolve("finish", mock.settings(), None)
-                .unwrap()
-                .plan
-        )
-    );
+    assert_eq!(chunks, planned_writes(&plan_of(&mock, "finish")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_0_gets_a_close_delimited_body() {
     let mock = start_mock(false);
-    let plan = pattern::resolve("short", mock.settings(), None)
-        .unwrap()
-        .plan;
+    let plan = plan_of(&mock, "short");
     let mut tcp = TcpStream::connect(mock.local_addr()).await.unwrap();
     let (bytes, error) = exchange(&mut tcp, &raw_request(Some("short"), "HTTP/1.0", "hi")).await;
     assert_eq!(error, None);
@@ -307,28 +286,11 @@ async fn the_unix_socket_serves_both_protocols() {
 
     let n = nonce("unix");
     let mut unix = UnixStream::connect(&path).await.unwrap();
-    let request = String::from_utf8(raw_request(
-        Some("abort:1"),
-        "HTTP/1.1",
-        &format!("[[nonce:{n}]]"),
-    ))
-    .unwrap()
-    .replacen(
-        "Host: localhost\r\n",
-        "Host: localhost\r\nConnection: close\r\n",
-        1,
-    );
-    let (bytes, error) = exchange(&mut unix, request.as_bytes()).await;
+    let request = raw_request_closing(Some("abort:1"), "HTTP/1.1", &nonce_directive(&n));
+    let (bytes, error) = exchange(&mut unix, &request).await;
     assert_eq!(error, None);
     let (_, chunks, _) = parse_chunked(&bytes);
-    assert_eq!(
-        chunks,
-        planned_writes(
-            &pattern::resolve("abort:1", mock.settings(), None)
-                .unwrap()
-                .plan
-        )
-    );
+    assert_eq!(chunks, planned_writes(&plan_of(&mock, "abort:1")));
     let record = ended(&mock, &n).await;
     assert_eq!((record.transport, record.peer), (Transport::Unix, None));
 
@@ -338,13 +300,7 @@ async fn the_unix_socket_serves_both_protocols() {
             .await,
     )
     .await;
-    assert_eq!(
-        got.body,
-        pattern::resolve("short", mock.settings(), None)
-            .unwrap()
-            .plan
-            .body()
-    );
+    assert_eq!(got.body, plan_of(&mock, "short").body());
 
     mock.shutdown();
     assert!(!path.exists(), "the socket file is removed at shutdown");

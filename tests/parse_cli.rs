@@ -4,6 +4,8 @@
 //! The exhaustive comparisons call the library ([`inspect_bytes`]); a handful of cases run the
 //! built binary to check that it prints exactly what the library does.
 
+mod transcript_support;
+
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::process::{Command, Output, Stdio};
@@ -11,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use streamcheck::sse;
 use streamcheck::transcript::inspect::{InspectError, InspectOptions, inspect_bytes};
+use transcript_support::chunked_body;
 
 /// Bodies up to this length are parsed with every feed size from 1 to their length.
 const EVERY_SIZE_MAX: usize = 1024;
@@ -163,12 +166,7 @@ fn chunked_response(content_type: &str, body: &[u8], size: usize) -> Vec<u8> {
         "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes();
-    for piece in body.chunks(size) {
-        out.extend(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.extend(piece);
-        out.extend(b"\r\n");
-    }
-    out.extend(b"0\r\n\r\n");
+    out.extend(chunked_body(body, &[size]));
     out
 }
 
@@ -310,7 +308,7 @@ fn http_until_close_response_and_a_truncated_one() {
     assert_eq!(got[3]["data"], "x");
     assert_eq!(
         got[4],
-        json!({"warning": "the stream ended at byte 58 91 bytes short of the Content-Length body", "http_offset": 58})
+        json!({"warning": "the stream ended at byte 58 with 91 bytes of the Content-Length body missing", "http_offset": 58})
     );
     assert_eq!(got.len(), 5);
 }

@@ -22,7 +22,7 @@ fn human(color: bool, scenarios: Vec<streamcheck::verdict::ScenarioResult>) -> S
 }
 
 #[test]
-fn plain_report_reads_like_autobahn() {
+fn plain_report_shows_each_verdict_and_the_details_of_findings() {
     let text = human(false, scenarios(Strictness::Lenient));
     assert!(
         !text.contains('\x1b'),

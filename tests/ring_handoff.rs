@@ -302,7 +302,9 @@ fn a_socket_that_appears_between_retries_is_reached() {
         assert!(t0.elapsed() < HANG_GUARD);
     }
     assert_eq!(daemon.join().unwrap(), b"late");
-    assert_eq!(attempts, 2);
+    // Normally the first retry finds the socket; on a loaded machine the listener may come
+    // after it, and the second retry must find it then.
+    assert!((2..=3).contains(&attempts), "{attempts} attempts");
     assert_eq!(got, b"fine");
     assert_eq!(end, Some(EndReason::PeerClosed));
 }
@@ -375,16 +377,16 @@ fn a_daemon_whose_backlog_is_full_fails_at_once_as_apache_does() {
 
 #[test]
 fn a_stream_daemon_that_never_reads_hits_the_send_timeout() {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
+    let (accepted_tx, accepted_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let dir = TempDir::new("noread");
     let path = dir.path("noread.sock");
     let listener = listen(&path, SocketType::STREAM, 4);
     let holder = std::thread::spawn(move || {
         let conn = net::accept(&listener).unwrap();
         // Hold the connection without reading until the test is done.
-        let _ = tx.lock().unwrap().send(());
-        std::thread::sleep(Duration::from_secs(2));
+        let _ = accepted_tx.send(());
+        let _ = done_rx.recv_timeout(HANG_GUARD);
         drop(conn);
     });
     let data = vec![b'z'; 8 << 20];
@@ -401,7 +403,8 @@ fn a_stream_daemon_that_never_reads_hits_the_send_timeout() {
         ),
         "{err}"
     );
-    rx.recv_timeout(HANG_GUARD).unwrap();
+    accepted_rx.recv_timeout(HANG_GUARD).unwrap();
+    done_tx.send(()).unwrap();
     holder.join().unwrap();
 }
 

@@ -12,6 +12,7 @@ use rustix::net::{SocketType, sockopt};
 use streamcheck::handoff::{HandoffError, PairKind};
 use streamcheck::ring::{
     ClientBehaviour, EndReason, HandoffSpec, RingConfig, RingHandle, RingThread, StreamEvent,
+    StreamHandle,
 };
 
 fn ring() -> RingHandle {
@@ -20,6 +21,45 @@ fn ring() -> RingHandle {
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// A daemon that writes `first`, waits until the test sends on the returned channel, then
+/// writes `second` and closes.
+fn gated_daemon(first: &'static [u8], second: &'static [u8]) -> (Daemon, mpsc::Sender<()>) {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let d = Daemon::start(SocketType::SEQPACKET, move |h| {
+        let _ = write_all(h.fd(), first);
+        let _ = go_rx.lock().unwrap().recv_timeout(HANG_GUARD);
+        let _ = write_all(h.fd(), second);
+    });
+    (d, go_tx)
+}
+
+/// Returns once the ring thread has applied every command sent before the call. It applies
+/// commands in order and submits what they queue (a pause's receive cancellation) in order, so
+/// a stream started now, to a socket that does not exist, fails only after all of that.
+fn commands_applied(ring: &RingHandle) {
+    let dir = ring_support::TempDir::new("barrier");
+    let policy = streamcheck::handoff::ConnectPolicy {
+        retries: 0,
+        ..streamcheck::handoff::ConnectPolicy::APACHE
+    };
+    let spec = HandoffSpec::new(dir.path("nobody.sock"), b"{}".to_vec()).policy(policy);
+    let err = ring.run_to_end(spec).unwrap_err();
+    assert!(matches!(err, HandoffError::SocketMissing { .. }), "{err}");
+}
+
+/// The stream's first events: the handoff, then a read of exactly `bytes`.
+fn expect_handoff_then_data(s: &mut StreamHandle, bytes: &[u8]) {
+    assert!(matches!(
+        s.recv_timeout(HANG_GUARD),
+        Ok(StreamEvent::HandedOff(_))
+    ));
+    match s.recv_timeout(HANG_GUARD) {
+        Ok(StreamEvent::Data(c)) => assert_eq!(c.bytes, bytes),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -161,28 +201,15 @@ fn a_slow_reader_pauses_then_reads_everything_in_order() {
 
 #[test]
 fn pause_and_resume_commands_hold_back_reads() {
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_rx = Mutex::new(go_rx);
-    let d = Daemon::start(SocketType::SEQPACKET, move |h| {
-        let _ = write_all(h.fd(), b"first");
-        let _ = go_rx.lock().unwrap().recv_timeout(HANG_GUARD);
-        let _ = write_all(h.fd(), b"second");
-    });
+    let (d, go) = gated_daemon(b"first", b"second");
     let ring = ring();
     let mut s = ring.start(HandoffSpec::new(d.path(), b"{}".to_vec()));
-    assert!(matches!(
-        s.recv_timeout(HANG_GUARD),
-        Ok(StreamEvent::HandedOff(_))
-    ));
-    match s.recv_timeout(HANG_GUARD) {
-        Ok(StreamEvent::Data(c)) => assert_eq!(c.bytes, b"first"),
-        other => panic!("{other:?}"),
-    }
+    expect_handoff_then_data(&mut s, b"first");
     s.pause(Duration::from_secs(600));
-    // Let the pause land before the daemon writes again.
-    std::thread::sleep(Duration::from_millis(50));
-    go_tx.send(()).unwrap();
-    // Nothing arrives while paused (this can only pass wrongly, never fail wrongly).
+    commands_applied(&ring);
+    go.send(()).unwrap();
+    // Nothing arrives while paused. A broken pause may deliver later than the 200 ms watched
+    // here, so this can pass wrongly, but it cannot fail wrongly.
     assert!(s.recv_timeout(Duration::from_millis(200)).is_err());
     s.resume();
     let mut rest = Vec::new();
@@ -324,27 +351,15 @@ fn a_unix_pair_streams_too() {
 
 #[test]
 fn a_second_pause_replaces_the_first() {
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_rx = Mutex::new(go_rx);
-    let d = Daemon::start(SocketType::SEQPACKET, move |h| {
-        let _ = write_all(h.fd(), b"a");
-        let _ = go_rx.lock().unwrap().recv_timeout(HANG_GUARD);
-        let _ = write_all(h.fd(), b"b");
-    });
+    let (d, go) = gated_daemon(b"a", b"b");
     let ring = ring();
     let mut s = ring.start(HandoffSpec::new(d.path(), b"{}".to_vec()));
-    assert!(matches!(
-        s.recv_timeout(HANG_GUARD),
-        Ok(StreamEvent::HandedOff(_))
-    ));
-    assert!(matches!(
-        s.recv_timeout(HANG_GUARD),
-        Ok(StreamEvent::Data(_))
-    ));
+    expect_handoff_then_data(&mut s, b"a");
     // Far beyond the hang guard: only the second, short pause lets the test finish.
     s.pause(Duration::from_secs(3600));
     s.pause(Duration::from_millis(50));
-    go_tx.send(()).unwrap();
+    commands_applied(&ring);
+    go.send(()).unwrap();
     match s.recv_timeout(HANG_GUARD) {
         Ok(StreamEvent::Data(c)) => assert_eq!(c.bytes, b"b"),
         other => panic!("{other:?}"),

@@ -96,3 +96,42 @@ fn generators_reach_the_hard_cases() {
     assert!(bom, "a BOM cut inside");
     assert!(long, "a line over 64 KiB");
 }
+
+/// Long data lines of mixed UTF-8, sometimes with a bad byte, cut into feeds of a few KiB: the
+/// parser checks UTF-8 as such data arrives, and must agree with std about where it breaks.
+fn long_mixed_utf8_line() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
+    let piece = prop_oneof![
+        Just(&b"a"[..]),
+        Just("é".as_bytes()),
+        Just("€".as_bytes()),
+        Just("😀".as_bytes()),
+        Just(&b"\xFF"[..]),
+        Just(&b"\xE2\x82"[..]),
+    ];
+    (
+        prop::collection::vec((piece, 1usize..600), 1..40),
+        1usize..9000,
+    )
+        .prop_flat_map(|(runs, feed)| {
+            let mut stream = b"data: ".to_vec();
+            for (piece, n) in runs {
+                for _ in 0..n {
+                    stream.extend_from_slice(piece);
+                }
+            }
+            stream.extend_from_slice(b"\n\n");
+            let cuts: Vec<usize> = (1..=stream.len() / feed).map(|k| k * feed).collect();
+            (Just(stream), Just(cuts))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..config() })]
+
+    #[test]
+    fn utf8_checked_on_arrival_agrees_with_one_shot((stream, cuts) in long_mixed_utf8_line()) {
+        if let Err(failure) = sse_check_split(&stream, &cuts, Limits::default()) {
+            prop_assert!(false, "{}", failure);
+        }
+    }
+}

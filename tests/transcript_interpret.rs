@@ -80,9 +80,13 @@ fn openai_chunks_role_content_final_usage_and_done() {
              \"finish_reason\":{finish}}}]}}\n\n"
         )
     };
-    let body = [
+    // The role-only events come in one read, the rest in a later one.
+    let roles = [
         chunk(r#"{"role":"assistant","content":""}"#, "null"),
         chunk(r#"{"role":"assistant"}"#, "null"),
+    ]
+    .concat();
+    let rest = [
         chunk(r#"{"content":"Hello"}"#, "null"),
         chunk(r#"{"content":" world"}"#, "null"),
         chunk("{}", r#""stop""#),
@@ -90,7 +94,7 @@ fn openai_chunks_role_content_final_usage_and_done() {
         "data: [DONE]\n\n".to_owned(),
     ]
     .concat();
-    let t = transcript(body.as_bytes());
+    let t = transcript_in(&[roles.as_bytes(), rest.as_bytes()]);
     assert_eq!(
         kinds(&t),
         [
@@ -110,8 +114,12 @@ fn openai_chunks_role_content_final_usage_and_done() {
     assert_eq!(t.interpretation.openai_events, 6);
     assert_eq!(t.done_index(), Some(6));
     assert!(t.events_after_done().is_empty());
-    // The first content is the first non-empty piece, in the third event's chunk (all in one).
-    assert_eq!(t.timings.first_content_ns, t.timings.first_event_ns);
+    // The first content is the first non-empty piece (event 2, second read), not the empty
+    // piece of event 0.
+    assert_eq!(t.events[1].chunk, 1);
+    assert_eq!(t.events[2].chunk, 2);
+    assert_eq!(t.timings.first_event_ns, Some(2_000_000 - 100));
+    assert_eq!(t.timings.first_content_ns, Some(3_000_000 - 100));
 }
 
 #[test]

@@ -8,14 +8,17 @@
 //!
 //! Failures persist in proptest-regressions/transcript.txt and are replayed first on every run.
 
-use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
+mod transcript_support;
+
 use std::num::NonZeroUsize;
 
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use streamcheck::transcript::inspect::{InspectOptions, inspect_bytes};
 use streamcheck::transcript::{
-    Chunk, EndKind, HandoffTimes, Recording, RecordingEnd, Timings, Transcript,
+    EndKind, HandoffTimes, Recording, RecordingEnd, Timings, Transcript,
 };
+use transcript_support::{chunked_body, reads};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -162,18 +165,7 @@ fn response(body: &[u8], framing: &Framing) -> Vec<u8> {
         }
         Framing::Chunked(sizes) => {
             out.extend(b"Transfer-Encoding: chunked\r\n\r\n");
-            let mut rest = body;
-            for size in sizes.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (piece, tail) = rest.split_at((*size).min(rest.len()));
-                out.extend(format!("{:x}\r\n", piece.len()).as_bytes());
-                out.extend(piece);
-                out.extend(b"\r\n");
-                rest = tail;
-            }
-            out.extend(b"0\r\n\r\n");
+            out.extend(chunked_body(body, sizes));
         }
     }
     out
@@ -181,15 +173,7 @@ fn response(body: &[u8], framing: &Framing) -> Vec<u8> {
 
 /// `bytes` received in the reads that `cuts` make, read `k` at `1000 * (k + 1)`.
 fn record(bytes: &[u8], cuts: &[usize], kind: EndKind) -> (Recording, Vec<usize>) {
-    let mut bounds: Vec<usize> = vec![0];
-    bounds.extend(cuts.iter().map(|&c| c.min(bytes.len())));
-    bounds.push(bytes.len());
-    bounds.sort_unstable();
-    let chunks = bounds
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| Chunk::new(1_000 * (k as u64 + 1), &bytes[w[0]..w[1]]))
-        .collect();
+    let (chunks, bounds) = reads(bytes, cuts, 1_000);
     let recording = Recording {
         handoff: HandoffTimes {
             connect_start_ns: 0,

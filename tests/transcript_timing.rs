@@ -1,11 +1,14 @@
 //! When things arrived and how streams ended: arrival times mapped through HTTP framing,
 //! timings, body endings (clean, truncated, unfinished, no head), and the relay-latency join.
 
+mod transcript_support;
+
 use streamcheck::http1;
 use streamcheck::transcript::{
-    BodyEnd, BodyFraming, Chunk, EndKind, HandoffTimes, Recording, RecordingEnd, Transcript,
+    BodyEnd, BodyFraming, EndKind, HandoffTimes, Recording, RecordingEnd, Transcript,
     TranscriptBuilder, UpstreamMark, upstream_marks,
 };
+use transcript_support::{chunked_body, reads};
 
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
 const HANDOFF: HandoffTimes = HandoffTimes {
@@ -16,14 +19,7 @@ const HANDOFF: HandoffTimes = HandoffTimes {
 
 /// `bytes` cut at `cuts`, the k-th piece received at `10_000 * (k + 1)`.
 fn recording(bytes: &[u8], cuts: &[usize], kind: EndKind) -> Recording {
-    let mut bounds = vec![0];
-    bounds.extend_from_slice(cuts);
-    bounds.push(bytes.len());
-    let chunks = bounds
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| Chunk::new(10_000 * (k as u64 + 1), &bytes[w[0]..w[1]]))
-        .collect();
+    let (chunks, _) = reads(bytes, cuts, 10_000);
     Recording {
         handoff: HANDOFF,
         chunks,
@@ -43,12 +39,7 @@ fn chunked_sse() -> Vec<u8> {
     let body: &[u8] =
         b"data: {\"content\":\"Hel\"}\n\ndata: {\"content\":\"lo\"}\r\n\r\ndata: [DONE]\n\n";
     let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    for piece in body.chunks(9) {
-        out.extend(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.extend(piece);
-        out.extend(b"\r\n");
-    }
-    out.extend(b"0\r\n\r\n");
+    out.extend(chunked_body(body, &[9]));
     out
 }
 

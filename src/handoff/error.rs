@@ -16,7 +16,12 @@ pub enum HandoffError {
          and is the path right?",
         path.display()
     )]
-    SocketMissing { path: PathBuf, attempts: u8 },
+    SocketMissing {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// Connect attempts made (the first and the retries).
+        attempts: u8,
+    },
     /// `connect()` failed with `EACCES`.
     #[error(
         "permission denied connecting to {} (EACCES): the socket's mode (or a parent directory's) \
@@ -24,7 +29,10 @@ pub enum HandoffError {
          --socket-mode 0666",
         path.display()
     )]
-    PermissionDenied { path: PathBuf },
+    PermissionDenied {
+        /// The daemon's socket path.
+        path: PathBuf,
+    },
     /// `connect()` failed with `ECONNREFUSED`.
     #[error(
         "connection refused by {} (ECONNREFUSED, {attempts} attempts): the socket file exists \
@@ -32,7 +40,12 @@ pub enum HandoffError {
          restart the daemon",
         path.display()
     )]
-    ConnectionRefused { path: PathBuf, attempts: u8 },
+    ConnectionRefused {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// Connect attempts made (the first and the retries).
+        attempts: u8,
+    },
     /// `connect()` with `SOCK_SEQPACKET` failed with `EPROTOTYPE`: the daemon listens as
     /// `SOCK_STREAM`. A conformance failure; the rest can still be tested over `SOCK_STREAM`.
     #[error(
@@ -41,7 +54,10 @@ pub enum HandoffError {
          with SOCK_SEQPACKET (--socket-type stream tests everything else meanwhile)",
         path.display()
     )]
-    WrongSocketType { path: PathBuf },
+    WrongSocketType {
+        /// The daemon's socket path.
+        path: PathBuf,
+    },
     /// `connect()` failed with `EAGAIN`: the daemon's accept backlog is full.
     #[error(
         "the accept backlog of {} is full (EAGAIN): Apache fails such a handoff at once with a \
@@ -49,56 +65,98 @@ pub enum HandoffError {
          listen backlog and net.core.somaxconn)",
         path.display()
     )]
-    BacklogFull { path: PathBuf },
+    BacklogFull {
+        /// The daemon's socket path.
+        path: PathBuf,
+    },
     /// The connect attempt was still pending when the connect timeout expired.
     #[error(
         "connecting to {} did not complete within {timeout_ms} ms (Apache's connect timeout): \
          the daemon is not accepting connections (accept backlog full, or its loop is blocked)",
         path.display()
     )]
-    ConnectTimeout { path: PathBuf, timeout_ms: u64 },
+    ConnectTimeout {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// The connect timeout that expired.
+        timeout_ms: u64,
+    },
     /// Any other `connect()` failure.
     #[error("connecting to {} failed: {errno}{}", path.display(), connect_hint(*errno))]
-    Connect { path: PathBuf, errno: Errno },
+    Connect {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// What `connect()` returned.
+        errno: Errno,
+    },
     /// `sendmsg()` failed with `EMSGSIZE`: the message does not fit the socket's send buffer.
     #[error(
         "the handoff message is {size} bytes, larger than the socket's limit of {limit} bytes \
          (EMSGSIZE); Apache answers such a request with a 500: send at most {limit} bytes of data, \
          or raise net.core.wmem_default"
     )]
-    MessageTooLarge { size: usize, limit: usize },
+    MessageTooLarge {
+        /// Bytes in the handoff message.
+        size: usize,
+        /// The most the socket accepts ([`super::seqpacket_limit`]).
+        limit: usize,
+    },
     /// The `sendmsg()` was still pending when the send timeout expired.
     #[error(
         "sending the handoff to {} did not complete within {timeout_ms} ms (Apache's send \
          timeout): the daemon is not reading its socket",
         path.display()
     )]
-    SendTimeout { path: PathBuf, timeout_ms: u64 },
+    SendTimeout {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// The send timeout that expired.
+        timeout_ms: u64,
+    },
     /// Any other `sendmsg()` failure.
     #[error("sending the handoff to {} failed: {errno}{}", path.display(), send_hint(*errno))]
-    Send { path: PathBuf, errno: Errno },
+    Send {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// What `sendmsg()` returned.
+        errno: Errno,
+    },
     /// Reading the daemon's response from the kept end failed.
     #[error("reading the daemon's response failed: {errno}{}", receive_hint(*errno))]
-    Receive { errno: Errno },
+    Receive {
+        /// What the read returned.
+        errno: Errno,
+    },
     /// `io_uring_setup` failed.
     #[error(
         "io_uring is unavailable ({errno}): check /proc/sys/kernel/io_uring_disabled (0 allows \
          everyone, 1 only members of kernel.io_uring_group, 2 no one) and, in a container, that \
          the seccomp profile allows io_uring_setup, io_uring_enter and io_uring_register"
     )]
-    RingUnavailable { errno: Errno },
+    RingUnavailable {
+        /// What `io_uring_setup` returned.
+        errno: Errno,
+    },
     /// The kernel's io_uring lacks an operation or feature the ring needs.
     #[error(
         "this kernel's io_uring does not support {feature}: streamcheck needs Linux 6.0 or later"
     )]
-    RingUnsupported { feature: &'static str },
+    RingUnsupported {
+        /// The missing operation or feature, by its kernel name.
+        feature: &'static str,
+    },
     /// `EMFILE`/`ENFILE` while opening a socket.
     #[error(
         "out of file descriptors while {what} ({errno}): raise the open-file limit (ulimit -n, up \
          to the hard limit) or run fewer concurrent streams; each stream holds 3 fds during its \
          handoff and 1 afterwards"
     )]
-    FdLimit { what: &'static str, errno: Errno },
+    FdLimit {
+        /// What was being opened.
+        what: &'static str,
+        /// `EMFILE` (this process's limit) or `ENFILE` (the system's).
+        errno: Errno,
+    },
     /// `EADDRNOTAVAIL` while connecting a loopback pair.
     #[error(
         "no local port left for another loopback connection (EADDRNOTAVAIL): \
@@ -112,16 +170,30 @@ pub enum HandoffError {
          shorter path",
         path.display()
     )]
-    PathTooLong { path: PathBuf, len: usize },
+    PathTooLong {
+        /// The daemon's socket path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// Any other system call failure.
     #[error("{what} failed: {errno}")]
-    Os { what: &'static str, errno: Errno },
-    /// The io_uring lost completions (the kernel could not buffer an overflowing completion queue).
+    Os {
+        /// The operation, in words.
+        what: &'static str,
+        /// What the system call returned.
+        errno: Errno,
+    },
+    /// The io_uring lost completions (the kernel could not buffer an overflowing completion
+    /// queue). Streams may then never end: drop the ring.
     #[error(
         "the io_uring completion queue overflowed and {lost} completions were lost: run fewer \
          concurrent streams or raise the ring's cq_entries"
     )]
-    CompletionsLost { lost: u32 },
+    CompletionsLost {
+        /// How many completions the kernel dropped.
+        lost: u32,
+    },
     /// The ring thread behind a [`crate::ring::RingHandle`] is gone.
     #[error("the ring thread has stopped (it failed, or the process is shutting down)")]
     RingStopped,
@@ -169,7 +241,7 @@ impl HandoffError {
     }
 
     /// Whether this error is the daemon listening as `SOCK_STREAM` (retry with
-    /// [`SocketType::Stream`] to test the rest).
+    /// [`SocketType::Stream`](super::SocketType::Stream) to test the rest).
     pub fn is_wrong_socket_type(&self) -> bool {
         matches!(self, HandoffError::WrongSocketType { .. })
     }

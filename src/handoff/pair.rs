@@ -29,11 +29,17 @@ impl ClientPair {
             None,
         )
         .map_err(|e| HandoffError::os("creating a Unix socketpair", e))?;
-        if let Some(size) = recv_buffer {
-            sockopt::set_socket_recv_buffer_size(&kept, size as usize)
-                .map_err(|e| HandoffError::os("setting SO_RCVBUF", e))?;
-        }
+        set_recv_buffer(&kept, recv_buffer)?;
         Ok(ClientPair { kept, handed })
+    }
+}
+
+/// Sets `SO_RCVBUF` on `fd` when a size is given.
+fn set_recv_buffer(fd: &OwnedFd, size: Option<u32>) -> Result<(), HandoffError> {
+    match size {
+        Some(size) => sockopt::set_socket_recv_buffer_size(fd, size as usize)
+            .map_err(|e| HandoffError::os("setting SO_RCVBUF", e)),
+        None => Ok(()),
     }
 }
 
@@ -112,10 +118,7 @@ impl TcpPairFactory {
             None,
         )
         .map_err(|e| HandoffError::os("opening the client's loopback socket", e))?;
-        if let Some(size) = recv_buffer {
-            sockopt::set_socket_recv_buffer_size(&kept, size as usize)
-                .map_err(|e| HandoffError::os("setting SO_RCVBUF", e))?;
-        }
+        set_recv_buffer(&kept, recv_buffer)?;
         match net::connect(&kept, &self.addr) {
             Ok(()) | Err(Errno::INPROGRESS) => {}
             Err(e) => return Err(HandoffError::os("connecting the loopback pair", e)),

@@ -138,7 +138,7 @@ impl Chunked {
             byte: b,
         };
         let ws = b == b' ' || b == b'\t';
-        if let (SizeStart | Size, Some(digit)) = (self.state, hex(b)) {
+        if let (SizeStart | Size, Some(digit)) = (self.state, crate::hex::digit(b)) {
             if self.state == Size && self.size > u64::MAX >> 4 {
                 return Err(Error::ChunkSizeOverflow { offset: at });
             }
@@ -254,15 +254,5 @@ impl Chunked {
             _ => State::Trailer { line_start: false },
         };
         Ok(None)
-    }
-}
-
-/// The value of an ASCII hex digit.
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }

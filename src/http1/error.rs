@@ -201,11 +201,14 @@ impl fmt::Display for Stage {
         match self {
             Stage::Head => f.write_str("before the response head was complete"),
             Stage::ContentLength { remaining } => {
-                write!(f, "{remaining} bytes short of the Content-Length body")
+                write!(
+                    f,
+                    "with {remaining} bytes of the Content-Length body missing"
+                )
             }
             Stage::ChunkHeader => f.write_str("inside a chunk-size line"),
             Stage::ChunkData { remaining } => {
-                write!(f, "{remaining} bytes short of the chunk being sent")
+                write!(f, "with {remaining} bytes of the current chunk missing")
             }
             Stage::ChunkDataEnd => f.write_str("before the CRLF closing a chunk"),
             Stage::Trailers => {

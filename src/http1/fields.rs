@@ -258,6 +258,13 @@ pub(super) fn parse_head(raw: &[u8], offset: u64) -> Result<HeadParse, Error> {
     })
 }
 
+/// The media type of a Content-Type value: what precedes any `;` parameters, without
+/// surrounding whitespace (RFC 9110 §8.3.1). Compare it ignoring ASCII case.
+pub(crate) fn media_type(content_type: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b';', content_type).unwrap_or(content_type.len());
+    content_type[..end].trim_ascii()
+}
+
 /// Upper bound on the field lines in `buf`, so httparse never runs out of header slots.
 fn line_count(buf: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', buf).count() + 1

@@ -509,3 +509,17 @@ fn errors_report_their_offset() {
         "the stream ended at byte 0 before the response head was complete"
     );
 }
+
+#[test]
+fn media_type_drops_parameters_and_whitespace() {
+    assert_eq!(
+        fields::media_type(b" Text/Event-Stream ; charset=utf-8"),
+        b"Text/Event-Stream"
+    );
+    assert_eq!(
+        fields::media_type(b"text/event-stream"),
+        b"text/event-stream"
+    );
+    assert_eq!(fields::media_type(b";x"), b"");
+    assert_eq!(fields::media_type(b""), b"");
+}

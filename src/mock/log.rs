@@ -276,18 +276,27 @@ impl RequestLog {
 
     /// Blocks until at least one request carries `nonce` and all of them have ended; returns the
     /// latest. `None` after `timeout`.
+    /// A timeout too long for the clock (`Duration::MAX`) waits without one.
     pub(crate) fn wait_for_end(&self, nonce: &str, timeout: Duration) -> Option<RequestRecord> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut inner = self.lock();
         loop {
             let records = Self::nonce_records(&inner, nonce);
             if !records.is_empty() && records.iter().all(|r| r.end != RequestEnd::InProgress) {
                 return records.into_iter().last();
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            inner = match self.ended.wait_timeout(inner, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
+            inner = match deadline {
+                Some(deadline) => {
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    match self.ended.wait_timeout(inner, left) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+                None => self
+                    .ended
+                    .wait(inner)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
             };
         }
     }
@@ -370,6 +379,19 @@ mod tests {
             log.wait_for_end("unknown", Duration::from_millis(1))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_timeout_beyond_the_clock_waits_without_one() {
+        let log = std::sync::Arc::new(RequestLog::new(10));
+        let id = log.insert(record(Some("forever")));
+        let waiter = {
+            let log = log.clone();
+            std::thread::spawn(move || log.wait_for_end("forever", Duration::MAX))
+        };
+        log.finish(id, RequestEnd::Completed, 1);
+        let got = waiter.join().expect("no overflow panic").expect("ended");
+        assert_eq!(got.end, RequestEnd::Completed);
     }
 
     #[test]

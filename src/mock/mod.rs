@@ -54,8 +54,10 @@
 //! Refusals are OpenAI-style JSON errors: 400 for a body that is not a chat-completion object,
 //! a malformed directive, or an unknown or malformed pattern (listing the valid ones); 404 for an
 //! unknown path; 405 (with `Allow`) for a wrong method; 413 for a body over
-//! [`MockConfig::max_body_bytes`]. Every request outside `/_streamcheck/` is logged, refusals
+//! [`MockConfig::max_body_bytes`] (a script over [`MockConfig::max_script_bytes`]). Every request outside `/_streamcheck/` is logged, refusals
 //! included, so a daemon calling the wrong path shows up in the log.
+
+#![deny(missing_docs)]
 
 mod log;
 mod routes;
@@ -126,6 +128,10 @@ pub struct MockConfig {
     pub script_capacity: usize,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest script body accepted by `POST /_streamcheck/scripts` (413 beyond). Larger than
+    /// [`MockConfig::max_body_bytes`]: a runner using a mock in another process scripts
+    /// multi-megabyte answers (a slow reader must outgrow every socket buffer).
+    pub max_script_bytes: usize,
     /// SETTINGS_MAX_CONCURRENT_STREAMS advertised on HTTP/2.
     pub h2_max_concurrent_streams: u32,
     /// Called when each request ends.
@@ -142,6 +148,7 @@ impl Default for MockConfig {
             log_capacity: 10_000,
             script_capacity: 10_000,
             max_body_bytes: 1 << 20,
+            max_script_bytes: 32 << 20,
             h2_max_concurrent_streams: 10_000,
             on_request_end: None,
         }
@@ -158,6 +165,7 @@ impl fmt::Debug for MockConfig {
             .field("log_capacity", &self.log_capacity)
             .field("script_capacity", &self.script_capacity)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_script_bytes", &self.max_script_bytes)
             .field("h2_max_concurrent_streams", &self.h2_max_concurrent_streams)
             .field("on_request_end", &self.on_request_end.is_some())
             .finish()
@@ -190,7 +198,10 @@ pub enum MockError {
         reason: String,
     },
     /// A certificate or key file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error(
+        "certificate file {}: {source}; check the path, its permissions, and that it holds PEM",
+        path.display()
+    )]
     CertFile {
         /// The file.
         path: PathBuf,
@@ -198,7 +209,10 @@ pub enum MockError {
         source: std::io::Error,
     },
     /// The runtime or its thread could not be started.
-    #[error("cannot start the mock's runtime: {source}")]
+    #[error(
+        "cannot start the mock's runtime: {source}; the system refused a thread or a descriptor \
+         (check ulimit -u and ulimit -n)"
+    )]
     Runtime {
         /// The OS error.
         source: std::io::Error,
@@ -211,6 +225,7 @@ pub(crate) struct Shared {
     pub(crate) log: log::RequestLog,
     pub(crate) scripts: script::ScriptStore,
     pub(crate) max_body: usize,
+    pub(crate) max_script: usize,
     pub(crate) shutting_down: AtomicBool,
     on_end: Option<EndHook>,
 }
@@ -245,8 +260,8 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) transport: Transport,
     pub(crate) peer: Option<SocketAddr>,
-    /// Set by a body whose plan ends in a reset (HTTP/1.1): the socket closes with RST.
-    pub(crate) reset: Arc<AtomicBool>,
+    /// Shared with the socket: HTTP/1.1 resets and flush completions.
+    pub(crate) control: Arc<server::ConnControl>,
 }
 
 /// Starts mock servers.
@@ -274,6 +289,7 @@ impl MockServer {
             log: log::RequestLog::new(config.log_capacity),
             scripts: script::ScriptStore::new(config.script_capacity),
             max_body: config.max_body_bytes,
+            max_script: config.max_script_bytes,
             shutting_down: AtomicBool::new(false),
             on_end: config.on_request_end.clone(),
         });

@@ -447,7 +447,7 @@ async fn chat(
     record.status = plan.status;
     let reset_via = match parts.version {
         Version::HTTP_2 => ResetVia::Stream,
-        _ => ResetVia::Connection(conn.reset.clone()),
+        _ => ResetVia::Connection(conn.control.clone()),
     };
     let id = shared.log.insert(record);
     head.headers_mut()
@@ -491,7 +491,7 @@ async fn control(req: Request<Incoming>, rest: &str, shared: &Shared) -> Reply {
         }
         ("scripts", &Method::POST) => {
             let (parts, body) = req.into_parts();
-            let body = match read_body(body, &parts.headers, shared.max_body).await {
+            let body = match read_body(body, &parts.headers, shared.max_script).await {
                 Ok(b) => b,
                 Err(reply) => return reply,
             };

@@ -16,7 +16,8 @@
 //!   event carrying this content), with `delay_ms` before it (default 0). An empty `text` is a pure
 //!   delay, e.g. a timed stall before the ending.
 //! - `ending`: `close` (default), `done` (a final chunk with finish_reason "stop" and
-//!   `data: [DONE]`, then close), `reset`, or `stall` (stay open and silent until the client leaves).
+//!   `data: [DONE]`, then close), `reset`, or `stall` (stay open and silent until the client
+//!   leaves).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -129,7 +130,9 @@ pub(crate) fn parse_script(body: &[u8]) -> Result<UpstreamPlan, String> {
         }
         let bytes = match (&w.text, &w.hex, &w.content) {
             (Some(t), None, None) => t.clone().into_bytes(),
-            (None, Some(h), None) => decode_hex(h).map_err(|e| format!("write {i}: {e}"))?,
+            (None, Some(h), None) => {
+                crate::hex::decode(h).map_err(|e| format!("write {i}: {e}"))?
+            }
             (None, None, Some(c)) => pattern::chunk_event(c),
             _ => return Err(format!("write {i}: give exactly one of text, hex, content")),
         };
@@ -163,22 +166,6 @@ pub(crate) fn parse_script(body: &[u8]) -> Result<UpstreamPlan, String> {
         writes,
         ending,
     })
-}
-
-fn decode_hex(h: &str) -> Result<Vec<u8>, String> {
-    if !h.len().is_multiple_of(2) {
-        return Err("hex has an odd number of digits".into());
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err(format!("{:?} is not a hex digit", char::from(c))),
-    };
-    h.as_bytes()
-        .chunks(2)
-        .map(|p| Ok(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
 }
 
 #[cfg(test)]

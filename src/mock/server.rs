@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -120,7 +121,7 @@ pub(crate) async fn run(
                     let _ = stream.set_nodelay(true);
                     let io = ConnIo {
                         stream: Stream::Tcp(stream),
-                        reset: Arc::default(),
+                        control: Arc::default(),
                     };
                     spawn_conn(
                         io,
@@ -143,7 +144,7 @@ pub(crate) async fn run(
                 Ok((stream, _)) => {
                     let io = ConnIo {
                         stream: Stream::Unix(stream),
-                        reset: Arc::default(),
+                        control: Arc::default(),
                     };
                     spawn_conn(io, None, tls.clone(), builders.clone(), shared.clone());
                 }
@@ -181,7 +182,7 @@ fn spawn_conn(
                 tls,
                 transport,
                 peer,
-                reset: io.reset.clone(),
+                control: io.control.clone(),
             })
         };
         match tls {
@@ -226,16 +227,59 @@ enum Stream {
     Unix(UnixStream),
 }
 
-/// The accepted socket, able to end in a TCP reset: when `reset` is set (by a body whose plan
-/// ends in a reset) the socket gets SO_LINGER 0 as it is dropped, so the close sends RST.
+/// What a connection's socket shares with the bodies it serves (HTTP/1.1 resets).
+#[derive(Default)]
+pub(crate) struct ConnControl {
+    /// Set by a body whose plan ends in a reset: the socket gets SO_LINGER 0 as it is dropped,
+    /// so the close sends RST.
+    pub(crate) reset: AtomicBool,
+    /// Completed flushes of the socket (below TLS, so the bytes have reached the kernel).
+    flushes: AtomicU64,
+    flush_waker: Mutex<Option<Waker>>,
+}
+
+impl ConnControl {
+    /// Flushes completed so far.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
+    }
+
+    /// `Ready` once more than `seen` flushes have completed.
+    pub(crate) fn poll_flushed_after(&self, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flushes() > seen {
+            return Poll::Ready(());
+        }
+        *self.flush_waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        // A flush may have completed between the check and the registration.
+        if self.flushes() > seen {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn flushed(&self) {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        if let Some(waker) = self
+            .flush_waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            waker.wake();
+        }
+    }
+}
+
+/// The accepted socket, able to end in a TCP reset and counting its flushes.
 struct ConnIo {
     stream: Stream,
-    reset: Arc<AtomicBool>,
+    control: Arc<ConnControl>,
 }
 
 impl Drop for ConnIo {
     fn drop(&mut self) {
-        if self.reset.load(Ordering::SeqCst)
+        if self.control.reset.load(Ordering::SeqCst)
             && let Stream::Tcp(s) = &self.stream
         {
             let _ = s.set_zero_linger();
@@ -281,7 +325,12 @@ impl AsyncWrite for ConnIo {
         true
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_flush(cx))
+        let control = self.control.clone();
+        let result = delegate!(self, s => Pin::new(s).poll_flush(cx));
+        if let Poll::Ready(Ok(())) = result {
+            control.flushed();
+        }
+        result
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))

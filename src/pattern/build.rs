@@ -236,18 +236,11 @@ pub(super) fn stream_plan(
         },
         WritesDef::Split => split_writes(writes, param_usize(param).max(1)),
     };
-    UpstreamPlan {
-        status: 200,
-        headers: vec![
-            ("content-type".into(), "text/event-stream".into()),
-            ("cache-control".into(), "no-cache".into()),
-        ],
-        writes,
-        ending: match s.close {
-            CloseDef::Clean => Ending::Close,
-            CloseDef::Reset => Ending::Reset,
-        },
-    }
+    let ending = match s.close {
+        CloseDef::Clean => Ending::Close,
+        CloseDef::Reset => Ending::Reset,
+    };
+    UpstreamPlan::sse(writes, ending)
 }
 
 /// Cuts every write into `n`-byte pieces; the first piece keeps the write's delay.

@@ -132,7 +132,7 @@ pub(super) enum DefaultValue {
 pub(super) enum Malformed {
     /// HTTP 400 naming the pattern (every new pattern).
     Reject,
-    /// The default value (`abort:x` means `abort:5`, as in the original mock).
+    /// The default value: `abort:x` means `abort:5`.
     UseDefault,
 }
 

@@ -112,7 +112,7 @@ fn every_stream_plan_reads_back_as_its_expected_outcome() {
 }
 
 #[test]
-fn default_is_the_original_benchmark_answer_byte_for_byte() {
+fn default_is_the_benchmark_answer_byte_for_byte() {
     let plan = BuiltinSpec::default_pattern().plan(&settings(), None);
     assert_eq!(plan.writes.len(), 20);
     assert_eq!(
@@ -176,7 +176,7 @@ fn default_follows_chunk_count_by_cycling_and_carries_the_nonce_in_one_chunk() {
 }
 
 #[test]
-fn abort_takes_the_first_n_validation_words_and_falls_back_to_5_like_the_original() {
+fn abort_takes_the_first_n_validation_words_and_falls_back_to_5() {
     let exp = spec("abort:3").expected(&settings(), None);
     assert_eq!(exp.content, "Hello world!");
     assert_eq!(
@@ -444,7 +444,7 @@ fn bad_specs_name_themselves_and_list_the_valid_ones() {
 }
 
 #[test]
-fn script_helpers_build_the_original_chunk_format() {
+fn script_helpers_build_the_mock_chunk_format() {
     assert_eq!(
         chunk_event("a\"b"),
         br#"data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":0,"model":"mock-model","choices":[{"index":0,"delta":{"content":"a\"b"},"finish_reason":null}]}

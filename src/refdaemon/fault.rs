@@ -8,7 +8,7 @@
 pub enum Fault {
     /// Does not copy the handoff's test_pattern into the upstream X-Test-Pattern header.
     IgnoreTestPattern,
-    /// Sends `data: [DONE]` after an upstream that ended without finish_reason or [DONE].
+    /// Sends `data: [DONE]` after an upstream that ended without finish_reason or `[DONE]`.
     DoneAfterAbort,
     /// Decodes each upstream read on its own with lossy UTF-8: U+FFFD wherever a character is split.
     LossyUtf8,

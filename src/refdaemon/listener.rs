@@ -42,12 +42,36 @@ impl Listener {
             None,
         )
         .map_err(|e| err("create")(e.into()))?;
-        let addr =
-            SocketAddrUnix::new(path).map_err(|e| err("use as a socket address")(e.into()))?;
+        // The socket is made ready under a temporary name and renamed into place, so the path
+        // appears only once it accepts connections with the right mode (a client polling for
+        // the file never meets ECONNREFUSED or EACCES). A path too long for a temporary
+        // sibling is bound directly.
+        let staging = staging_path(path);
+        let (bind_path, addr) = match SocketAddrUnix::new(&staging) {
+            Ok(addr) => (staging.as_path(), addr),
+            Err(_) => (
+                path,
+                SocketAddrUnix::new(path).map_err(|e| err("use as a socket address")(e.into()))?,
+            ),
+        };
+        let _ = std::fs::remove_file(&staging);
         rustix::net::bind(&fd, &addr).map_err(|e| err("bind")(e.into()))?;
-        rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode))
-            .map_err(|e| err("chmod")(e.into()))?;
-        rustix::net::listen(&fd, BACKLOG).map_err(|e| err("listen on")(e.into()))?;
+        let ready = rustix::fs::chmod(bind_path, rustix::fs::Mode::from_raw_mode(mode))
+            .map_err(|e| err("chmod")(e.into()))
+            .and_then(|()| {
+                rustix::net::listen(&fd, BACKLOG).map_err(|e| err("listen on")(e.into()))
+            })
+            .and_then(|()| {
+                if bind_path == path {
+                    Ok(())
+                } else {
+                    std::fs::rename(bind_path, path).map_err(err("move into place"))
+                }
+            });
+        if let Err(e) = ready {
+            let _ = std::fs::remove_file(bind_path);
+            return Err(e);
+        }
         let meta = std::fs::symlink_metadata(path).map_err(err("stat"))?;
         let listener = UnixListener::from_std(fd.into()).map_err(err("register"))?;
         Ok(Listener {
@@ -71,6 +95,15 @@ impl Listener {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `DIR/.NAME.PID.tmp` beside `path`.
+fn staging_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// Removes `path` if it is a socket nobody listens on; refuses to touch anything else.
@@ -151,6 +184,11 @@ mod tests {
         let path = tmp("stale");
         let first = Listener::bind(&path, 0o600, SocketType::SEQPACKET).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["d.sock"], "the staging name is gone");
         assert!(matches!(
             Listener::bind(&path, 0o666, SocketType::SEQPACKET),
             Err(RefDaemonError::InUse(_))
@@ -172,5 +210,23 @@ mod tests {
         ));
         assert!(path.exists());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_path_too_long_for_a_staging_name_is_bound_directly() {
+        let dir = tmp("long").parent().unwrap().to_owned();
+        // sun_path holds 107 bytes: leave room for the path but not for `.NAME.PID.tmp`.
+        let name = "s".repeat(104usize.saturating_sub(dir.as_os_str().len()).max(1));
+        let path = dir.join(name);
+        let listener = Listener::bind(&path, 0o666, SocketType::SEQPACKET).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        listener.close();
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -8,16 +8,16 @@
 //! What it does, per PROTOCOL.md:
 //! - listens on a SOCK_SEQPACKET Unix socket (a stale socket file is replaced, a live one or a
 //!   non-socket is refused), chmod'ed to `--socket-mode`;
-//! - takes each handoff with one `recvmsg` into a 256 KiB buffer ([`handoff`]): a truncated
+//! - takes each handoff with one `recvmsg` into a 256 KiB buffer (`handoff.rs`): a truncated
 //!   message gets `413`, empty data (the single NUL) or bad JSON `400`, each with a JSON body; a
 //!   message without exactly one stream-socket fd is logged and dropped (there is nobody to answer);
-//! - calls the upstream over HTTP/2 or HTTP/1.1 ([`upstream`]) with the handoff's messages (or
+//! - calls the upstream over HTTP/2 or HTTP/1.1 (`upstream.rs`) with the handoff's messages (or
 //!   prompt), model, max_tokens, temperature, system, `X-Test-Pattern` and `X-Request-Id`;
 //! - answers `200` with `Content-Type: text/event-stream`, `Cache-Control: no-cache`,
 //!   `Connection: close`, `X-Accel-Buffering: no` and the handoff's `response_headers`, once the
-//!   upstream has answered 2xx, then relays each content delta as `data: {"content":"…"}` ([`wire`]);
+//!   upstream has answered 2xx, then relays each content delta as `data: {"content":"…"}` (`wire.rs`);
 //! - ends with `data: [DONE]` only for a complete answer, with an error event for anything else,
-//!   and closes; HTTP error statuses when the upstream fails before the head ([`relay`]);
+//!   and closes; HTTP error statuses when the upstream fails before the head (`relay.rs`);
 //! - cancels the upstream request when the client leaves, and bounds every wait: handoff message,
 //!   upstream head, upstream silence, a client that stops reading;
 //! - on SIGTERM or SIGINT stops accepting, removes its socket file, lets running streams finish
@@ -27,8 +27,9 @@
 mod client;
 mod fault;
 mod handoff;
-mod interim_sse;
 mod listener;
+#[cfg(test)]
+mod props;
 mod reader;
 mod relay;
 mod upstream;

@@ -1,14 +1,14 @@
 //! The upstream side of the relay: response body bytes → [`Item`]s (content deltas, `[DONE]`,
 //! errors). All upstream SSE parsing sits behind [`Reader`]: the bytes go through the crate's
-//! text/event-stream parser, and each complete event's data is decoded as an OpenAI chunk. JSON is
-//! only ever decoded from a complete event, so a character split across reads is reassembled by
-//! the parser before anything looks at it.
+//! text/event-stream parser ([`crate::sse`]), and each complete event's data is decoded as an
+//! OpenAI chunk. JSON is only ever decoded from a complete event, so a character split across
+//! reads is reassembled by the parser before anything looks at it.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fault::{self, Fault};
-use super::interim_sse as sse;
+use crate::sse;
 
 /// Largest upstream line or event the reader holds (bounded memory per connection). A chunk of
 /// an LLM answer is a few hundred bytes; 4 MiB leaves room for huge single-chunk answers.
@@ -38,7 +38,7 @@ pub(crate) struct Reader {
 }
 
 enum Kind {
-    Sse(sse::Parser),
+    Sse(Box<sse::Parser>),
     Naive(NaiveLines),
 }
 
@@ -47,13 +47,16 @@ impl Reader {
         let kind = if fault::is(fault, Fault::NaiveUpstreamParser) {
             Kind::Naive(NaiveLines::default())
         } else {
-            let limit = if fault::is(fault, Fault::LineLimit64k) {
+            let max_line = if fault::is(fault, Fault::LineLimit64k) {
                 // Bug (line-limit-64k): a line scanner with a fixed 64 KiB maximum.
                 FAULT_LINE_LIMIT
             } else {
                 MAX_UPSTREAM_EVENT
             };
-            Kind::Sse(sse::Parser::with_limit(limit))
+            let limits = sse::Limits::default()
+                .with_max_line(max_line)
+                .with_max_event(MAX_UPSTREAM_EVENT);
+            Kind::Sse(Box::new(sse::Parser::with_limits(limits)))
         };
         Reader { fault, kind }
     }
@@ -70,19 +73,18 @@ impl Reader {
             bytes
         };
         match &mut self.kind {
-            Kind::Sse(parser) => match parser.feed(bytes) {
-                Ok(events) => {
-                    for event in events {
-                        if let Some(item) = decode_event(&event.event_type, &event.data, self.fault)
-                        {
-                            out.push(item);
-                        }
+            Kind::Sse(parser) => {
+                let fault = self.fault;
+                // Events are decoded as they are dispatched, straight from the parser's buffer.
+                let mut decode = sse::on_event(|event: sse::EventRef<'_>| {
+                    if let Some(item) = decode_event(&event.event_type(), event.data(), fault) {
+                        out.push(item);
                     }
+                });
+                if let Err(err) = parser.feed(bytes, &mut decode) {
+                    out.push(Item::Error(format!("upstream stream is not usable: {err}")));
                 }
-                Err(err) => out.push(Item::Error(format!(
-                    "upstream stream is not valid text/event-stream: {err}"
-                ))),
-            },
+            }
             Kind::Naive(naive) => naive.feed(bytes, out),
         }
     }

@@ -1,6 +1,6 @@
 //! The human report: one line per scenario as it finishes, and for a failure (or a non-strict
-//! finding) what was expected against what was received, with the bytes on the wire — the way
-//! Autobahn|Testsuite's case reports read. A summary closes it:
+//! finding) what was expected against what was received, with the bytes on the wire, so a
+//! daemon author sees the defect without rerunning anything. A summary closes it:
 //!
 //! ```text
 //! streamcheck: 24 scenarios
@@ -23,7 +23,7 @@
 use std::io::{self, Write};
 
 use super::Reporter;
-use super::text::{assertion_lines, safe, scenarios, timings_line, wire_lines};
+use super::text::{assertion_lines, counts, safe, scenarios, timings_line, wire_lines};
 use crate::verdict::check::format_ns;
 use crate::verdict::{RunSummary, ScenarioResult, Verdict};
 
@@ -116,15 +116,11 @@ impl<W: Write + Send> Reporter for Human<W> {
         writeln!(self.out)?;
         writeln!(
             self.out,
-            "{} in {} against {}{strict}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+            "{} in {} against {}{strict}: {}",
             scenarios(c.total),
             format_ns(s.duration_ns),
             safe(&s.daemon),
-            c.ok,
-            c.informational,
-            c.non_strict,
-            c.failed,
-            c.skipped
+            counts(c)
         )?;
         let failed: Vec<String> = s
             .scenarios

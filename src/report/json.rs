@@ -3,7 +3,7 @@
 //!
 //! Stability: `schema_version` changes whenever a field is removed, renamed or changes meaning;
 //! a consumer should refuse a version it does not know. Durations are integers in ns (`*_ns`);
-//! verdicts are Autobahn's labels (`OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`); wire bytes
+//! verdicts are the report labels (`OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`); wire bytes
 //! are `text` when valid UTF-8 and `hex` otherwise.
 
 use std::io::{self, Write};

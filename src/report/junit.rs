@@ -12,7 +12,6 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::Reporter;
@@ -39,7 +38,7 @@ impl<W: Write> Junit<W> {
 /// The quick-junit report of `summary` (what [`Junit`] serialises).
 pub fn report(summary: &RunSummary) -> Report {
     let mut report = Report::new("streamcheck");
-    let started = DateTime::<Utc>::from(summary.started_at).fixed_offset();
+    let started = crate::verdict::rfc3339::utc(summary.started_at).fixed_offset();
     report
         .set_timestamp(started)
         .set_time(Duration::from_nanos(summary.duration_ns));

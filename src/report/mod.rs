@@ -8,13 +8,15 @@
 //!
 //! | format | module | notes |
 //! |---|---|---|
-//! | `human` | [`human`] | Autobahn-like: verdict per scenario, expected against received and the wire bytes for failures, a summary line; colour only on a terminal without `NO_COLOR` |
+//! | `human` | [`human`] | verdict per scenario, expected against received and the wire bytes for failures, a summary line; colour only on a terminal without `NO_COLOR` |
 //! | `tap` | [`tap`] | TAP version 13 (default; Debian 12's `prove` rejects 14) or 14, YAML diagnostics |
 //! | `json` | [`json`] | one document, schema `docs/report.schema.json`, `schema_version` [`json::SCHEMA_VERSION`] |
 //! | `junit` | [`junit`] | one testsuite per category (quick-junit) |
 //!
 //! A live progress line ([`progress`]) is drawn on stderr when stderr is a terminal, for the
 //! human format and for any format written to a file.
+
+#![deny(missing_docs)]
 
 pub mod human;
 pub mod json;

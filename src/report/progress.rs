@@ -10,6 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
+use super::text::safe;
 use crate::verdict::{RunSummary, ScenarioResult};
 
 /// Wraps a reporter with a progress line: `[00:03] 12/42 scenarios · 1 failed · 3.2 unicode_emoji`.
@@ -69,8 +70,11 @@ impl<R: Reporter> Reporter for Progress<R> {
             0 => String::new(),
             n => format!("· {n} failed "),
         };
-        self.bar
-            .set_message(format!("{failed}· {} {}", result.id, result.name));
+        self.bar.set_message(format!(
+            "{failed}· {} {}",
+            safe(&result.id),
+            safe(&result.name)
+        ));
         self.bar.inc(1);
         Ok(())
     }

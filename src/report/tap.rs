@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::text::{safe, scenarios};
+use super::text::{counts, safe, scenarios};
 use super::{Reporter, TapVersion};
 use crate::verdict::{RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
@@ -87,15 +87,11 @@ impl<W: Write + Send> Reporter for Tap<W> {
         let c = &s.counts;
         writeln!(
             self.out,
-            "# {} against {}{}: {} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+            "# {} against {}{}: {}",
             scenarios(c.total),
             one_line(&s.daemon),
             if s.strict { " (strict)" } else { "" },
-            c.ok,
-            c.informational,
-            c.non_strict,
-            c.failed,
-            c.skipped
+            counts(c)
         )?;
         self.out.flush()
     }
@@ -240,8 +236,7 @@ fn chunk_yaml(y: &mut String, first: &str, c: &WireChunk) {
             let _ = writeln!(y, "{indent}text: {}", quote(text));
         }
         Err(_) => {
-            let hex: String = c.bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let _ = writeln!(y, "{indent}hex: \"{hex}\"");
+            let _ = writeln!(y, "{indent}hex: \"{}\"", crate::hex::encode(&c.bytes));
         }
     }
     if let Some(g) = c.gap {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::verdict::check::format_ns;
 use crate::verdict::{
-    AssertionResult, ScenarioResult, Spread, Timings, Verdict, WireDump, escape_bytes,
+    AssertionResult, Counts, ScenarioResult, Spread, Timings, Verdict, WireDump, escape_bytes,
 };
 
 /// Free text made safe for a terminal and for one line: control characters (C0, DEL, C1) are
@@ -28,6 +28,14 @@ pub(crate) fn safe(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `22 OK, 1 INFORMATIONAL, 0 NON-STRICT, 1 FAILED, 0 skipped`.
+pub(crate) fn counts(c: &Counts) -> String {
+    format!(
+        "{} OK, {} INFORMATIONAL, {} NON-STRICT, {} FAILED, {} skipped",
+        c.ok, c.informational, c.non_strict, c.failed, c.skipped
+    )
 }
 
 /// `1 scenario`, `6 scenarios`.
@@ -148,7 +156,8 @@ fn push_chunk(
             .map(|p| (escape_bytes(p), p.ends_with(b"\n")))
             .collect()
     };
-    let segments = match gap {
+    // A gap past the kept bytes (a dump built by hand) marks the omission at their end.
+    let segments = match gap.map(|g| g.min(bytes.len())) {
         Some(g) => {
             let mut s = segments(&bytes[..g]);
             s.push((format!("[{omitted} bytes omitted]"), false));
@@ -199,7 +208,7 @@ pub(crate) fn diagnostic(r: &ScenarioResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::WireLimits;
+    use crate::verdict::{WireChunk, WireLimits};
 
     #[test]
     fn wire_listing_marks_head_and_splits_lines() {
@@ -249,6 +258,23 @@ mod tests {
         };
         let lines = wire_lines(&WireDump::capture(reads, limits));
         assert_eq!(lines.last().unwrap(), "  [3 reads, 30 bytes omitted]");
+    }
+
+    #[test]
+    fn a_hand_built_chunk_with_an_impossible_gap_is_listed_not_a_panic() {
+        let chunk = WireChunk {
+            at_ns: 0,
+            len: 2,
+            bytes: b"abc".to_vec(),
+            gap: Some(9),
+        };
+        let dump = WireDump {
+            chunks: vec![chunk],
+            received_bytes: 2,
+            ..WireDump::default()
+        };
+        let lines = wire_lines(&dump);
+        assert!(lines[1].ends_with(" abc[0 bytes omitted]"), "{}", lines[1]);
     }
 
     #[test]

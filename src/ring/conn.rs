@@ -122,8 +122,8 @@ pub(crate) struct Slab {
 }
 
 impl Slab {
-    /// Stores `conn` in a free slot.
-    pub(crate) fn insert(&mut self, conn: Conn) -> ConnId {
+    /// Stores `conn` in a free slot; returns its id and its kernel-visible memory.
+    pub(crate) fn insert(&mut self, conn: Conn) -> (ConnId, &mut ConnIo) {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -135,13 +135,14 @@ impl Slab {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.active += 1;
         let slot = &mut self.slots[index as usize];
         slot.conn = Some(conn);
-        self.active += 1;
-        ConnId {
+        let id = ConnId {
             slot: index,
             gen_: slot.gen_,
-        }
+        };
+        (id, &mut slot.io)
     }
 
     /// The slot and connection for a live id (not yet freed).

@@ -125,10 +125,10 @@ impl Ring {
                 (pair.kept, Some(pair.handed), None)
             }
             PairKind::Tcp => {
-                if self.pairs.is_none() {
-                    self.pairs = Some(TcpPairFactory::new()?);
-                }
-                let factory = self.pairs.as_ref().ok_or(HandoffError::PortsExhausted)?;
+                let factory = match &mut self.pairs {
+                    Some(f) => f,
+                    pairs @ None => pairs.insert(TcpPairFactory::new()?),
+                };
                 let pending = factory.connect(rcvbuf)?;
                 (pending.kept, None, Some(pending.port))
             }
@@ -165,10 +165,9 @@ impl Ring {
             },
         };
         let deadline_ns = now.saturating_add(handoff::duration_ns(spec.deadline));
-        let id = self.slab.insert(conn);
+        let (id, io) = self.slab.insert(conn);
         self.stats.started += 1;
         self.handing_off += 1;
-        let (_, io) = self.slab.get_mut(id).ok_or(HandoffError::RingStopped)?;
         io.addr = addr;
         io.addr_len = addr_len;
         if spec.deadline != HandoffSpec::NO_DEADLINE {

@@ -25,11 +25,20 @@
 //!   commands ([`StreamHandle::close`], [`StreamHandle::pause`], [`StreamHandle::half_close`]), and
 //!   [`RingHandle::run_to_end`] returns the whole [`RawStream`].
 //!
+//! Costs, measured with `examples/ring_load.rs` on a 2-core VM against a daemon in another
+//! process: 10,000 streams of 18 events 50 ms apart took 0.7–0.9 CPU-seconds and 12.7 MiB peak
+//! RSS in the client, every stream's bytes checked. State is about 0.6 KiB per open stream plus
+//! the shared receive buffers (4 MiB by default). Most of the CPU is the kernel's TCP work: making
+//! and closing a loopback pair alone costs about 16 µs, which is why pairs are made with plain
+//! non-blocking syscalls (io_uring would save only the syscall entries, about 1% of it).
+//!
 //! Memory the kernel uses — socket addresses, the msghdr and its control message, timespecs —
 //! lives in a per-slot box that is reused only after every operation referring to it has
 //! completed; receive buffers return to the shared ring only after their completion was
 //! delivered. Dropping a `Ring` cancels everything and waits for the cancellations; if the kernel
 //! does not confirm them in time, that memory is leaked rather than freed under the kernel.
+
+#![deny(missing_docs)]
 
 mod bufring;
 mod conn;
@@ -116,19 +125,27 @@ impl fmt::Display for EndReason {
 pub enum RingEvent<'a> {
     /// The daemon has the client socket.
     HandedOff {
+        /// The connection.
         conn: ConnId,
+        /// When each step of the handoff happened.
         timings: HandoffTimings,
     },
     /// Bytes read from the kept end; `bytes` is valid only during the callback.
     Data {
+        /// The connection.
         conn: ConnId,
+        /// When the read completed ([`crate::clock::monotonic_ns`]).
         ts: u64,
+        /// The bytes read.
         bytes: &'a [u8],
     },
     /// The stream is over; nothing more comes for `conn`.
     End {
+        /// The connection.
         conn: ConnId,
+        /// When the end was seen ([`crate::clock::monotonic_ns`]).
         ts: u64,
+        /// Why the stream ended.
         reason: EndReason,
     },
 }

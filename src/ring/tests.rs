@@ -229,6 +229,14 @@ fn commands_for_unknown_or_ended_streams_are_refused() {
     assert!(!ring.pause(ghost, Duration::from_millis(1)));
     assert!(!ring.resume(ghost));
     assert!(!ring.half_close(ghost));
+    let (_dir, path, t) = daemon("ended", 1);
+    let id = ring.start(HandoffSpec::new(path, "x")).unwrap();
+    assert_eq!(drive(&mut ring, 1)[0].0, id);
+    t.join().unwrap();
+    assert!(!ring.close(id));
+    assert!(!ring.pause(id, Duration::from_millis(1)));
+    assert!(!ring.resume(id));
+    assert!(!ring.half_close(id));
 }
 
 #[test]

@@ -34,7 +34,12 @@ pub enum StreamEvent {
     /// Bytes read from the kept end.
     Data(Chunk),
     /// The stream is over; nothing follows.
-    End { ts_ns: u64, reason: EndReason },
+    End {
+        /// When the end was seen ([`crate::clock::monotonic_ns`]).
+        ts_ns: u64,
+        /// Why the stream ended.
+        reason: EndReason,
+    },
 }
 
 /// Everything one stream recorded.

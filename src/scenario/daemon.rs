@@ -107,11 +107,6 @@ impl DaemonProcess {
         self.child.id()
     }
 
-    /// The command line as run.
-    pub fn command(&self) -> &str {
-        &self.command
-    }
-
     /// How the process exited, if it has.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
@@ -180,48 +175,112 @@ pub(super) fn alive(pid: u32) -> bool {
     Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok())
 }
 
-/// How many connected TCP sockets process `pid` holds whose peer is not the mock's port: the
-/// client sockets it was handed and still keeps. Needs the right to read `/proc/PID/fd`.
-pub(super) fn client_sockets(pid: u32, mock_port: u16) -> Result<usize, String> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?;
-    let inodes: HashSet<u64> = entries
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|target| {
-            let t = target.to_string_lossy().into_owned();
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect();
-    let mut count = 0;
-    for table in ["tcp", "tcp6"] {
-        let path = format!("/proc/{pid}/net/{table}");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        count += text
-            .lines()
-            .skip(1)
-            .filter(|line| is_client_socket(line, &inodes, mock_port))
-            .count();
-    }
-    Ok(count)
+/// Which processes are the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Processes {
+    /// The process named by `--daemon-pid`.
+    Pid(u32),
+    /// Every process of this process group: the runner starts `--daemon-cmd` with `sh -c` in
+    /// a group of its own, and the shell may or may not `exec` the daemon.
+    Group(u32),
 }
 
-/// A `/proc/net/tcp` line: `sl local rem st tx:rx tr:when retrnsmt uid timeout inode …`.
-fn is_client_socket(line: &str, inodes: &HashSet<u64>, mock_port: u16) -> bool {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let (Some(remote), Some(state), Some(inode)) = (fields.get(2), fields.get(3), fields.get(9))
-    else {
-        return false;
+impl Processes {
+    /// The processes' IDs, as they are now.
+    pub fn pids(self) -> Vec<u32> {
+        match self {
+            Processes::Pid(pid) => vec![pid],
+            Processes::Group(pgid) => {
+                let Ok(dir) = std::fs::read_dir("/proc") else {
+                    return vec![pgid];
+                };
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| process_group(*pid) == Some(pgid))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The process group of `pid`, from `/proc/PID/stat` (`pid (comm) state ppid pgrp …`; the
+/// command name may hold spaces and parentheses, so fields are counted after the last `)`).
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// How many client sockets the daemon's processes hold: their sockets that are none of its Unix,
+/// UDP, raw or netlink sockets, its TCP listeners, or its connections to the mock's port. A
+/// client socket the daemon shut down but never closed is in no table at all (the kernel
+/// unhashes it once both sides have sent FIN), which is why this counts what is left rather
+/// than what matches. Needs the right to read `/proc/PID/fd`.
+pub(super) fn client_sockets(daemon: Processes, mock_port: u16) -> Result<usize, String> {
+    let pids = daemon.pids();
+    let Some(&pid) = pids.first() else {
+        return Err("the daemon's processes are gone".to_owned());
     };
-    let remote_port = remote
-        .rsplit_once(':')
-        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-    // 0A is LISTEN: a listener the daemon has of its own (metrics, …), not a client.
-    inode.parse().is_ok_and(|i: u64| inodes.contains(&i))
-        && *state != "0A"
-        && remote_port.is_some_and(|p| p != mock_port && p != 0)
+    let mut inodes: HashSet<u64> = HashSet::new();
+    for p in &pids {
+        let dir = format!("/proc/{p}/fd");
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?;
+        inodes.extend(
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|target| {
+                    let t = target.to_string_lossy().into_owned();
+                    t.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                }),
+        );
+    }
+    let tables: Vec<(&str, String)> = TABLES
+        .iter()
+        .map(|t| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).unwrap_or_default();
+            (*t, text)
+        })
+        .collect();
+    Ok(inodes.difference(&not_clients(&tables, mock_port)).count())
+}
+
+/// The `/proc/PID/net` tables read by [`client_sockets`].
+const TABLES: [&str; 9] = [
+    "unix", "udp", "udp6", "raw", "raw6", "netlink", "packet", "tcp", "tcp6",
+];
+
+/// Inodes of sockets that are not client sockets, from `(table name, contents)` pairs.
+fn not_clients(tables: &[(&str, String)], mock_port: u16) -> HashSet<u64> {
+    let mut known = HashSet::new();
+    for (table, text) in tables {
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = match *table {
+                "unix" => fields.get(6),
+                "packet" => fields.get(8),
+                _ => fields.get(9),
+            };
+            let Some(inode) = inode.and_then(|i| i.parse::<u64>().ok()) else {
+                continue;
+            };
+            if table.starts_with("tcp") {
+                // `sl local rem st …`: 0A is LISTEN; the mock's port is the upstream.
+                let remote_port = fields
+                    .get(2)
+                    .and_then(|r| r.rsplit_once(':'))
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+                if fields.get(3) != Some(&"0A") && remote_port != Some(mock_port) {
+                    continue;
+                }
+            }
+            known.insert(inode);
+        }
+    }
+    known
 }
 
 #[cfg(test)]
@@ -242,16 +301,20 @@ mod tests {
     }
 
     #[test]
-    fn proc_net_tcp_lines_are_classified() {
-        let inodes: HashSet<u64> = [100, 200, 300].into();
-        let client = "0: 0100007F:A000 0100007F:B000 01 0:0 0:0 0 0 0 100 1";
-        let upstream = "1: 0100007F:A001 0100007F:6D60 01 0:0 0:0 0 0 0 200 1";
-        let listener = "2: 0100007F:2382 00000000:0000 0A 0:0 0:0 0 0 0 300 1";
-        let foreign = "3: 0100007F:A002 0100007F:B001 01 0:0 0:0 0 0 0 400 1";
-        assert!(is_client_socket(client, &inodes, 28000));
-        assert!(!is_client_socket(upstream, &inodes, 28000));
-        assert!(!is_client_socket(listener, &inodes, 28000));
-        assert!(!is_client_socket(foreign, &inodes, 28000));
+    fn only_unaccounted_sockets_count_as_clients() {
+        let tcp = "  sl local rem st tx rx tr retr uid timeout inode\n\
+                   0: 0100007F:A000 0100007F:B000 01 0:0 0:0 0 0 0 100 1\n\
+                   1: 0100007F:A001 0100007F:6D60 01 0:0 0:0 0 0 0 200 1\n\
+                   2: 0100007F:2382 00000000:0000 0A 0:0 0:0 0 0 0 300 1\n";
+        let unix = "Num RefCount Protocol Flags Type St Inode Path\n\
+                    0000: 00000002 00000000 00010000 0005 01 400 /tmp/d.sock\n";
+        let tables = [("tcp", tcp.to_owned()), ("unix", unix.to_owned())];
+        let known = not_clients(&tables, 0x6D60);
+        let ours: HashSet<u64> = [100, 200, 300, 400, 500].into();
+        let mut clients: Vec<u64> = ours.difference(&known).copied().collect();
+        clients.sort_unstable();
+        // 100: a connected client; 500: a socket in no table (shut down, never closed).
+        assert_eq!(clients, [100, 500]);
     }
 
     #[test]
@@ -260,8 +323,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("d.sock");
         let log = dir.join("d.log");
-        // A "daemon" that makes its socket with python-free tools: a Unix listener via the
-        // test binary itself is overkill; bind one here and let the command just wait.
+        // The socket exists before the command runs, so `start` returns at once; the
+        // "daemon" only has to stay alive until it is stopped.
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let mut d = DaemonProcess::start(
             "echo started; exec sleep 30".to_owned(),
@@ -273,6 +336,10 @@ mod tests {
         .unwrap();
         assert!(alive(d.pid()));
         assert!(d.exit_status().is_none());
+        let until = Instant::now() + Duration::from_secs(10);
+        while d.log_tail(5) != "started" && Instant::now() < until {
+            std::thread::sleep(POLL);
+        }
         let status = d.stop(Duration::from_secs(5)).unwrap();
         assert!(!status.success(), "killed by SIGTERM");
         assert_eq!(d.log_tail(5), "started");

@@ -11,13 +11,14 @@ use super::daemon::{self, DaemonProcess};
 use super::data::{self, Handoff};
 use super::judge::{self, Case, Limits};
 use super::mockio::Mock;
-use super::observe::{Observation, relay_latencies};
+use super::observe::Observation;
 use super::{Check, Data, Scenario, live};
 use crate::handoff::{HandoffError, PairKind, SocketType};
 use crate::mock::RequestRecord;
 use crate::pattern::{self, BuiltinSpec, ExpectedKind};
 use crate::ring::{HandoffSpec, RingHandle};
-use crate::verdict::{AssertionResult, ScenarioResult, Spread, Strictness, Verdict};
+use crate::transcript::RelayLatency;
+use crate::verdict::{AssertionResult, ScenarioResult, Strictness, Verdict};
 
 /// How long the mock's log is waited on for a request to end when a check reads its writes.
 const LOG_WAIT: Duration = Duration::from_secs(2);
@@ -47,10 +48,11 @@ pub(super) struct Ctx {
     pub strictness: Strictness,
     /// Prefix of every nonce of this run.
     pub tag: String,
-    /// The daemon's PID, when known (for its fds).
-    pub daemon_pid: Option<u32>,
+    /// The daemon's processes, when known (for their sockets).
+    pub daemon: Option<daemon::Processes>,
     /// Set with `--daemon-cmd`.
     pub second: Option<SecondDaemon>,
+    /// Second instances started so far (each gets its own socket and log).
     pub instances: AtomicU64,
 }
 
@@ -98,16 +100,14 @@ pub(super) fn result(
     sc: &Scenario,
     assertions: Vec<AssertionResult>,
     obs: Option<&Observation>,
-    relay: Option<Spread>,
+    relay: Option<&RelayLatency>,
     started: Instant,
 ) -> ScenarioResult {
     let mut r = ScenarioResult::new(sc.id, sc.name, sc.category.name(), sc.description)
         .with_assertions(assertions)
         .with_elapsed(started.elapsed());
     if let Some(obs) = obs {
-        let mut timings = obs.timings();
-        timings.relay_latency = relay;
-        r = r.with_timings(timings).with_wire(obs.wire());
+        r = r.with_timings(obs.timings(relay)).with_wire(obs.wire());
     }
     r.judged(ctx.strictness)
 }
@@ -137,14 +137,15 @@ enum Stop {
     /// The handoff failed: nothing reached the daemon.
     Handoff(HandoffError),
     /// Something else; the result says what.
-    Result(ScenarioResult),
+    Result(Box<ScenarioResult>),
 }
 
 /// One handoff on the run's socket, judged by `sc.checks`.
 pub(super) fn single(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let started = Instant::now();
     match single_on(ctx, sc, ctx.spec(Vec::new(), Duration::ZERO)) {
-        Ok(r) | Err(Stop::Result(r)) => r,
+        Ok(r) => r,
+        Err(Stop::Result(r)) => *r,
         Err(Stop::Handoff(e)) => handoff_failed(ctx, sc, &e, started),
     }
 }
@@ -152,7 +153,8 @@ pub(super) fn single(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
 /// [`single`] with a base spec (socket, socket type) whose data and deadline it fills in.
 fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResult, Stop> {
     let started = Instant::now();
-    let spec = builtin(sc.pattern).map_err(|e| Stop::Result(broken(ctx, sc, &e, started)))?;
+    let spec =
+        builtin(sc.pattern).map_err(|e| Stop::Result(Box::new(broken(ctx, sc, &e, started))))?;
     let nonce = ctx.nonce(sc, 0);
     let handoff = data::build(sc.data, sc.pattern, &nonce);
     let expected = spec.expected(ctx.mock.settings(), handoff.nonce.as_deref());
@@ -169,7 +171,7 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
     });
     let requests = ctx.requests(handoff.nonce.as_deref(), wait).map_err(|e| {
         let what = format!("cannot read the mock's request log: {e}");
-        Stop::Result(broken(ctx, sc, &what, started))
+        Stop::Result(Box::new(broken(ctx, sc, &what, started)))
     })?;
     let case = Case {
         obs: &obs,
@@ -179,21 +181,28 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
         limits: ctx.limits,
     };
     let assertions = judge::judge(&case, sc.checks);
-    let relay = relay_spread(ctx, &spec, &handoff, &obs, &requests);
-    Ok(result(ctx, sc, assertions, Some(&obs), relay, started))
+    let relay = relay_latency(ctx, &spec, &handoff, &obs, &requests);
+    Ok(result(
+        ctx,
+        sc,
+        assertions,
+        Some(&obs),
+        relay.as_ref(),
+        started,
+    ))
 }
 
-/// Relay latency per content event, when the mock's log has the writes.
-pub(super) fn relay_spread(
+/// Relay latency of the content, when the mock's log has the writes.
+pub(super) fn relay_latency(
     ctx: &Ctx,
     spec: &BuiltinSpec,
     handoff: &Handoff,
     obs: &Observation,
     requests: &[RequestRecord],
-) -> Option<Spread> {
+) -> Option<RelayLatency> {
     let request = requests.first()?;
     let plan = spec.plan(ctx.mock.settings(), handoff.nonce.as_deref());
-    Spread::of(&relay_latencies(obs, &plan, &request.writes))
+    Some(obs.relay_latency(&plan, &request.writes))
 }
 
 /// The socket-type conformance check: one handoff over `SOCK_SEQPACKET` whatever the run uses.
@@ -225,7 +234,7 @@ pub(super) fn socket_type(ctx: &Ctx, sc: &Scenario) -> (ScenarioResult, Option<H
             (result(ctx, sc, vec![a], None, None, started), Some(e))
         }
         Err(Stop::Handoff(e)) => (handoff_failed(ctx, sc, &e, started), Some(e)),
-        Err(Stop::Result(r)) => (r, None),
+        Err(Stop::Result(r)) => (*r, None),
     }
 }
 

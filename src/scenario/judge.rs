@@ -4,16 +4,20 @@
 //! whether an error must be reported, all come from the pattern's [`Expected`]. Messages say
 //! what went wrong and what the daemon should do instead.
 
+mod log;
+
 use std::time::Duration;
+
+use log::{forwarded, head_timing, relayed_incrementally, upstream_cancelled};
 
 use super::data::Handoff;
 use super::observe::{ClientClose, Observation};
 use super::{Check, HeaderRule};
 use crate::handoff::HandoffError;
-use crate::mock::{RequestEnd, RequestRecord};
+use crate::mock::RequestRecord;
 use crate::pattern::{Expected, ExpectedKind};
 use crate::ring::EndReason;
-use crate::verdict::check::{self, format_ns};
+use crate::verdict::check;
 use crate::verdict::{AssertionResult, Verdict};
 
 /// Time limits a stream is judged by.
@@ -42,7 +46,9 @@ fn fail(name: &str, message: impl Into<String>) -> AssertionResult {
 /// The assertions of one stream scenario: response problems, each check, and (where the data
 /// carries a nonce and the daemon is expected to call the upstream) what reached the upstream.
 pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
-    let mut out = response_problems(case.obs);
+    // Where the data may be refused, an empty answer gets its own, more specific message.
+    let silence_reported = !checks.contains(&Check::ProcessedOrRejected);
+    let mut out = response_problems(case.obs, case.limits, silence_reported);
     for c in checks {
         out.extend(one(case, *c));
     }
@@ -56,10 +62,28 @@ pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
 }
 
 /// A response that is not HTTP/1.x, or a body that is not an event stream.
-pub(super) fn response_problems(obs: &Observation) -> Vec<AssertionResult> {
+fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<AssertionResult> {
     let mut out = Vec::new();
-    if let Some(e) = &obs.http_error {
-        let message = if obs.head.is_none() && obs.received_bytes() > 0 {
+    if obs.received_bytes() == 0 && obs.client_close.is_none() {
+        if !silence {
+            return out;
+        }
+        let message = match &obs.end {
+            EndReason::Timeout => format!(
+                "the daemon wrote nothing within {} and kept the connection open: the browser \
+                 hangs with no answer",
+                check::format_duration(limits.timeout)
+            ),
+            _ => "the daemon closed the connection without writing a byte: the browser gets an \
+                  empty reply (and Apache still logs 200); write a response head, or an HTTP \
+                  error"
+                .to_owned(),
+        };
+        out.push(fail("HTTP response", message));
+        return out;
+    }
+    if let Some(e) = obs.http_error() {
+        let message = if obs.head().is_none() && obs.received_bytes() > 0 {
             format!(
                 "the response does not start with an HTTP/1.x head ({e}): after the handoff the \
                  daemon owns the raw connection and must write the status line and headers itself"
@@ -69,7 +93,7 @@ pub(super) fn response_problems(obs: &Observation) -> Vec<AssertionResult> {
         };
         out.push(fail("HTTP response", message));
     }
-    if let Some(e) = &obs.sse_error {
+    if let Some(e) = obs.sse_error() {
         out.push(fail(
             "event stream",
             format!("the body is not a valid event stream: {e}"),
@@ -93,7 +117,7 @@ fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
         Check::FinishReason => match &case.expected.finish_reason {
             Some(r) => vec![check::finish_reason_is(
                 r,
-                obs.finish_reason.as_deref(),
+                obs.finish_reason(),
                 Verdict::NonStrict,
             )],
             None => Vec::new(),
@@ -120,8 +144,8 @@ fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
         Check::HeadTiming => vec![head_timing(case)],
         Check::ProcessedOrRejected => processed_or_rejected(case),
         Check::UpstreamFailure => vec![
-            check::error_reported(obs.status(), obs.error_event.as_deref()),
-            check::done_absent(obs.done_at, Verdict::Fail),
+            check::error_reported(obs.status(), obs.error_event()),
+            check::done_absent(obs.done_at(), Verdict::Fail),
             closed(case),
         ],
         Check::UpstreamCancelled { within_ms } => {
@@ -137,7 +161,7 @@ fn relay_status(case: &Case<'_>) -> Option<AssertionResult> {
     let relays = match e.kind {
         ExpectedKind::Complete | ExpectedKind::Truncated => true,
         ExpectedKind::Reset => !e.content.is_empty(),
-        ExpectedKind::Stall { .. } => case.obs.done_at.is_some(),
+        ExpectedKind::Stall { .. } => case.obs.done_at().is_some(),
         ExpectedKind::UpstreamError { .. } => false,
     };
     relays.then(|| check::status_is(200, case.obs.status()))
@@ -145,20 +169,29 @@ fn relay_status(case: &Case<'_>) -> Option<AssertionResult> {
 
 fn content(case: &Case<'_>) -> Vec<AssertionResult> {
     let obs = case.obs;
-    if matches!(case.expected.kind, ExpectedKind::Stall { .. }) && obs.done_at.is_none() {
+    if matches!(case.expected.kind, ExpectedKind::Stall { .. }) && obs.done_at().is_none() {
         // A daemon whose upstream timeout is shorter than the stall ends with an error
         // instead; what it relayed before is all there can be.
         return Vec::new();
     }
-    let mut out = vec![check::content_equals(&case.expected.content, &obs.content)];
-    if let Some((index, why)) = obs.undecodable.first() {
+    let mut equal = check::content_equals(&case.expected.content, obs.content());
+    let replaced = String::from_utf8_lossy(obs.content()).contains('\u{FFFD}');
+    if equal.verdict == Verdict::Fail && replaced && !case.expected.content.contains('\u{FFFD}') {
+        equal.message.push_str(
+            "; U+FFFD stands where characters were: the relay decoded a read that ended inside a \
+             multi-byte character; keep an incomplete sequence's bytes for the next read",
+        );
+    }
+    let mut out = vec![equal];
+    let undecodable = obs.undecodable();
+    if let Some((index, why)) = undecodable.first() {
         out.push(fail(
             "event payloads",
             format!(
                 "{} of {} events carry data a browser client cannot read; event {} is {why}: \
                  send `data: {{\"content\":\"…\"}}` (or the upstream's chunk verbatim)",
-                obs.undecodable.len(),
-                obs.events.len(),
+                undecodable.len(),
+                obs.event_count(),
                 index + 1
             ),
         ));
@@ -168,12 +201,12 @@ fn content(case: &Case<'_>) -> Vec<AssertionResult> {
 
 fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
     let obs = case.obs;
-    let events = obs.events.len();
+    let events = obs.event_count();
     let mut out = Vec::new();
     match case.expected.kind {
         ExpectedKind::Complete => {
-            out.push(check::done_present(obs.done_at, events, Verdict::Fail));
-            if let Some(e) = &obs.error_event {
+            out.push(check::done_present(obs.done_at(), events, Verdict::Fail));
+            if let Some(e) = obs.error_event() {
                 out.push(fail(
                     "no error event",
                     format!(
@@ -184,9 +217,9 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
             }
         }
         ExpectedKind::Truncated => {
-            out.push(check::done_absent(obs.done_at, Verdict::NonStrict));
-            if obs.done_at.is_none() {
-                let how = match &obs.error_event {
+            out.push(check::done_absent(obs.done_at(), Verdict::NonStrict));
+            if obs.done_at().is_none() {
+                let how = match obs.error_event() {
                     Some(e) => format!("with an error event ({e})"),
                     None => "by closing without [DONE]".to_owned(),
                 };
@@ -197,21 +230,15 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
             }
         }
         ExpectedKind::Reset | ExpectedKind::UpstreamError { .. } => {
-            out.push(check::error_reported(
-                obs.status(),
-                obs.error_event.as_deref(),
-            ));
-            out.push(check::done_absent(obs.done_at, Verdict::Fail));
+            out.push(check::error_reported(obs.status(), obs.error_event()));
+            out.push(check::done_absent(obs.done_at(), Verdict::Fail));
         }
         ExpectedKind::Stall { .. } => {
-            if obs.done_at.is_some() {
-                out.push(check::done_present(obs.done_at, events, Verdict::Fail));
+            if obs.done_at().is_some() {
+                out.push(check::done_present(obs.done_at(), events, Verdict::Fail));
             } else {
-                out.push(check::error_reported(
-                    obs.status(),
-                    obs.error_event.as_deref(),
-                ));
-                out.push(check::done_absent(obs.done_at, Verdict::Fail));
+                out.push(check::error_reported(obs.status(), obs.error_event()));
+                out.push(check::done_absent(obs.done_at(), Verdict::Fail));
             }
         }
     }
@@ -223,8 +250,8 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
 pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
     let obs = case.obs;
     let name = "connection closed";
-    match (obs.client_close, obs.end_reason()) {
-        (Some(ClientClose::NotClosedAfterDone { .. }), _) => fail(
+    match (obs.client_close, &obs.end) {
+        (Some(ClientClose::NotClosedAfterDone), _) => fail(
             name,
             format!(
                 "the daemon sent data: [DONE] but kept the connection open for {} more: with no \
@@ -236,8 +263,8 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
         (Some(ClientClose::AfterEvents { .. }), _) => {
             AssertionResult::pass(name, "the client closed it, as the scenario asks")
         }
-        (None, Some(EndReason::PeerClosed)) => {
-            let end = obs.end_ns().unwrap_or(0);
+        (None, EndReason::PeerClosed) => {
+            let end = obs.end_ns;
             match (obs.done_ns(), obs.sent_ns()) {
                 (Some(done), _) => check::closed_within(
                     case.limits.grace,
@@ -250,7 +277,7 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                 (None, None) => AssertionResult::pass(name, "the daemon closed the connection"),
             }
         }
-        (None, Some(EndReason::Timeout)) => fail(
+        (None, EndReason::Timeout) => fail(
             name,
             format!(
                 "the connection was still open when the client gave up {} after the handoff, \
@@ -260,7 +287,7 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                 obs.received_bytes()
             ),
         ),
-        (None, Some(EndReason::Error(HandoffError::Receive { errno }))) => fail(
+        (None, EndReason::Error(HandoffError::Receive { errno })) => fail(
             name,
             format!(
                 "the connection ended with an error ({errno}) instead of a close: the daemon \
@@ -268,8 +295,7 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                  what was still in flight"
             ),
         ),
-        (None, Some(other)) => fail(name, format!("the stream ended abnormally: {other}")),
-        (None, None) => fail(name, "the stream never ended"),
+        (None, other) => fail(name, format!("the stream ended abnormally: {other}")),
     }
 }
 
@@ -281,7 +307,7 @@ fn content_pieces(case: &Case<'_>, what: &str, (from, to): (usize, usize)) -> As
         .sum();
     let expected: String = pieces[from.min(pieces.len())..to.min(pieces.len())].concat();
     let end = start + expected.len();
-    let got = &case.obs.content;
+    let got = case.obs.content();
     let received = &got[start.min(got.len())..end.min(got.len())];
     check::bytes_equal(
         "content",
@@ -293,16 +319,11 @@ fn content_pieces(case: &Case<'_>, what: &str, (from, to): (usize, usize)) -> As
 }
 
 fn status_line(obs: &Observation) -> AssertionResult {
-    match &obs.head {
+    match obs.head() {
         Some(head) => {
-            let mut a = check::status_is(200, Some(head.status()));
+            let mut a = check::status_is(200, Some(head.status));
             if a.verdict == Verdict::Pass {
-                a.message = format!(
-                    "HTTP/1.{} {} {}",
-                    head.version(),
-                    head.status(),
-                    head.reason()
-                );
+                a.message = format!("HTTP/1.{} {} {}", head.version, head.status, head.reason);
             }
             a
         }
@@ -311,7 +332,7 @@ fn status_line(obs: &Observation) -> AssertionResult {
 }
 
 fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> AssertionResult {
-    if obs.head.is_none() {
+    if obs.head().is_none() {
         return fail(
             &format!("header {name}"),
             "no response head arrived, so there is no header to check",
@@ -323,89 +344,6 @@ fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> As
         HeaderRule::Contains(token) => check::header_contains(name, token, &headers, level),
         HeaderRule::Present => check::header_present(name, &headers, level),
     }
-}
-
-/// What reached the upstream: one request with this nonce, the pattern in X-Test-Pattern, and
-/// the prompt exactly.
-pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
-    let Some(nonce) = &case.handoff.nonce else {
-        return Vec::new();
-    };
-    let name = "upstream request";
-    let first = match case.requests {
-        [] => {
-            return vec![fail(
-                name,
-                format!(
-                    "the mock never received a request carrying this handoff's [[nonce:{nonce}]]: \
-                     the daemon did not forward the prompt to $OPENAI_API_BASE/chat/completions \
-                     (check its upstream settings, and that the prompt goes out as the last user \
-                     message)"
-                ),
-            )];
-        }
-        [first, ..] => first,
-    };
-    let mut out = vec![if case.requests.len() == 1 {
-        AssertionResult::pass(name, "one upstream request carried this handoff's nonce")
-    } else {
-        AssertionResult::new(
-            name,
-            Verdict::NonStrict,
-            format!(
-                "{} upstream requests carried this handoff's nonce: the daemon repeated the \
-                 request; ask for a streamed answer once",
-                case.requests.len()
-            ),
-        )
-    }];
-    if let Some(pattern) = &case.handoff.test_pattern {
-        let name = "X-Test-Pattern";
-        out.push(match &first.x_test_pattern {
-            Some(v) if v == pattern => AssertionResult::pass(
-                name,
-                format!("the upstream request carried X-Test-Pattern: {v}"),
-            ),
-            Some(v) => fail(
-                name,
-                format!(
-                    "the upstream request carried X-Test-Pattern: {v}, but the handoff's \
-                     test_pattern was {pattern}: copy the field verbatim"
-                ),
-            )
-            .with_expected(pattern.clone())
-            .with_received(v.clone()),
-            None => fail(
-                name,
-                "the upstream request had no X-Test-Pattern header: copy the handoff's \
-                 test_pattern into it (the mock fell back to the [[pattern:…]] directive in the \
-                 prompt, so the rest of this scenario still ran)",
-            )
-            .with_expected(pattern.clone()),
-        });
-    }
-    if let Some(prompt) = &case.handoff.prompt {
-        let body = first.body.as_ref();
-        let sent = body
-            .and_then(|b| b.messages.iter().rev().find(|m| m.role == "user"))
-            .map(|m| m.content.as_str())
-            .or_else(|| body.and_then(|b| b.prompt.as_deref()));
-        out.push(match sent {
-            Some(s) => check::bytes_equal(
-                "prompt forwarded",
-                "the prompt the upstream received",
-                prompt.as_bytes(),
-                s.as_bytes(),
-                Verdict::Fail,
-            ),
-            None => fail(
-                "prompt forwarded",
-                "the upstream request carried no user message: send the handoff's prompt as \
-                 {\"role\":\"user\",\"content\":…}",
-            ),
-        });
-    }
-    out
 }
 
 fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
@@ -426,11 +364,11 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
         out.extend(forwarded(case));
         return out;
     }
-    match (obs.head.as_ref(), obs.received_bytes()) {
-        (Some(head), _) if head.status() >= 400 => vec![
+    match (obs.head(), obs.received_bytes()) {
+        (Some(head), _) if head.status >= 400 => vec![
             AssertionResult::pass(
                 name,
-                format!("refused with HTTP {} {}", head.status(), head.reason()),
+                format!("refused with HTTP {} {}", head.status, head.reason),
             ),
             closed(case),
         ],
@@ -441,10 +379,10 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
                  the data was dropped or cut and the daemon went on without it; read the whole \
                  message (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
                  MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
-                head.status()
+                head.status
             ),
         )],
-        (None, 0) if obs.end_reason() == Some(&EndReason::PeerClosed) => vec![fail(
+        (None, 0) if obs.end == EndReason::PeerClosed => vec![fail(
             name,
             "the daemon closed the connection without writing a byte: the browser gets an empty \
              reply; answer with an HTTP error (400 for bad data, 413 for too much) instead",
@@ -464,131 +402,5 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
     }
 }
 
-fn head_timing(case: &Case<'_>) -> AssertionResult {
-    let name = "head timing";
-    let Some(head_ns) = case.obs.head_ns else {
-        return check::info(name, "no response head arrived");
-    };
-    let Some(request) = case.requests.first() else {
-        return check::info(name, "the upstream request was not found in the mock's log");
-    };
-    let first_write = request
-        .writes
-        .iter()
-        .find(|w| w.end > w.start)
-        .map(|w| w.ts_ns);
-    let fact = if head_ns < request.arrival_ns {
-        format!(
-            "the head reached the client {} before the upstream request reached the mock: the \
-             daemon answers 200 before it knows the upstream will (an upstream failure must then \
-             be an SSE error event)",
-            format_ns(request.arrival_ns - head_ns)
-        )
-    } else if first_write.is_none_or(|w| head_ns < w) {
-        format!(
-            "the head went out {} after the upstream request reached the mock and before the \
-             upstream's first chunk: the daemon answers once the upstream has answered",
-            format_ns(head_ns - request.arrival_ns)
-        )
-    } else {
-        format!(
-            "the head went out {} after the upstream's first chunk was written: the daemon waits \
-             for content before answering",
-            format_ns(head_ns - first_write.unwrap_or(head_ns))
-        )
-    };
-    check::info(name, fact)
-}
-
-fn upstream_cancelled(case: &Case<'_>, limit: Duration) -> AssertionResult {
-    let name = "upstream cancelled";
-    let Some(ClientClose::AfterEvents { at_ns }) = case.obs.client_close else {
-        return fail(
-            name,
-            format!(
-                "the client never received a content event to close after ({} events in all), so \
-                 the daemon's reaction to a client leaving could not be tested",
-                case.obs.events.len()
-            ),
-        );
-    };
-    let Some(request) = case.requests.last() else {
-        return fail(name, "the mock never received the upstream request");
-    };
-    let after = |ns: Option<u64>| Duration::from_nanos(ns.unwrap_or(at_ns).saturating_sub(at_ns));
-    match request.end {
-        RequestEnd::Cancelled { .. } => check::within(
-            name,
-            "the upstream request was cancelled after the client left",
-            limit,
-            Some(after(request.end_ns)),
-            Verdict::Fail,
-        ),
-        RequestEnd::Completed => fail(
-            name,
-            format!(
-                "the upstream request ran to completion ({} writes, {} after the client had \
-                 left): the daemon keeps reading, and paying for, an answer nobody will see; \
-                 cancel the upstream request when the client closes or a write to it fails",
-                request.writes.len(),
-                check::format_duration(after(request.end_ns))
-            ),
-        ),
-        RequestEnd::InProgress => fail(
-            name,
-            format!(
-                "the upstream request was still streaming {} after the client left: cancel it \
-                 when the client closes or a write to it fails",
-                check::format_duration(limit)
-            ),
-        ),
-        RequestEnd::Reset | RequestEnd::ShutDown => fail(
-            name,
-            format!(
-                "the upstream request ended as {:?}, not cancelled by the daemon",
-                request.end
-            ),
-        ),
-    }
-}
-
-fn relayed_incrementally(case: &Case<'_>) -> AssertionResult {
-    let name = "relayed as it arrives";
-    let Some(request) = case.requests.first() else {
-        return fail(name, "the upstream request was not found in the mock's log");
-    };
-    let writes: Vec<u64> = request
-        .writes
-        .iter()
-        .filter(|w| w.end > w.start)
-        .map(|w| w.ts_ns)
-        .collect();
-    let (Some(&first), Some(&last)) = (writes.first(), writes.last()) else {
-        return fail(name, "the upstream wrote nothing");
-    };
-    let Some(&arrived) = case.obs.content_times().first() else {
-        return fail(name, "no content event reached the client");
-    };
-    if arrived < last {
-        AssertionResult::pass(
-            name,
-            format!(
-                "the first event reached the client {} after the upstream wrote it, {} before \
-                 the upstream's last write",
-                format_ns(arrived.saturating_sub(first)),
-                format_ns(last - arrived)
-            ),
-        )
-    } else {
-        fail(
-            name,
-            format!(
-                "the first event reached the client only {} after the upstream's last write \
-                 ({} after its first): the daemon buffers the answer instead of relaying each \
-                 chunk as it arrives; write and flush every event at once",
-                format_ns(arrived - last),
-                format_ns(arrived.saturating_sub(first))
-            ),
-        )
-    }
-}
+#[cfg(test)]
+mod tests;

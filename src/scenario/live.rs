@@ -1,51 +1,79 @@
-//! Driving one stream on the shared ring: start the handoff, feed every read into an
-//! [`Observation`] as it arrives, and play the client's part (close after N content events;
-//! close a connection the daemon keeps open after `[DONE]`).
+//! Driving one stream on the shared ring: start the handoff, push every read into a
+//! [`TranscriptBuilder`] as it arrives, and play the client's part (close after N content
+//! events; close a connection the daemon keeps open after `[DONE]`).
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use super::Client;
 use super::observe::{ClientClose, Observation};
 use crate::clock::monotonic_ns;
 use crate::handoff::HandoffError;
-use crate::ring::{EndReason, HandoffSpec, RingHandle, StreamEvent, StreamHandle};
+use crate::ring::{EndReason, HandoffSpec, HandoffTimings, RingHandle, StreamEvent, StreamHandle};
+use crate::transcript::{EndKind, EventKind, HandoffTimes, RecordingEnd, TranscriptBuilder};
 
 /// A stream that has been started and is being watched.
 pub(super) struct Live {
     handle: StreamHandle,
-    obs: Observation,
+    sent: Vec<u8>,
+    handoff: Option<HandoffTimings>,
+    builder: TranscriptBuilder,
+    reads: Vec<(u64, Vec<u8>)>,
     client: Client,
+    client_close: Option<ClientClose>,
     grace: Duration,
+    /// Events looked at so far, and how many of them carried content.
+    seen: usize,
+    content_events: usize,
     /// When a daemon that sent `[DONE]` must have closed by.
     close_by: Option<Instant>,
+    end: Option<(u64, EndReason)>,
+}
+
+fn times(t: &HandoffTimings) -> HandoffTimes {
+    HandoffTimes {
+        connect_start_ns: t.connect_start_ns,
+        connected_ns: t.connected_ns,
+        sent_ns: t.sent_ns,
+    }
 }
 
 impl Live {
     /// Starts `spec` on `ring`. `grace` is how long the daemon gets to close after `[DONE]`.
     pub fn start(ring: &RingHandle, spec: HandoffSpec, client: Client, grace: Duration) -> Live {
-        let obs = Observation::new(spec.data.clone());
+        let sent = spec.data.clone();
         Live {
             handle: ring.start(spec),
-            obs,
+            sent,
+            handoff: None,
+            builder: TranscriptBuilder::new(HandoffTimes::default()),
+            reads: Vec::new(),
             client,
+            client_close: None,
             grace,
+            seen: 0,
+            content_events: 0,
             close_by: None,
+            end: None,
         }
     }
 
-    /// The observation so far.
-    pub fn observation(&self) -> &Observation {
-        &self.obs
+    /// Bytes received so far.
+    pub fn received_bytes(&self) -> u64 {
+        self.builder.received_bytes()
     }
 
-    /// Whether the stream has ended.
-    pub fn ended(&self) -> bool {
-        self.obs.end.is_some()
+    /// The handoff error, if the stream ended before the daemon had the socket.
+    pub fn handoff_failure(&self) -> Option<&HandoffError> {
+        match (&self.handoff, &self.end) {
+            (None, Some((_, EndReason::Error(e)))) => Some(e),
+            _ => None,
+        }
     }
 
     /// Handles the next event, waiting at most `wait`. Returns false once the stream has ended.
     pub fn step(&mut self, wait: Duration) -> bool {
-        if self.ended() {
+        if self.end.is_some() {
             return false;
         }
         let wait = match self.close_by {
@@ -53,47 +81,83 @@ impl Live {
             None => wait,
         };
         match self.handle.recv_timeout(wait) {
-            Ok(StreamEvent::HandedOff(t)) => self.obs.handoff = Some(t),
+            Ok(StreamEvent::HandedOff(t)) => {
+                // Nothing has been received before the handoff completes.
+                self.builder = TranscriptBuilder::new(times(&t));
+                self.handoff = Some(t);
+            }
             Ok(StreamEvent::Data(chunk)) => {
-                self.obs.feed(chunk.ts_ns, chunk.bytes);
+                self.builder.push(chunk.ts_ns, &chunk.bytes);
+                self.reads.push((chunk.ts_ns, chunk.bytes));
                 self.after_data();
             }
-            Ok(StreamEvent::End { ts_ns, reason }) => self.obs.end(ts_ns, reason),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                self.obs
-                    .end(monotonic_ns(), EndReason::Error(HandoffError::RingStopped));
+            Ok(StreamEvent::End { ts_ns, reason }) => self.end = Some((ts_ns, reason)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                self.end = Some((monotonic_ns(), EndReason::Error(HandoffError::RingStopped)));
             }
         }
-        if self.close_by.is_some_and(|by| Instant::now() >= by) && self.obs.client_close.is_none() {
-            self.obs.client_close = Some(ClientClose::NotClosedAfterDone {
-                at_ns: monotonic_ns(),
-            });
+        if self.close_by.is_some_and(|by| Instant::now() >= by) {
+            self.client_close = Some(ClientClose::NotClosedAfterDone);
             self.handle.close();
             self.close_by = None;
         }
-        !self.ended()
+        self.end.is_none()
     }
 
     fn after_data(&mut self) {
-        if let Client::CloseAfterEvents(n) = self.client {
-            if self.obs.client_close.is_none() && self.obs.content_event_count() >= n {
-                self.obs.client_close = Some(ClientClose::AfterEvents {
-                    at_ns: monotonic_ns(),
-                });
-                self.handle.close();
+        let mut done = false;
+        for event in &self.builder.events()[self.seen..] {
+            match event.kind {
+                EventKind::Content => self.content_events += 1,
+                EventKind::Done => done = true,
+                _ => {}
             }
         }
-        if self.close_by.is_none() && self.obs.done_at.is_some() && self.obs.client_close.is_none()
+        self.seen = self.builder.events().len();
+        if self.client_close.is_some() {
+            return;
+        }
+        if let Client::CloseAfterEvents(n) = self.client
+            && self.content_events >= n
         {
+            self.client_close = Some(ClientClose::AfterEvents {
+                at_ns: monotonic_ns(),
+            });
+            self.handle.close();
+            return;
+        }
+        if done && self.close_by.is_none() {
             self.close_by = Some(Instant::now() + self.grace);
         }
     }
 
-    /// Runs the stream to its end (the spec's deadline bounds it).
+    /// Runs the stream to its end (the spec's deadline bounds it) and returns what it showed.
     pub fn finish(mut self) -> Observation {
         while self.step(Duration::from_secs(3600)) {}
-        self.obs
+        let (end_ns, end) = self
+            .end
+            .take()
+            .unwrap_or((monotonic_ns(), EndReason::Error(HandoffError::RingStopped)));
+        let kind = match (&end, self.client_close) {
+            (_, Some(_)) | (EndReason::ClosedByClient, None) => EndKind::ClosedByClient,
+            (EndReason::PeerClosed, None) => EndKind::PeerClosed,
+            (EndReason::Timeout, None) => EndKind::Timeout,
+            (EndReason::Error(e), None) => EndKind::Error(e.to_string()),
+        };
+        let t = self.builder.finish(RecordingEnd {
+            at_ns: end_ns,
+            kind,
+        });
+        Observation {
+            sent: self.sent,
+            handoff: self.handoff,
+            reads: self.reads,
+            end,
+            end_ns,
+            client_close: self.client_close,
+            t,
+        }
     }
 }
 

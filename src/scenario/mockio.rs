@@ -22,9 +22,9 @@ use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write as PlanWrit
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a remote request log is polled while waiting for a request to end.
 const POLL: Duration = Duration::from_millis(25);
-/// The largest script a remote mock accepts (its default request body limit, 1 MiB), with room
-/// for the JSON around the content.
-pub(super) const REMOTE_SCRIPT_LIMIT: usize = 960 * 1024;
+/// The largest script content sent to a remote mock: its script body limit (32 MiB by default,
+/// `MockConfig::max_script_bytes`) with room for the JSON around the content.
+pub(super) const REMOTE_SCRIPT_LIMIT: usize = 30 << 20;
 
 /// A mock the runner can read and script.
 pub(super) enum Mock {

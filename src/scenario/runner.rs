@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::daemon::{self, DaemonProcess};
+use super::daemon::{self, DaemonProcess, Processes};
 use super::drive::{self, Ctx, SecondDaemon};
 use super::judge::Limits;
 use super::mockio::{Mock, Remote};
@@ -289,7 +289,7 @@ fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
                 start_timeout: cmd.start_timeout,
             };
             Ok(Setup {
-                name: process.command().to_owned(),
+                name: cmd.command.clone(),
                 daemon: Some(process),
                 mock: Arc::new(Mock::Embedded(mock)),
                 socket,
@@ -330,11 +330,15 @@ pub fn run_suite_with(
     }
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let mut setup = set_up(config)?;
+    // The ring first: without io_uring there is no point starting a daemon.
     let ring = RingThread::spawn(RingConfig::default()).map_err(SuiteError::Handoff)?;
-    let daemon_pid = config
-        .daemon_pid
-        .or_else(|| setup.daemon.as_ref().map(DaemonProcess::pid));
+    let mut setup = set_up(config)?;
+    let daemon_pid = config.daemon_pid;
+    let processes = match (config.daemon_pid, &setup.daemon) {
+        (Some(pid), _) => Some(Processes::Pid(pid)),
+        (None, Some(d)) => Some(Processes::Group(d.pid())),
+        (None, None) => None,
+    };
     let mut ctx = Ctx {
         ring,
         mock: setup.mock.clone(),
@@ -347,7 +351,7 @@ pub fn run_suite_with(
         },
         strictness: config.strictness,
         tag: run_tag(),
-        daemon_pid,
+        daemon: processes,
         second: setup.second.take(),
         instances: AtomicU64::new(0),
     };
@@ -361,17 +365,24 @@ pub fn run_suite_with(
         .ok_or_else(|| SuiteError::Usage("the catalog has no socket-type check".to_owned()))?;
     let (probe, error) = drive::socket_type(&ctx, probe_scenario);
     match error {
-        Some(e) if e.is_wrong_socket_type() => {
-            if config.socket_type.is_none() {
-                ctx.socket_type = SocketType::Stream;
-                notes.push(format!(
-                    "{e}; running the scenarios over SOCK_STREAM ({} reports this as a failure)",
-                    probe_scenario.id
-                ));
-            }
+        Some(e) if e.is_wrong_socket_type() && config.socket_type.is_none() => {
+            ctx.socket_type = SocketType::Stream;
+            notes.push(format!(
+                "{e}; running the scenarios over SOCK_STREAM ({} reports this as a failure)",
+                probe_scenario.id
+            ));
+        }
+        None if config.socket_type == Some(SocketType::Stream) => {
+            return Err(SuiteError::Usage(format!(
+                "--socket-type stream: {} listens as SOCK_SEQPACKET, as Apache expects (a \
+                 SEQPACKET handoff to it just worked), so a SOCK_STREAM connect cannot reach it; \
+                 drop --socket-type",
+                setup.socket.display()
+            )));
         }
         Some(e) if is_environment(&e) => {
-            if let Some(failure) = daemon_failure(&mut setup, daemon_pid) {
+            // A daemon the runner started and that has already died explains the error best.
+            if let Some(failure) = daemon_failure(&mut setup, None) {
                 return Err(SuiteError::DaemonStart(failure));
             }
             return Err(SuiteError::Handoff(e));
@@ -520,17 +531,16 @@ fn schedule(
         drop(done_tx);
         // Dropping the task sender on every exit path lets the workers end.
         let result = (|| {
-            for i in 0..selected.len() {
+            for (i, sc) in selected.iter().enumerate() {
                 if st.slots[i].is_some() {
                     st.out.flush(st.slots)?;
                     continue;
                 }
-                let exclusive = selected[i].drive.exclusive();
+                let exclusive = sc.drive.exclusive();
                 while st.in_flight > 0 && (exclusive || st.in_flight >= config.jobs) {
                     st.receive(&done_rx)?;
                 }
                 if let Some((_, during)) = &st.died {
-                    let sc = selected[i];
                     st.slots[i] = Some(ScenarioResult::skipped(
                         sc.id,
                         sc.name,

@@ -7,6 +7,18 @@ use std::borrow::Cow;
 /// [`EventRef`] becomes an [`Event`]; smaller data is copied so the buffer keeps its capacity.
 const MOVE_THRESHOLD: usize = 64 * 1024;
 
+/// Index of the first byte of `bytes` that is not valid UTF-8, or `None` if all are valid.
+/// The common all-valid case takes simdutf8's vectorised check; std locates an error.
+pub(super) fn invalid_utf8(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 64 && bytes.is_ascii() {
+        return None;
+    }
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(_) => std::str::from_utf8(bytes).err().map(|e| e.valid_up_to()),
+    }
+}
+
 /// A dispatched event, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -45,8 +57,14 @@ impl Event {
 pub(super) enum DataRef<'a> {
     /// Inside the chunk being fed (the zero-copy case).
     Chunk(&'a [u8]),
-    /// In the parser's data buffer, which [`EventRef::into_event`] may take.
-    Buffer(&'a mut Vec<u8>),
+    /// In the parser's data buffer, which [`EventRef::into_event`] may take. `data[..checked]`
+    /// is known valid UTF-8, ending at a character boundary, unless `invalid` says where it
+    /// is not.
+    Buffer {
+        data: &'a mut Vec<u8>,
+        checked: usize,
+        invalid: Option<usize>,
+    },
 }
 
 /// A dispatched event, borrowed from the parser and the chunk being fed; valid during the
@@ -81,7 +99,28 @@ impl<'a> EventRef<'a> {
     pub fn data(&self) -> &[u8] {
         match &self.data {
             DataRef::Chunk(data) => data,
-            DataRef::Buffer(buffer) => buffer,
+            DataRef::Buffer { data, .. } => data,
+        }
+    }
+
+    /// The data as text, if it is valid UTF-8 (checked with SIMD, not cached).
+    pub fn data_str(&self) -> Option<&str> {
+        simdutf8::basic::from_utf8(self.data()).ok()
+    }
+
+    /// Index in the data of the first byte that is not valid UTF-8, as [`Event::invalid_utf8`].
+    /// Data the parser buffered was mostly checked as it arrived; only the rest is checked here.
+    pub fn invalid_utf8(&self) -> Option<usize> {
+        match &self.data {
+            DataRef::Chunk(data) => invalid_utf8(data),
+            DataRef::Buffer {
+                invalid: Some(at), ..
+            } => Some(*at),
+            DataRef::Buffer {
+                data,
+                checked,
+                invalid: None,
+            } => invalid_utf8(&data[*checked..]).map(|at| checked + at),
         }
     }
 
@@ -118,14 +157,15 @@ impl<'a> EventRef<'a> {
     /// The owned event. Large data is moved out of the parser's buffer rather than copied.
     pub fn into_event(self) -> Event {
         let event_type = self.event_type().into_owned();
+        let invalid_utf8 = self.invalid_utf8();
         let data = match self.data {
             DataRef::Chunk(data) => data.to_vec(),
-            DataRef::Buffer(buffer) if buffer.len() >= MOVE_THRESHOLD => std::mem::take(buffer),
-            DataRef::Buffer(buffer) => buffer.as_slice().to_vec(),
+            DataRef::Buffer { data, .. } if data.len() >= MOVE_THRESHOLD => std::mem::take(data),
+            DataRef::Buffer { data, .. } => data.as_slice().to_vec(),
         };
         Event {
             event_type,
-            invalid_utf8: std::str::from_utf8(&data).err().map(|e| e.valid_up_to()),
+            invalid_utf8,
             data,
             id: self.id.to_owned(),
             retry: self.retry,

@@ -1,27 +1,26 @@
 //! The push parser: lines out of chunks, fields out of lines, events out of blocks.
 //!
-//! A line that ends inside the chunk being fed is parsed straight from the chunk. A line cut by
-//! the end of a chunk is carried over in the smallest form that still lets it be finished:
-//! a data value goes straight into the data buffer, an ignored field is only counted, and only
-//! `event`, `id`, `retry` and comment lines (and at most five bytes of a field name still being
-//! read) are buffered. Nothing is ever scanned twice, which keeps every chunking linear.
+//! A line that ends inside the chunk being fed is parsed straight from the chunk; a line cut by
+//! the end of a chunk is carried over by [`partial`]. Every byte is looked at a bounded number of
+//! times whatever the chunking (no buffered byte is rescanned for a line end), which keeps
+//! parsing linear.
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 use super::event::{DataRef, EventRef, Unterminated, Visitor};
+use super::scan::{find_eol, parse_retry, split_field};
 use super::{Error, Limits};
+
+mod partial;
 
 /// "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM), if any."
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 /// `bom_seen` once the start of the stream has been decided (BOM stripped or absent).
 const BOM_DECIDED: u8 = u8::MAX;
-/// The longest field name the spec acts on (`event`, `retry`). A line whose first six bytes hold
-/// no colon names a field that is ignored, so no line is searched further for its colon.
-const MAX_NAME: usize = 5;
 
 /// What is known about a line cut by the end of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Partial {
+pub(super) enum Partial {
     /// No line in progress: the next byte starts one.
     None,
     /// `line_buf` holds the line so far: no colon yet, and a prefix of a field name the spec acts on.
@@ -66,6 +65,10 @@ pub struct Parser {
     borrowed: Option<(usize, usize)>,
     /// The data buffer, without the spec's trailing LF.
     pub(super) data: Vec<u8>,
+    /// `data[..data_checked]` is valid UTF-8 and ends at a character boundary.
+    data_checked: usize,
+    /// Index of the first invalid UTF-8 byte in `data`, once found.
+    data_invalid: Option<usize>,
     event_type: Vec<u8>,
     block_retry: Option<u64>,
     /// The last event ID buffer, when set since the last dispatch; else it equals `last_id`.
@@ -105,6 +108,8 @@ impl Parser {
             has_data: false,
             borrowed: None,
             data: Vec::new(),
+            data_checked: 0,
+            data_invalid: None,
             event_type: Vec::new(),
             block_retry: None,
             id_buf: String::new(),
@@ -148,10 +153,40 @@ impl Parser {
     /// [`Error::LineTooLong`] or [`Error::EventTooLarge`] when a limit is crossed. Everything
     /// before the offending line has been delivered; the stream stops there, and every later
     /// `feed` on this connection returns the same error.
+    #[inline]
     pub fn feed<V: Visitor + ?Sized>(
         &mut self,
         chunk: &[u8],
         visitor: &mut V,
+    ) -> Result<(), Error> {
+        // The hot path, kept small: more of a line that earlier feeds cut, above all a data
+        // value (long lines, small reads). Everything else, including finishing that line, is
+        // `feed_general`. (A line in progress means no CR is pending and the BOM is decided.)
+        if !matches!(self.partial, Partial::None) && self.error.is_none() {
+            let eol = find_eol(chunk);
+            if eol.is_none() && chunk.len() <= self.limits.max_line - self.line_len {
+                self.feeds += 1;
+                self.offset += chunk.len() as u64;
+                self.line_len += chunk.len();
+                if let Partial::Data { strip_space: false } = self.partial {
+                    self.extend_data(false, chunk);
+                    self.check_new_data();
+                } else {
+                    self.extend_other(chunk, chunk);
+                }
+                return Ok(());
+            }
+            return self.feed_general(chunk, visitor, Some(eol));
+        }
+        self.feed_general(chunk, visitor, None)
+    }
+
+    /// [`Parser::feed`]; `eol`, when known, is where the first line end in `chunk` is.
+    fn feed_general<V: Visitor + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        visitor: &mut V,
+        eol: Option<Option<usize>>,
     ) -> Result<(), Error> {
         let feed = self.feeds;
         self.feeds += 1;
@@ -160,7 +195,7 @@ impl Parser {
         }
         let base = self.offset;
         self.offset += chunk.len() as u64;
-        let result = self.parse(chunk, base, feed, visitor);
+        let result = self.parse(chunk, base, feed, visitor, eol);
         // The chunk is only lent for this call: keep a copy of a data value still pointing into it.
         if let Some((start, end)) = self.borrowed.take() {
             self.data.extend_from_slice(&chunk[start..end]);
@@ -225,33 +260,36 @@ impl Parser {
         self.has_data = false;
         self.borrowed = None;
         self.data.clear();
+        self.data_checked = 0;
+        self.data_invalid = None;
         self.event_type.clear();
         self.block_retry = None;
     }
 
+    #[inline(always)]
     fn parse<V: Visitor + ?Sized>(
         &mut self,
         chunk: &[u8],
         base: u64,
         feed: usize,
         visitor: &mut V,
+        eol: Option<Option<usize>>,
     ) -> Result<(), Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
         let mut i = 0;
-        if self.skip_lf {
-            // "a single U+000D CARRIAGE RETURN (CR) character not followed by a U+000A LINE FEED
-            // (LF) character": the line already ended at the CR; this LF completes its CRLF.
-            self.skip_lf = false;
-            if chunk[0] == b'\n' {
-                i = 1;
+        if matches!(self.partial, Partial::None) && !chunk.is_empty() {
+            if self.skip_lf {
+                // "a single U+000D CARRIAGE RETURN (CR) character not followed by a U+000A LINE
+                // FEED (LF) character": the line ended at the CR; this LF completes its CRLF.
+                self.skip_lf = false;
+                i = usize::from(chunk[0] == b'\n');
+            } else if self.bom_seen != BOM_DECIDED {
+                i = self.strip_bom(chunk)?;
             }
-        } else if self.bom_seen != BOM_DECIDED {
-            i = self.strip_bom(chunk)?;
         }
-        if self.partial != Partial::None && i < chunk.len() {
-            match find_eol(&chunk[i..]) {
+        // (A line in progress means the BOM is decided and no CR is pending.)
+        if !matches!(self.partial, Partial::None) {
+            // `eol` is only known for a chunk continuing a line, where `i` is 0.
+            match eol.unwrap_or_else(|| find_eol(&chunk[i..])) {
                 Some(k) => {
                     self.finish_partial(chunk, i, i + k, visitor)?;
                     i = self.skip_eol(chunk, i + k);
@@ -259,6 +297,18 @@ impl Parser {
                 None => return self.extend_partial(chunk, &chunk[i..]),
             }
         }
+        self.lines(chunk, i, base, feed, visitor)
+    }
+
+    /// The lines of `chunk[i..]`, which starts a line.
+    fn lines<V: Visitor + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        mut i: usize,
+        base: u64,
+        feed: usize,
+        visitor: &mut V,
+    ) -> Result<(), Error> {
         while i < chunk.len() {
             let first = chunk[i];
             if first == b'\n' || first == b'\r' {
@@ -319,15 +369,20 @@ impl Parser {
         eol + 1
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_line_len(&self) -> Result<(), Error> {
         if self.line_len > self.limits.max_line {
-            return Err(Error::LineTooLong {
-                start: self.line_start,
-                limit: self.limits.max_line,
-            });
+            return Err(self.line_too_long());
         }
         Ok(())
+    }
+
+    #[cold]
+    fn line_too_long(&self) -> Error {
+        Error::LineTooLong {
+            start: self.line_start,
+            limit: self.limits.max_line,
+        }
     }
 
     /// A non-blank line that ends inside the chunk: `chunk[s..e]`.
@@ -461,7 +516,11 @@ impl Parser {
         if self.has_data {
             let data = match self.borrowed.take() {
                 Some((s, e)) => DataRef::Chunk(&chunk[s..e]),
-                None => DataRef::Buffer(&mut self.data),
+                None => DataRef::Buffer {
+                    data: &mut self.data,
+                    checked: self.data_checked,
+                    invalid: self.data_invalid,
+                },
             };
             // 5., 6.: type "message" unless the event type buffer is not empty; lastEventId is
             // the last event ID string.
@@ -478,179 +537,4 @@ impl Parser {
         // 7. "Set the data buffer and the event type buffer to the empty string."
         self.reset_block();
     }
-
-    /// A line that the end of the chunk cuts: `chunk[i..]`, not empty, no CR or LF.
-    fn begin_partial(&mut self, chunk: &[u8], i: usize, base: u64) -> Result<(), Error> {
-        self.line_start = base + i as u64;
-        self.line_len = 0;
-        self.line_buf.clear();
-        self.block_start.get_or_insert(self.line_start);
-        self.partial = if chunk[i] == b':' {
-            Partial::Field
-        } else {
-            Partial::Name
-        };
-        self.extend_partial(chunk, &chunk[i..])
-    }
-
-    /// More bytes of the cut line, with no line end among them.
-    fn extend_partial(&mut self, chunk: &[u8], bytes: &[u8]) -> Result<(), Error> {
-        self.line_len += bytes.len();
-        self.check_line_len()?;
-        match self.partial {
-            Partial::Field => self.line_buf.extend_from_slice(bytes),
-            Partial::Skip | Partial::None => {}
-            Partial::Data { strip_space } => self.extend_data(strip_space, bytes),
-            Partial::Name => self.classify(chunk, bytes),
-        }
-        Ok(())
-    }
-
-    /// Appends bytes of a cut data line's value.
-    fn extend_data(&mut self, strip_space: bool, bytes: &[u8]) {
-        let value = if strip_space {
-            bytes.strip_prefix(b" ").unwrap_or(bytes)
-        } else {
-            bytes
-        };
-        if !bytes.is_empty() {
-            self.partial = Partial::Data { strip_space: false };
-        }
-        self.data.extend_from_slice(value);
-    }
-
-    /// Decides what a cut line is once its field name is known: `line_buf` holds the name so far,
-    /// `bytes` follow it.
-    fn classify(&mut self, chunk: &[u8], bytes: &[u8]) {
-        let have = self.line_buf.len();
-        let window = &bytes[..bytes.len().min(MAX_NAME + 1 - have)];
-        let Some(colon) = memchr(b':', window) else {
-            if have + bytes.len() <= MAX_NAME && is_name_prefix(&self.line_buf, bytes) {
-                self.line_buf.extend_from_slice(bytes);
-            } else {
-                self.line_buf.clear();
-                self.partial = Partial::Skip;
-            }
-            return;
-        };
-        let name = name_of(&self.line_buf, &bytes[..colon]);
-        let value = &bytes[colon + 1..];
-        match name {
-            Some(Name::Data) => {
-                self.line_buf.clear();
-                self.significant = true;
-                self.start_data_line(chunk);
-                self.partial = Partial::Data { strip_space: true };
-                self.extend_data(true, value);
-            }
-            Some(Name::Other) => {
-                self.line_buf.extend_from_slice(bytes);
-                self.partial = Partial::Field;
-            }
-            None => {
-                self.line_buf.clear();
-                self.partial = Partial::Skip;
-            }
-        }
-    }
-
-    /// The cut line ends at `chunk[e]`; `chunk[s..e]` are its last bytes.
-    fn finish_partial<V: Visitor + ?Sized>(
-        &mut self,
-        chunk: &[u8],
-        s: usize,
-        e: usize,
-        visitor: &mut V,
-    ) -> Result<(), Error> {
-        let bytes = &chunk[s..e];
-        self.line_len += bytes.len();
-        self.check_line_len()?;
-        let partial = std::mem::replace(&mut self.partial, Partial::None);
-        match partial {
-            Partial::None => Ok(()),
-            Partial::Data { strip_space } => {
-                self.extend_data(strip_space, bytes);
-                self.partial = Partial::None;
-                self.check_event_size(self.data.len())
-            }
-            Partial::Skip => {
-                self.significant = true;
-                Ok(())
-            }
-            Partial::Name | Partial::Field => {
-                let mut line = std::mem::take(&mut self.line_buf);
-                line.extend_from_slice(bytes);
-                let result = self.field_line(chunk, &line, self.line_start, visitor);
-                line.clear();
-                self.line_buf = line;
-                result
-            }
-        }
-    }
-}
-
-/// Field names the spec acts on, as far as a cut line needs to know.
-enum Name {
-    Data,
-    Other,
-}
-
-/// The name `a ++ b` if the spec acts on it.
-fn name_of(a: &[u8], b: &[u8]) -> Option<Name> {
-    let is =
-        |name: &[u8]| a.len() + b.len() == name.len() && name.starts_with(a) && name.ends_with(b);
-    if is(b"data") {
-        Some(Name::Data)
-    } else if is(b"event") || is(b"id") || is(b"retry") {
-        Some(Name::Other)
-    } else {
-        None
-    }
-}
-
-/// Whether `a ++ b` begins a field name the spec acts on.
-fn is_name_prefix(a: &[u8], b: &[u8]) -> bool {
-    [&b"data"[..], b"event", b"id", b"retry"]
-        .iter()
-        .any(|name| {
-            a.len() + b.len() <= name.len() && name.starts_with(a) && name[a.len()..].starts_with(b)
-        })
-}
-
-/// "If the line contains a U+003A COLON character (:): Collect the characters on the line before
-/// the first U+003A COLON character (:), and let field be that string. Collect the characters on
-/// the line after the first U+003A COLON character (:), and let value be that string. If value
-/// starts with a U+0020 SPACE character, remove it from value." — "Otherwise, … using the whole
-/// line as the field name, and the empty string as the field value."
-///
-/// Only the first `MAX_NAME + 1` bytes are searched: a colon further on can only follow a name
-/// the spec ignores, which the whole line is just as well.
-#[inline]
-fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr(b':', &line[..line.len().min(MAX_NAME + 1)]) {
-        Some(colon) => {
-            let value = &line[colon + 1..];
-            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
-        }
-        None => (line, &[]),
-    }
-}
-
-/// A `retry` value of ASCII digits only, saturating at `u64::MAX`. The empty value is ignored,
-/// as browsers do: there is no integer to interpret.
-fn parse_retry(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
-}
-
-/// "a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF) character pair, a single U+000A LINE FEED
-/// (LF) character …, and a single U+000D CARRIAGE RETURN (CR) character … being the ways in which
-/// a line can end."
-#[inline]
-fn find_eol(bytes: &[u8]) -> Option<usize> {
-    memchr2(b'\n', b'\r', bytes)
 }

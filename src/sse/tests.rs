@@ -478,3 +478,56 @@ fn an_ignored_field_is_counted_not_buffered() {
     parser.feed(b"\ndata: a\n\n", &mut out).expect("ok");
     assert_eq!(out[0].data, b"a");
 }
+
+/// Feeds `data: <value>\n\n` in pieces of `piece` bytes and returns the event's UTF-8 verdicts:
+/// from the owned event and from `EventRef::invalid_utf8`.
+fn utf8_verdicts(value: &[u8], piece: usize) -> (Option<usize>, Option<usize>) {
+    #[derive(Default)]
+    struct Both(Vec<Option<usize>>, Vec<Event>);
+    impl Visitor for Both {
+        fn event(&mut self, event: EventRef<'_>) {
+            self.0.push(event.invalid_utf8());
+            self.1.push(event.into_event());
+        }
+    }
+    let stream = [&b"data: "[..], value, b"\n\n"].concat();
+    let mut both = Both::default();
+    let mut parser = Parser::new();
+    for chunk in stream.chunks(piece) {
+        parser.feed(chunk, &mut both).expect("ok");
+    }
+    assert_eq!(both.1.len(), 1);
+    (both.1[0].invalid_utf8, both.0[0])
+}
+
+#[test]
+fn utf8_checked_as_data_arrives_agrees_with_std_at_every_boundary() {
+    let mut value = "é€😀a".repeat(1500).into_bytes();
+    for piece in [4097, 4098, 4099, 5000, 8191] {
+        assert_eq!(
+            utf8_verdicts(&value, piece),
+            (None, None),
+            "valid, pieces of {piece}"
+        );
+    }
+    value[9001] = 0xFF;
+    let want = std::str::from_utf8(&value).unwrap_err().valid_up_to();
+    for piece in [4097, 4098, 4099, 5000, 8191, 1 << 20] {
+        assert_eq!(
+            utf8_verdicts(&value, piece),
+            (Some(want), Some(want)),
+            "pieces of {piece}"
+        );
+    }
+    // A sequence cut by the end of the data is invalid, wherever the feeds were cut.
+    let mut cut = "é€😀a".repeat(1500).into_bytes();
+    cut.extend_from_slice(b"\xF0\x9F\x98");
+    let want = cut.len() - 3;
+    for piece in [4097, 4099, 8191] {
+        assert_eq!(
+            utf8_verdicts(&cut, piece),
+            (Some(want), Some(want)),
+            "pieces of {piece}"
+        );
+    }
+}

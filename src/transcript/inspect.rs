@@ -32,7 +32,6 @@ use std::num::NonZeroUsize;
 use serde::Serialize;
 
 use super::decode::{Decoder, Sink};
-use super::ser;
 use crate::{http1, sse};
 
 /// What `streamcheck parse` does with its input.
@@ -367,9 +366,7 @@ impl<W: Write> Sink for Printer<W> {
             );
         }
         let content_type = head.headers().get("content-type");
-        let essence = content_type
-            .map(|f| f.value().split(|&b| b == b';').next().unwrap_or_default())
-            .map(<[u8]>::trim_ascii);
+        let essence = content_type.map(|f| http1::media_type(f.value()));
         if !essence.is_some_and(|e| e.eq_ignore_ascii_case(b"text/event-stream")) {
             let what = match content_type {
                 Some(f) => format!("Content-Type is {:?}", String::from_utf8_lossy(f.value())),
@@ -391,7 +388,7 @@ impl<W: Write> Sink for Printer<W> {
 
     fn event(&mut self, event: sse::Event) {
         self.flush_utf8(event.end);
-        let data_hex = event.invalid_utf8.map(|_| ser::hex_string(&event.data));
+        let data_hex = event.invalid_utf8.map(|_| crate::hex::encode(&event.data));
         self.line(&EventLine {
             event_type: &event.event_type,
             data: event.data_str(),

@@ -74,12 +74,8 @@ impl ResponseHead {
     /// Whether Content-Type's essence (before any `;`) is `text/event-stream`, ignoring ASCII
     /// case and surrounding whitespace.
     pub fn is_event_stream(&self) -> bool {
-        self.header("content-type").is_some_and(|v| {
-            let essence = v.split(|&b| b == b';').next().unwrap_or_default();
-            essence
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"text/event-stream")
-        })
+        self.header("content-type")
+            .is_some_and(|v| http1::media_type(v).eq_ignore_ascii_case(b"text/event-stream"))
     }
 }
 

@@ -1,23 +1,13 @@
 //! How byte strings and errors look in JSON.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Display;
 
 use serde::Serializer;
 use serde::ser::{SerializeMap, SerializeSeq};
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 /// Bytes as a hex string.
 pub(crate) fn hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex_string(bytes))
+    s.serialize_str(&crate::hex::encode(bytes))
 }
 
 /// Bytes as a string when they are UTF-8, else `{"hex": …, "text": …}` (text with U+FFFD), so
@@ -27,7 +17,7 @@ pub(crate) fn bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
         Ok(text) => s.serialize_str(text),
         Err(_) => {
             let mut map = s.serialize_map(Some(2))?;
-            map.serialize_entry("hex", &hex_string(bytes))?;
+            map.serialize_entry("hex", &crate::hex::encode(bytes))?;
             map.serialize_entry("text", &String::from_utf8_lossy(bytes))?;
             map.end()
         }

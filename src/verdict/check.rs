@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::render::{bounded, escape_bytes, excerpt, window};
 use super::{AssertionResult, Verdict};
+use crate::http1::media_type;
 
 /// Bytes of context shown on each side of a difference in a message.
 const CONTEXT: usize = 24;
@@ -155,6 +156,15 @@ fn joined(values: &[&[u8]]) -> String {
         .join(", ")
 }
 
+/// Attaches the header values found as `received`, unless there were none.
+fn with_values(result: AssertionResult, values: &[&[u8]]) -> AssertionResult {
+    if values.is_empty() {
+        result
+    } else {
+        result.with_received(joined(values))
+    }
+}
+
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
         || haystack
@@ -214,12 +224,10 @@ where
             ),
         )
     };
-    let result = result.with_expected(format!("{name} containing {needle}"));
-    if values.is_empty() {
-        result
-    } else {
-        result.with_received(joined(&values))
-    }
+    with_values(
+        result.with_expected(format!("{name} containing {needle}")),
+        &values,
+    )
 }
 
 /// A header `name` must be present with exactly `expected` as its value (surrounding spaces
@@ -251,12 +259,7 @@ where
             format!("{name} is \"{}\", expected \"{expected}\"", joined(&values)),
         )
     };
-    let result = result.with_expected(expected);
-    if values.is_empty() {
-        result
-    } else {
-        result.with_received(joined(&values))
-    }
+    with_values(result.with_expected(expected), &values)
 }
 
 /// `Content-Type` must name the media type `expected` (e.g. `text/event-stream`), compared
@@ -268,10 +271,6 @@ where
 {
     let values = values_of("Content-Type", headers);
     let label = "header Content-Type";
-    let media_type = |v: &[u8]| -> Vec<u8> {
-        let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
-        v[..end].trim_ascii().to_vec()
-    };
     let result = match values.as_slice() {
         [] => AssertionResult::new(
             label,
@@ -300,12 +299,7 @@ where
             ),
         ),
     };
-    let result = result.with_expected(expected);
-    if values.is_empty() {
-        result
-    } else {
-        result.with_received(joined(&values))
-    }
+    with_values(result.with_expected(expected), &values)
 }
 
 /// The stream must end with a `data: [DONE]` event: `done_at` is the index of the `[DONE]`
@@ -529,12 +523,13 @@ pub fn format_duration(d: Duration) -> String {
     format_ns(super::duration_ns(d))
 }
 
-/// Nanoseconds for a message, as [`format_duration`] does.
+/// Nanoseconds for a message, as [`format_duration`] does. A value that would round up to the
+/// next unit is written in it (`1.0 ms`, never `1000.0 µs`).
 pub fn format_ns(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
-        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
+        1_000..999_950 => format!("{:.1} µs", ns as f64 / 1e3),
+        999_950..999_950_000 => format!("{:.1} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }

@@ -21,8 +21,9 @@ pub struct Timings {
     pub total_ns: Option<u64>,
     /// Time between consecutive events' arrivals.
     pub gaps: Option<Spread>,
-    /// Per event: client receive time minus the mock's write time of the upstream chunk that
-    /// produced it (same CLOCK_MONOTONIC, same machine).
+    /// Relay latency: client receive time minus the mock's write time of the same content
+    /// bytes, one sample per (client event, upstream write) pair that share bytes (see
+    /// `crate::transcript::RelayLatency`; same CLOCK_MONOTONIC, same machine).
     pub relay_latency: Option<Spread>,
 }
 

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use streamcheck::mock::{MockConfig, MockHandle, MockServer, RequestRecord, TlsMode};
-use streamcheck::pattern::MockSettings;
+use streamcheck::pattern::{self, MockSettings, UpstreamPlan};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -186,6 +186,18 @@ pub fn chat_body(prompt: &str) -> String {
     .to_string()
 }
 
+/// A chat body whose prompt is only the nonce directive for `nonce`.
+pub fn nonce_body(nonce: &str) -> String {
+    chat_body(&pattern::nonce_directive(nonce))
+}
+
+/// The plan of catalog pattern `spec` as the mock serves it to a request without a nonce.
+pub fn plan_of(mock: &MockHandle, spec: &str) -> UpstreamPlan {
+    pattern::resolve(spec, mock.settings(), None)
+        .unwrap_or_else(|e| panic!("{spec}: {e}"))
+        .plan
+}
+
 /// A POST to the chat route; absolute URI so HTTP/2 gets :scheme and :authority.
 pub fn chat_request(
     target: Target,
@@ -267,6 +279,15 @@ pub async fn read_all(response: http::Response<Incoming>) -> Fetched {
         }
     }
     fetched
+}
+
+/// The next frame of a response body, which must come before [`DEADLINE`] and be no error.
+pub async fn next_frame(body: &mut Incoming) -> hyper::body::Frame<Bytes> {
+    tokio::time::timeout(DEADLINE, body.frame())
+        .await
+        .expect("body stalled")
+        .expect("the body ended early")
+        .expect("body error")
 }
 
 /// One request on a fresh connection.

@@ -51,6 +51,16 @@ fn scratch_dir(tag: &str) -> PathBuf {
 impl Daemon {
     /// Starts `streamcheck ref-daemon` against `base` and waits for its socket.
     pub fn start(base: &str, fault: Option<&str>, args: &[&str]) -> Daemon {
+        Daemon::start_env(base, fault, args, &[])
+    }
+
+    /// As [`Daemon::start`], with extra environment variables.
+    pub fn start_env(
+        base: &str,
+        fault: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = scratch_dir(fault.unwrap_or("ok"));
         let socket = dir.join("daemon.sock");
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
@@ -70,6 +80,7 @@ impl Daemon {
             .env("OPENAI_API_KEY", "sk-test")
             .env_remove("OPENAI_HTTP2_ENABLED")
             .env_remove("OPENAI_INSECURE_SSL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -506,4 +506,9 @@ fn durations_read_naturally() {
     assert_eq!(format_ns(12_340), "12.3 µs");
     assert_eq!(format_ns(4_500_000), "4.5 ms");
     assert_eq!(format_duration(ms(2000)), "2.00 s");
+    // Rounding never shows a four-digit figure of the smaller unit.
+    assert_eq!(format_ns(999_949), "999.9 µs");
+    assert_eq!(format_ns(999_950), "1.0 ms");
+    assert_eq!(format_ns(999_949_999), "999.9 ms");
+    assert_eq!(format_ns(999_950_000), "1.00 s");
 }

@@ -1,0 +1,87 @@
+//! Shared by the suite's end-to-end tests: the binary, the reference daemon as a
+//! `--daemon-cmd`, fast settings, and runs through the library and the command line.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use streamcheck::scenario::{self, DaemonCommand, MockOptions, SuiteConfig, SuiteRun, Target};
+use streamcheck::verdict::{ScenarioResult, Verdict};
+
+/// The streamcheck binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_streamcheck");
+
+/// `--daemon-cmd` for the reference daemon, with a fault mode or none.
+pub fn ref_daemon(fault: Option<&str>) -> String {
+    match fault {
+        Some(f) => format!("{BIN} ref-daemon --socket {{socket}} --fault {f}"),
+        None => format!("{BIN} ref-daemon --socket {{socket}}"),
+    }
+}
+
+/// Flags that keep a run short: 2 ms between mock chunks, 5 s per stream.
+pub const FAST: [&str; 4] = ["--chunk-delay-ms", "2", "--timeout", "5"];
+
+/// `streamcheck ARGS`, waited for.
+pub fn streamcheck(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
+}
+
+/// The exit code, stdout and stderr of a finished command.
+pub fn outcome(out: &Output) -> (Option<i32>, String, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh path in the temporary directory for this test process.
+pub fn tmp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamcheck-suite-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A library run against the reference daemon (with `fault`) over the named scenarios.
+pub fn run_ref(fault: Option<&str>, scenarios: &[&str], strict: bool) -> SuiteRun {
+    let mut config = SuiteConfig::new(Target::Command(DaemonCommand {
+        command: ref_daemon(fault),
+        mock: MockOptions {
+            tls: true,
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(2),
+        },
+        start_timeout: Duration::from_secs(20),
+    }));
+    config.scenarios = scenarios.iter().map(|s| (*s).to_owned()).collect();
+    config.timeout = Duration::from_secs(5);
+    if strict {
+        config.strictness = streamcheck::verdict::Strictness::Strict;
+    }
+    scenario::run_suite(&config).unwrap_or_else(|e| panic!("the run could not be made: {e}"))
+}
+
+/// The result of scenario `name` in `run`.
+pub fn result<'a>(run: &'a SuiteRun, name: &str) -> &'a ScenarioResult {
+    run.summary
+        .scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("{name} not in the run"))
+}
+
+/// The first assertion of `result` with verdict `verdict`, for messages.
+pub fn first(result: &ScenarioResult, verdict: Verdict) -> String {
+    result
+        .assertions
+        .iter()
+        .find(|a| a.verdict == verdict)
+        .map_or_else(String::new, |a| format!("{}: {}", a.name, a.message))
+}
