@@ -22,6 +22,8 @@ CONNECTIONS=${CONNECTIONS:-10000}
 RAMP_UP=${RAMP_UP:-900ms}
 CHUNK_COUNT=${CHUNK_COUNT:-18}
 CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-50}
+# CLIENT_PREFIX: run the client under e.g. `nice -n -10` (see the README's figures).
+CLIENT_PREFIX=${CLIENT_PREFIX:-}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/streamcheck-bench.XXXXXX")}
 mkdir -p "$OUT"
 
@@ -62,7 +64,7 @@ while [ ! -S "$SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 echo "streamcheck stress: $CONNECTIONS concurrent streams of $CHUNK_COUNT events ${CHUNK_DELAY_MS} ms apart, ramp-up $RAMP_UP"
 echo "mock $URL (PID $MOCK_PID), reference daemon PID $DAEMON_PID; reports in $OUT"
 set +e
-/usr/bin/time -v -o "$OUT/time.txt" "$BIN" stress --socket "$SOCKET" --backend "$URL" \
+/usr/bin/time -v -o "$OUT/time.txt" $CLIENT_PREFIX "$BIN" stress --socket "$SOCKET" --backend "$URL" \
     --daemon-pid "$DAEMON_PID" --connections "$CONNECTIONS" --concurrency "$CONNECTIONS" \
     --ramp-up "$RAMP_UP" --quiet --format json -o "$OUT/report.json"
 STATUS=$?
@@ -84,7 +86,8 @@ if command -v jq >/dev/null 2>&1; then
       "peak open streams: " + (.run.peak_open | tostring) + ", events: " + (.run.events | tostring),
       (.latency[] | select(.name == "schedule_lag") |
         "ramp-up schedule error: max " + (.max_ns | ms) + " ms, p99 " + (.p99_ns | ms) + " ms"),
-      "ramp-up: planned " + (.run.ramp_planned_ms | tostring) + " ms, took " + (.run.ramp_actual_ms | tostring) + " ms",
+      "ramp-up: planned " + (.run.ramp_planned_ms | tostring) + " ms, last start at " + (.run.ramp_actual_ms // "-" | tostring) + " ms",
+      (if .limits.stopped_by then "stopped by: " + .limits.stopped_by.detail else empty end),
       "client accounting: loop thread " + (.client.cpu_seconds_loop_thread | tostring) + " CPU-s, process "
         + (.client.cpu_seconds_process_total | tostring) + " CPU-s, "
         + ((.client.rss_per_open_stream_bytes // 0) / 1024 | tostring | .[0:5]) + " KiB per open stream",

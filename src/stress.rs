@@ -133,9 +133,9 @@ pub struct MockOptions {
 }
 
 impl StressConfig {
-    /// A closed-loop run of `connections` streams, `concurrency` at a time, against a running
-    /// daemon on `socket` whose upstream is the mock at `backend`, with the defaults of the
-    /// command line.
+    /// A closed-loop run of `connections` streams, `concurrency` at a time, against `daemon`
+    /// with `upstream`, otherwise with the command line's defaults (no ramp-up, default
+    /// pattern, 30 s timeout, TCP pairs over SEQPACKET, 10 s settle, no progress bar).
     pub fn new(
         daemon: DaemonSpec,
         upstream: Upstream,

@@ -3,55 +3,13 @@
 
 mod stress_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use streamcheck::mock::{MockConfig, MockServer};
 use streamcheck::pattern::MockSettings;
-use stress_support::{BIN, stress};
-
-/// A reference daemon started by the test on `dir/d.sock`, pointed at `backend`.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, backend: &str) -> Daemon {
-        let socket = dir.join("d.sock");
-        let child = Command::new(BIN)
-            .args(["ref-daemon", "--socket"])
-            .arg(&socket)
-            .env("OPENAI_API_BASE", backend)
-            .env("OPENAI_API_KEY", "test")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let until = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < until, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, socket }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn socket(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use stress_support::{BIN, Daemon, stress};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sc-stress-{name}-{}", std::process::id()));

@@ -41,7 +41,7 @@ struct Conn {
     arrivals: Option<Arrivals>,
 }
 
-/// What the loop found, for the report.
+/// What the loop found, for the report (see [`super::report`] for each figure's meaning).
 pub struct RunResult {
     pub integrity: Integrity,
     pub latencies: Latencies,
@@ -50,9 +50,12 @@ pub struct RunResult {
     pub bytes: u64,
     pub peak_open: u64,
     pub wall_ns: u64,
-    pub ramp_actual_ns: u64,
+    pub ramp_actual_ns: Option<u64>,
     pub interrupted: bool,
-    pub limit: Option<LimitHit>,
+    /// The client limit that stopped the run.
+    pub stopped_by: Option<LimitHit>,
+    /// When the daemon's accept backlog was first full.
+    pub backlog: Option<LimitHit>,
     pub backlog_full: u64,
     pub daemon: Option<DaemonResources>,
     pub thread_cpu_ns: u64,
@@ -73,7 +76,9 @@ struct State<'p> {
     bytes: u64,
     interrupted: bool,
     backlog_full: u64,
-    limit: Option<LimitHit>,
+    /// A client limit (fds, ports) was reached: start nothing more.
+    stopped_by: Option<LimitHit>,
+    backlog: Option<LimitHit>,
     /// Times at which closed-loop slots freed up, oldest first.
     freed: VecDeque<u64>,
     closed_loop: bool,
@@ -116,12 +121,15 @@ pub fn run(
         bytes: 0,
         interrupted: false,
         backlog_full: 0,
-        limit: None,
+        stopped_by: None,
+        backlog: None,
         freed: VecDeque::new(),
         closed_loop: !model.is_open(),
         deadlines: [VecDeque::new(), VecDeque::new()],
     };
-    let (mut next, mut peak_open, mut ramp_done_ns, mut ramp_used) = (0u64, 0usize, 0u64, 0u64);
+    let (mut next, mut peak_open, mut ramp_used) = (0u64, 0usize, 0u64);
+    // When the closed loop's ramp started its last stream.
+    let mut ramp_done_ns = None;
     let (mut next_tick, mut best_rss) = (t0, (0usize, 0u64));
     let mut starting = true;
     let mut daemon_exited = None;
@@ -135,7 +143,11 @@ pub fn run(
                 ring.close(conn.id);
             }
         }
-        if starting && (planned.is_some_and(|n| next >= n) || stop_at.is_some_and(|s| now >= s)) {
+        if starting
+            && (planned.is_some_and(|n| next >= n)
+                || stop_at.is_some_and(|s| now >= s)
+                || st.stopped_by.is_some())
+        {
             starting = false;
         }
         // Start everything due by now.
@@ -169,14 +181,14 @@ pub fn run(
                 if let LoadModel::Closed { concurrency, .. } = model
                     && ramp_used == planned.unwrap_or(u64::MAX).min(concurrency as u64)
                 {
-                    ramp_done_ns = monotonic_ns().saturating_sub(t0);
+                    ramp_done_ns = Some(monotonic_ns().saturating_sub(t0));
                 }
             } else if !model.is_open() {
                 st.freed.pop_front();
             }
             let role = roles.role(next);
             if let Err(limit) = st.start(&mut ring, &socket, config, next, scheduled, role, model) {
-                st.limit = Some(limit);
+                st.stopped_by.get_or_insert(limit);
                 starting = false;
                 break;
             }
@@ -248,10 +260,6 @@ pub fn run(
         };
         d.settle(settle, pair_port, next);
     }
-    let ramp_actual_ns = match model {
-        LoadModel::Closed { .. } => ramp_done_ns,
-        LoadModel::Open { .. } => wall_ns,
-    };
     Ok(RunResult {
         integrity: st.integrity,
         latencies: st.lat,
@@ -260,9 +268,10 @@ pub fn run(
         bytes: st.bytes,
         peak_open: peak_open as u64,
         wall_ns,
-        ramp_actual_ns,
+        ramp_actual_ns: ramp_done_ns,
         interrupted: st.interrupted,
-        limit: st.limit,
+        stopped_by: st.stopped_by,
+        backlog: st.backlog,
         backlog_full: st.backlog_full,
         daemon,
         thread_cpu_ns,
@@ -469,17 +478,31 @@ impl State<'_> {
             EndReason::ClosedByClient => Ending::ClientClosed,
             EndReason::Timeout => Ending::Timeout,
             EndReason::Error(e) if c.sent_ns.is_none() => {
-                if matches!(e, HandoffError::BacklogFull { .. }) {
-                    self.backlog_full += 1;
-                    if self.limit.is_none() {
-                        self.limit = Some(LimitHit {
-                            kind: LimitKind::DaemonBacklog,
-                            open_streams: self.open as u64 + 1,
-                            detail: e.to_string(),
-                        });
+                let hit = |kind| LimitHit {
+                    kind,
+                    open_streams: self.open as u64 + 1,
+                    detail: e.to_string(),
+                };
+                match e {
+                    HandoffError::BacklogFull { .. } => {
+                        self.backlog_full += 1;
+                        self.backlog
+                            .get_or_insert_with(|| hit(LimitKind::DaemonBacklog));
+                        Ending::HandoffFailed(e.to_string())
                     }
+                    // The client's own limits, met midway through a handoff: not the daemon's
+                    // failure, and the run starts nothing more.
+                    HandoffError::FdLimit { .. } => {
+                        self.stopped_by.get_or_insert_with(|| hit(LimitKind::Fds));
+                        Ending::ClientLimit(e.to_string())
+                    }
+                    HandoffError::PortsExhausted => {
+                        self.stopped_by
+                            .get_or_insert_with(|| hit(LimitKind::EphemeralPorts));
+                        Ending::ClientLimit(e.to_string())
+                    }
+                    _ => Ending::HandoffFailed(e.to_string()),
                 }
-                Ending::HandoffFailed(e.to_string())
             }
             EndReason::Error(e) => Ending::ReadError(e.to_string()),
         };

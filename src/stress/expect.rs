@@ -18,9 +18,11 @@ pub const NONCE_DIGITS: usize = 8;
 pub const MAX_CONNECTIONS: u64 = 99_999_999;
 
 /// The per-run tag and the nonce format built on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Nonces {
     tag: String,
+    /// Finds `TAG-` in content (built once: it is searched for in every content piece).
+    finder: memchr::memmem::Finder<'static>,
 }
 
 impl Nonces {
@@ -35,13 +37,15 @@ impl Nonces {
             x /= 36;
             tag.push(char::from_digit(d, 36).unwrap_or('0'));
         }
-        Nonces { tag }
+        Nonces::with_tag(&tag)
     }
 
-    /// Nonces with this tag (tests).
+    /// Nonces with this tag (letters and digits).
     pub fn with_tag(tag: &str) -> Nonces {
+        let needle = format!("{tag}-");
         Nonces {
             tag: tag.to_owned(),
+            finder: memchr::memmem::Finder::new(needle.as_bytes()).into_owned(),
         }
     }
 
@@ -53,10 +57,9 @@ impl Nonces {
     /// The connection number a text names with this run's nonce format, if any: the first
     /// `TAG-DIGITS` in it.
     pub fn find_connection(&self, text: &[u8]) -> Option<u64> {
-        let needle = format!("{}-", self.tag);
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        for at in finder.find_iter(text) {
-            let digits = text.get(at + needle.len()..at + needle.len() + NONCE_DIGITS)?;
+        let skip = self.tag.len() + 1;
+        for at in self.finder.find_iter(text) {
+            let digits = text.get(at + skip..at + skip + NONCE_DIGITS)?;
             if digits.iter().all(u8::is_ascii_digit) {
                 return std::str::from_utf8(digits).ok()?.parse().ok();
             }

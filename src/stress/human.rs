@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use super::LimitKind;
 use super::integrity::Outcome;
 use super::latency::human_ns;
 use super::report::StressReport;
@@ -27,16 +26,17 @@ impl StressReport {
         } else {
             "INTEGRITY FAILED"
         };
+        let cut = if r.interrupted {
+            " (interrupted by Ctrl-C)"
+        } else if self.limits.stopped_by.is_some() {
+            " (stopped early by a client limit, see below)"
+        } else {
+            ""
+        };
         writeln!(
             o,
-            "streamcheck stress: {verdict}: {} of {} streams failed{}",
-            self.integrity.failed,
-            r.judged,
-            if r.interrupted {
-                " (interrupted by Ctrl-C)"
-            } else {
-                ""
-            }
+            "streamcheck stress: {verdict}: {} of {} streams failed{cut}",
+            self.integrity.failed, r.judged,
         )?;
         writeln!(
             o,
@@ -118,11 +118,13 @@ impl StressReport {
                 human_ns(s.max_ns)
             )?;
         }
-        writeln!(
-            o,
-            "  ramp-up: planned {:.1} ms, took {:.1} ms",
-            r.ramp_planned_ms, r.ramp_actual_ms
-        )?;
+        if let Some(took) = r.ramp_actual_ms {
+            writeln!(
+                o,
+                "  ramp-up: planned {:.1} ms, last start at {took:.1} ms",
+                r.ramp_planned_ms
+            )?;
+        }
         let relay = &self.relay;
         if relay.streams_joined > 0 || relay.waiting > 0 || relay.log_error.is_some() {
             write!(o, "  relay latency from {} streams", relay.streams_joined)?;
@@ -198,23 +200,24 @@ impl StressReport {
             write!(o, ", {ports} ephemeral ports")?;
         }
         writeln!(o)?;
-        match &lim.hit {
-            Some(hit) if hit.kind == LimitKind::DaemonBacklog => writeln!(
-                o,
-                "! {} first reached at {} open streams: {} handoffs failed; {}",
-                hit.kind.name(),
-                hit.open_streams,
-                lim.backlog_full,
-                hit.detail
-            )?,
-            Some(hit) => writeln!(
+        if let Some(hit) = &lim.stopped_by {
+            writeln!(
                 o,
                 "! stopped by {} at {} open streams: {}",
                 hit.kind.name(),
                 hit.open_streams,
                 hit.detail
-            )?,
-            None => {}
+            )?;
+        }
+        if let Some(hit) = &lim.daemon_backlog {
+            writeln!(
+                o,
+                "! {} was full at {} open streams: {} handoffs failed; {}",
+                hit.kind.name(),
+                hit.open_streams,
+                lim.backlog_full,
+                hit.detail
+            )?;
         }
         for note in &self.notes {
             writeln!(o, "\nnote: {note}")?;

@@ -23,6 +23,8 @@ pub enum Outcome {
     Aborted,
     /// Closed by the client because the run was interrupted; not judged.
     Interrupted,
+    /// Not handed off because the client reached its own limit (fds, ports); not judged.
+    ClientLimit,
     /// The handoff did not complete (connect or send failed, the accept backlog was full).
     HandoffFailed,
     /// The stream carried content meant for another connection.
@@ -46,10 +48,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Completed,
         Outcome::Aborted,
         Outcome::Interrupted,
+        Outcome::ClientLimit,
         Outcome::HandoffFailed,
         Outcome::Crosstalk,
         Outcome::Timeout,
@@ -65,7 +68,7 @@ impl Outcome {
     pub fn is_ok(self) -> bool {
         matches!(
             self,
-            Outcome::Completed | Outcome::Aborted | Outcome::Interrupted
+            Outcome::Completed | Outcome::Aborted | Outcome::Interrupted | Outcome::ClientLimit
         )
     }
 
@@ -75,6 +78,7 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::Aborted => "aborted by the client as planned",
             Outcome::Interrupted => "interrupted (Ctrl-C)",
+            Outcome::ClientLimit => "not handed off: a client limit was reached",
             Outcome::HandoffFailed => "handoff failed",
             Outcome::Crosstalk => "cross-talk",
             Outcome::Timeout => "timed out",
@@ -105,6 +109,8 @@ pub enum Ending {
     Timeout,
     /// The handoff failed, with the reason.
     HandoffFailed(String),
+    /// The client reached its own limit during the handoff, with the reason.
+    ClientLimit(String),
     /// Reading failed, with the reason.
     ReadError(String),
 }
@@ -135,8 +141,10 @@ pub fn judge(
         Some(e) => format!("{} of {} content bytes", p.content_len, e.len()),
         None => format!("{} content bytes", p.content_len),
     };
-    if let Ending::HandoffFailed(why) = ending {
-        return (Outcome::HandoffFailed, why.clone());
+    match ending {
+        Ending::HandoffFailed(why) => return (Outcome::HandoffFailed, why.clone()),
+        Ending::ClientLimit(why) => return (Outcome::ClientLimit, why.clone()),
+        _ => {}
     }
     if let Some(other) = p.crosstalk {
         return (

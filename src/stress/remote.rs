@@ -248,11 +248,15 @@ impl Body {
         if self.ended {
             return Ok(false);
         }
-        let n = match self.io.read(&mut self.buf) {
-            Ok(n) => n,
-            // A peer that closes without TLS close_notify after a complete response is fine.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(e),
+        let n = loop {
+            match self.io.read(&mut self.buf) {
+                Ok(n) => break n,
+                // A signal (Ctrl-C is watched on another thread) is not the end of the answer.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A peer that closes without TLS close_notify after a complete response is fine.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 0,
+                Err(e) => return Err(e),
+            }
         };
         let Some(parser) = self.parser.as_mut() else {
             return Ok(false);

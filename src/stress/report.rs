@@ -20,7 +20,9 @@
 //!   "client":    { cpu_seconds_loop_thread, cpu_seconds_process_run, cpu_seconds_process_total,
 //!                  cpu_seconds_per_1000_streams, cpu_seconds_per_1000_events, peak_rss_bytes,
 //!                  rss_before_bytes, rss_per_open_stream_bytes, embedded_mock },
-//!   "limits":    { fd_limit, ephemeral_ports, hit: { kind, open_streams, detail } | null,
+//!   "limits":    { fd_limit, ephemeral_ports,
+//!                  stopped_by: { kind: "fds"|"ephemeral_ports", open_streams, detail } | null,
+//!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
 //!                  backlog_full },
 //!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
 //!   "notes":     [ "…" ] }
@@ -35,74 +37,117 @@ use super::integrity::{Outcome, Tally};
 use super::latency::Summary;
 use super::resources::{DaemonResources, LeakVerdict};
 use super::setup::{Mock, Prepared};
-use super::{DaemonSpec, LimitHit, LimitKind, LoadModel, StressConfig};
+use super::{LimitHit, LoadModel, StressConfig};
 
 /// Facts about the client's environment gathered around the run.
 pub struct Environment {
+    /// RLIMIT_NOFILE after raising it.
     pub fd_limit: u64,
+    /// Size of `net.ipv4.ip_local_port_range`.
     pub ephemeral_ports: Option<u64>,
+    /// CPU of the whole process from set-up to the end of the run, ns.
     pub total_cpu_ns: u64,
+    /// VmHWM, bytes.
     pub peak_rss_bytes: u64,
 }
 
 /// What a stress run found. See the [module docs](self) for the JSON form.
 #[derive(Debug, Clone, Serialize)]
 pub struct StressReport {
+    /// Schema version: 1.
     pub version: u32,
+    /// What was tested.
     pub target: TargetInfo,
+    /// The load asked for.
     pub load: LoadInfo,
+    /// What the run did.
     pub run: RunInfo,
+    /// Every connection's outcome.
     pub integrity: IntegrityInfo,
+    /// Every histogram, in the order of [`super::latency::Latencies::named`].
     pub latency: Vec<Summary>,
+    /// How the relay-latency join went.
     pub relay: RelayInfo,
+    /// The daemon's resources (`None` without a PID).
     pub daemon: Option<DaemonResources>,
+    /// The client's own cost.
     pub client: ClientCost,
+    /// Limits, and which one stopped the run.
     pub limits: Limits,
+    /// The io_uring loop's counters.
     pub ring: RingInfo,
+    /// Things to know when reading the figures.
     pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetInfo {
+    /// The daemon's command line, or its socket.
     pub daemon: String,
+    /// Its socket.
     pub socket: String,
+    /// Its upstream, in words.
     pub upstream: String,
+    /// The pattern normal connections asked for.
     pub pattern: String,
+    /// `tcp` or `unix`.
     pub pair: &'static str,
+    /// `seqpacket` or `stream`.
     pub socket_type: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadInfo {
+    /// `closed` or `open`.
     pub model: &'static str,
+    /// Connections planned (`null`: until the duration ends).
     pub connections: Option<u64>,
+    /// Streams kept open (closed loop) or the cap on open streams (open loop).
     pub concurrency: u64,
+    /// Arrivals per second (open loop).
     pub rate: Option<f64>,
+    /// The ramp-up.
     pub ramp_up_ms: u64,
+    /// How long connections were started for.
     pub duration_ms: Option<u64>,
+    /// Each stream's deadline.
     pub timeout_ms: u64,
+    /// Fraction of clients closing early.
     pub abort_rate: f64,
+    /// Fraction of slow readers.
     pub slow_readers: f64,
+    /// How long slow readers stop reading.
     pub slow_pause_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
+    /// Connections started.
     pub started: u64,
+    /// Connections judged (each has an outcome).
     pub judged: u64,
+    /// The most streams open at once.
     pub peak_open: u64,
+    /// SSE events received.
     pub events: u64,
+    /// Bytes received.
     pub bytes: u64,
+    /// From the first start to the last end.
     pub wall_seconds: f64,
+    /// Ctrl-C ended the run.
     pub interrupted: bool,
+    /// The ramp-up asked for.
     pub ramp_planned_ms: f64,
-    pub ramp_actual_ms: f64,
+    /// When the closed loop's ramp-up had started its last stream (`null` in an open loop, or
+    /// when the run ended first).
+    pub ramp_actual_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrityInfo {
     /// Every connection completed (or aborted as planned) and the daemon kept nothing.
     pub held: bool,
+    /// Connections whose outcome breaks integrity.
     pub failed: u64,
     /// Whether the daemon leaked (from its resources; `unknown` without a PID).
     pub leak: LeakVerdict,
@@ -112,10 +157,15 @@ pub struct IntegrityInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayInfo {
+    /// Streams whose events were timed against the mock's writes.
     pub streams_joined: u64,
+    /// Streams the mock's log did not have (e.g. beyond its capacity).
     pub waiting: u64,
+    /// Mock records whose writes did not follow the plan.
     pub off_plan: u64,
+    /// Halves dropped because too many waited.
     pub dropped: u64,
+    /// Why a remote mock's log could not be read.
     pub log_error: Option<String>,
 }
 
@@ -130,9 +180,13 @@ pub struct ClientCost {
     /// Per 1,000 streams started and per 1,000 events: the process's CPU during the run, or
     /// the loop thread's with an embedded mock.
     pub cpu_seconds_per_1000_streams: f64,
+    /// See `cpu_seconds_per_1000_streams`.
     pub cpu_seconds_per_1000_events: f64,
+    /// VmHWM at the end.
     pub peak_rss_bytes: u64,
+    /// RSS before the first stream.
     pub rss_before_bytes: u64,
+    /// (RSS − RSS before) / open streams, at the sample with the most streams open.
     pub rss_per_open_stream_bytes: Option<f64>,
     /// The mock runs inside this process, so the process figures include it.
     pub embedded_mock: bool,
@@ -140,21 +194,33 @@ pub struct ClientCost {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Limits {
+    /// RLIMIT_NOFILE after raising the soft limit to the hard one.
     pub fd_limit: u64,
+    /// Size of the local port range (loopback pairs need one port each).
     pub ephemeral_ports: Option<u64>,
-    pub hit: Option<LimitHit>,
+    /// The client limit (fds, ephemeral ports) that stopped the run.
+    pub stopped_by: Option<LimitHit>,
+    /// When the daemon's accept backlog was first found full.
+    pub daemon_backlog: Option<LimitHit>,
+    /// Handoffs that found it full.
     pub backlog_full: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RingInfo {
+    /// Completions processed.
     pub completions: u64,
+    /// Receive submissions (first arms and re-arms).
     pub recv_submissions: u64,
+    /// Receives ended by an empty buffer ring.
     pub enobufs: u64,
+    /// Submissions that waited for room in the SQ.
     pub sq_backlogged: u64,
+    /// Loopback pairs whose accept waited.
     pub deferred_accepts: u64,
 }
 
+/// Assembles the report from the run's findings.
 pub(super) fn build(
     config: &StressConfig,
     prep: &Prepared,
@@ -263,7 +329,7 @@ pub(super) fn build(
             wall_seconds: r.wall_ns as f64 / 1e9,
             interrupted: r.interrupted,
             ramp_planned_ms: ramp.as_secs_f64() * 1e3,
-            ramp_actual_ms: r.ramp_actual_ns as f64 / 1e6,
+            ramp_actual_ms: r.ramp_actual_ns.map(|ns| ns as f64 / 1e6),
         },
         integrity: IntegrityInfo {
             held,
@@ -294,7 +360,8 @@ pub(super) fn build(
         limits: Limits {
             fd_limit: env.fd_limit,
             ephemeral_ports: env.ephemeral_ports,
-            hit: r.limit,
+            stopped_by: r.stopped_by,
+            daemon_backlog: r.backlog,
             backlog_full: r.backlog_full,
         },
         ring: RingInfo {
@@ -315,19 +382,15 @@ impl StressReport {
         if !self.integrity.held {
             return 1;
         }
-        match &self.limits.hit {
-            Some(hit) if hit.kind != LimitKind::DaemonBacklog => 2,
-            _ => 0,
+        if self.limits.stopped_by.is_some() {
+            2
+        } else {
+            0
         }
     }
 
     /// The report as pretty JSON.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    }
-
-    /// Whether the daemon was started by the run.
-    pub fn daemon_started(config: &StressConfig) -> bool {
-        matches!(config.daemon, DaemonSpec::Command { .. })
     }
 }

@@ -2,7 +2,9 @@
 // Each test file uses part of this.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -72,5 +74,50 @@ pub fn stress(args: &[&str]) -> Run {
         code: out.status.code().unwrap_or(-1),
         report,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A reference daemon started by the test on `dir/d.sock`, pointed at `backend`.
+pub struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    /// Starts it; waits (up to 20 s) for its socket.
+    pub fn start(dir: &Path, backend: &str) -> Daemon {
+        let socket = dir.join("d.sock");
+        let child = Command::new(BIN)
+            .args(["ref-daemon", "--socket"])
+            .arg(&socket)
+            .env("OPENAI_API_BASE", backend)
+            .env("OPENAI_API_KEY", "test")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < until, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, socket }
+    }
+
+    /// Its PID, for `--daemon-pid`.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Its socket path.
+    pub fn socket(&self) -> &str {
+        self.socket.to_str().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
