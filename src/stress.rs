@@ -41,7 +41,7 @@ pub mod latency;
 pub mod plan;
 pub mod relay;
 mod remote;
-mod report;
+pub mod report;
 pub mod resources;
 mod setup;
 pub mod stream;

@@ -1,5 +1,5 @@
-//! The run's report: one serialisable structure, rendered as JSON here and for people in
-//! [`super::human`].
+//! The run's report: one serialisable structure, rendered as JSON ([`StressReport::json`]) and
+//! for people ([`StressReport::human`]).
 //!
 //! JSON schema (version 1), every duration in nanoseconds unless its name says otherwise:
 //!
