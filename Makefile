@@ -14,7 +14,7 @@ export FORMAT CATEGORY MOCK_API_PORT DAEMON_SOCKET STREAMCHECK
 DAEMONS := ref uring go rust php swoole swow python-http2
 
 .PHONY: help build test $(addprefix test-,$(DAEMONS)) test-category test-tap test-json list \
-        check fmt clippy unit fuzz bench mutation
+        check fmt clippy unit fuzz bench mutation prop
 
 help: ## List the targets
 	@grep -E '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -78,6 +78,10 @@ fuzz: ## Run each fuzz target for FUZZ_SECONDS (stable toolchain, no sanitizer)
 	    echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 	    (cd fuzz && $(CARGO) fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+prop: build ## Generated streams against the reference daemon: make prop CASES=1000 SEED=7
+	$(STREAMCHECK) prop --cases $(or $(CASES),200) $(if $(SEED),--seed $(SEED)) \
+	    --daemon-cmd '$(abspath $(STREAMCHECK)) ref-daemon --socket {socket}'
 
 bench: ## Parser and client benchmarks (figures go into the README)
 	$(CARGO) bench --bench parser

@@ -626,11 +626,152 @@ fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // prop
 
-#[derive(clap::Args)]
-struct PropArgs {}
+const PROP_HELP: &str = "\
+Each case is a generated upstream stream (content biased to multi-byte, combining, ZWJ and
+control characters and every JSON escape; writes cut inside characters, `data:`, CRLF and
+escapes; 0-20 ms delays; a complete, truncated, reset or error-status ending) and a client
+(reads all, leaves after N bytes or events, pauses). The mock plays the stream; the daemon's
+answer must carry the upstream's content byte for byte (a prefix of it if the client left),
+valid UTF-8, [DONE] if and only if the upstream completed (a [DONE] after a truncated upstream
+is non-strict), an error after a reset or error status, and close in time; after a client
+abort the upstream request must end within 1 s.
 
-fn cmd_prop(_args: PropArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`prop` is not built yet")
+Cases in the regression file run first. The first failing case is shrunk (--max-shrink-time),
+printed with its script, the daemon's bytes, the broken invariants and a replay command, and
+appended to the regression file: commit it, and every later run and CI replays it.
+
+Target: --daemon-cmd 'my-daemon --socket {socket}' starts the daemon beside an embedded mock
+(as `run` does), or --socket S --backend URL tests a running daemon whose OPENAI_API_BASE is a
+running `streamcheck mock-api`.
+
+Exit status: 0 every case passed, 1 a case failed or the daemon died, 2 usage or environment
+error.";
+
+#[derive(clap::Args)]
+#[command(after_long_help = PROP_HELP)]
+struct PropArgs {
+    /// The running daemon's Unix socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "daemon_cmd",
+        requires = "backend"
+    )]
+    socket: Option<std::path::PathBuf>,
+    /// The mock API the running daemon uses (its OPENAI_API_BASE).
+    #[arg(long, value_name = "URL", requires = "socket")]
+    backend: Option<String>,
+    /// Start the daemon with this shell command ({socket} and {backend} are substituted).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend"])]
+    daemon_cmd: Option<String>,
+    /// Generated cases to run.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    cases: usize,
+    /// Seed of the case generator [default: from the clock, printed in the summary].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Seconds shrinking a failure may take.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    max_shrink_time: f64,
+    /// Cases run at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Seconds each stream may take before the client gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Non-strict findings fail (and are shrunk like failures).
+    #[arg(long)]
+    strict: bool,
+    /// The regression file: replayed first, failures appended.
+    #[arg(long, value_name = "FILE", default_value = streamcheck::prop::daemon::DEFAULT_REGRESSIONS)]
+    regressions: std::path::PathBuf,
+    /// Neither replay nor write a regression file.
+    #[arg(long, conflicts_with = "regressions")]
+    no_regressions: bool,
+    /// Run only this case (the JSON a failure report prints).
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["seed", "cases"])]
+    replay: Option<String>,
+    /// The client socket handed off.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pair: PairArg,
+    /// Socket type to connect with.
+    #[arg(long, value_enum, default_value = "seqpacket")]
+    socket_type: SocketTypeArg,
+    /// Embedded mock: serve plain HTTP instead of TLS.
+    #[arg(long, requires = "daemon_cmd")]
+    mock_plain: bool,
+    /// Seconds the started daemon may take to create its socket.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "daemon_cmd"
+    )]
+    start_timeout: f64,
+}
+
+fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
+    use streamcheck::handoff::{PairKind, SocketType};
+    use streamcheck::prop::daemon::{self, Case, PropConfig, render};
+    use streamcheck::scenario::{DaemonCommand, MockOptions, Target};
+    use streamcheck::verdict::Strictness;
+
+    let target = match (args.daemon_cmd, args.socket, args.backend) {
+        (Some(command), _, _) => Target::Command(DaemonCommand {
+            command,
+            mock: MockOptions {
+                tls: !args.mock_plain,
+                ..MockOptions::default()
+            },
+            start_timeout: seconds("start-timeout", args.start_timeout)?,
+        }),
+        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    };
+    let mut config = PropConfig::new(target);
+    config.cases = args.cases;
+    config.seed = args.seed.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(0, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+    });
+    config.max_shrink_time =
+        std::time::Duration::try_from_secs_f64(args.max_shrink_time).map_err(|_| {
+            anyhow::anyhow!(
+                "--max-shrink-time {}: give a number of seconds, 0 or more",
+                args.max_shrink_time
+            )
+        })?;
+    config.jobs = args.jobs;
+    config.limits.timeout = seconds("timeout", args.timeout)?;
+    config.strictness = if args.strict {
+        Strictness::Strict
+    } else {
+        Strictness::Lenient
+    };
+    config.regressions = (!args.no_regressions).then_some(args.regressions);
+    config.replay = args
+        .replay
+        .map(|json| Case::from_json(&json))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--replay: {e}"))?;
+    config.pair = match args.pair {
+        PairArg::Tcp => PairKind::Tcp,
+        PairArg::Unix => PairKind::Unix,
+    };
+    config.socket_type = match args.socket_type {
+        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
+        SocketTypeArg::Stream => SocketType::Stream,
+    };
+    let report = daemon::run(&config, &mut std::io::stderr().lock())?;
+    if let Some(failure) = &report.failure {
+        println!(
+            "{}",
+            render::failure(failure, &config.target, config.strictness)
+        );
+    }
+    println!("{}", render::summary(&report));
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 // ---------------------------------------------------------------------------------------------

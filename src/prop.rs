@@ -5,12 +5,20 @@
 //! - **SSE parser inputs**: byte streams shaped like text/event-stream (and deliberately not),
 //!   split plans that cut them at the places parsers get wrong, and the split-invariance oracle
 //!   [`sse_check_split`] that the property tests and the `sse_parser` fuzz target both assert.
+//! - **Daemon cases** ([`daemon`]): upstream streams and client behaviours for `streamcheck
+//!   prop`, with the mock script and expected outcome each one makes, the invariants, the
+//!   runner that shrinks failures, and the regression file.
 
 // ---- HTTP/1 responses -----------------------------------------------------------------------------
 //
 // Strategies, an encoder with its expected parse, and the incremental runner for the `http1`
 // parser, shared by tests/http1_props.rs and the `http_response` fuzz target.
 pub mod http1;
+
+// ---- Daemon cases ---------------------------------------------------------------------------------
+//
+// Generated upstream streams and clients run through a daemon (`streamcheck prop`).
+pub mod daemon;
 
 // ---- SSE parser inputs ---------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// A daemon started by the runner, in its own process group, its output going to a log file.
 /// Dropping it stops it.
-pub(super) struct DaemonProcess {
+pub(crate) struct DaemonProcess {
     child: Child,
     command: String,
     log: PathBuf,
@@ -31,7 +31,7 @@ fn shell_quote(text: &str) -> String {
 }
 
 /// The command line with `{socket}` and `{backend}` replaced (shell-quoted).
-pub(super) fn substitute(template: &str, socket: &Path, backend: &str) -> String {
+pub(crate) fn substitute(template: &str, socket: &Path, backend: &str) -> String {
     template
         .replace("{socket}", &shell_quote(&socket.to_string_lossy()))
         .replace("{backend}", &shell_quote(backend))

@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_millis(25);
 pub(super) const REMOTE_SCRIPT_LIMIT: usize = 30 << 20;
 
 /// A mock the runner can read and script.
-pub(super) enum Mock {
+pub(crate) enum Mock {
     /// Started by the runner, in this process.
     Embedded(MockHandle),
     /// Running elsewhere, reached over HTTP.
@@ -79,6 +79,45 @@ impl Mock {
                     .map(|p| serde_json::json!({ "content": p }))
                     .collect();
                 let body = serde_json::json!({"writes": writes, "ending": "done"}).to_string();
+                let reply = r.request("POST", "/_streamcheck/scripts", Some(body.as_bytes()))?;
+                let value: serde_json::Value = serde_json::from_slice(&reply)
+                    .map_err(|e| format!("the mock's answer to a script is not JSON: {e}"))?;
+                value["pattern"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("the mock's answer to a script has no pattern: {value}"))
+            }
+        }
+    }
+
+    /// Registers `plan` as a script (a remote mock gets it as JSON, writes in hex, delays in
+    /// whole milliseconds); returns the pattern that selects it (`script:ID`).
+    pub fn register_script(&self, plan: &UpstreamPlan) -> Result<String, String> {
+        match self {
+            Mock::Embedded(m) => Ok(format!("script:{}", m.register_script(plan.clone()))),
+            Mock::Remote(r) => {
+                let ending = match plan.ending {
+                    Ending::Close => "close",
+                    Ending::Reset => "reset",
+                    Ending::Stall => "stall",
+                };
+                let writes: Vec<serde_json::Value> = plan
+                    .writes
+                    .iter()
+                    .map(|w| {
+                        let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                        serde_json::json!({"hex": hex, "delay_ms": w.delay_before.as_millis()})
+                    })
+                    .collect();
+                let headers: serde_json::Map<String, serde_json::Value> = plan
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                    .collect();
+                let body = serde_json::json!({
+                    "status": plan.status, "headers": headers, "writes": writes, "ending": ending,
+                })
+                .to_string();
                 let reply = r.request("POST", "/_streamcheck/scripts", Some(body.as_bytes()))?;
                 let value: serde_json::Value = serde_json::from_slice(&reply)
                     .map_err(|e| format!("the mock's answer to a script is not JSON: {e}"))?;
@@ -180,7 +219,7 @@ pub(super) fn parse_url(text: &str) -> Result<BaseUrl, String> {
 }
 
 /// A mock reached over HTTP.
-pub(super) struct Remote {
+pub(crate) struct Remote {
     url: BaseUrl,
     tls: Option<Arc<ClientConfig>>,
     settings: MockSettings,

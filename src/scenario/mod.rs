@@ -44,7 +44,10 @@ use std::sync::OnceLock;
 
 use crate::verdict::Verdict;
 
+// For `prop`, which drives the same daemon and mock its own way.
+pub(crate) use daemon::{DaemonProcess, substitute};
 pub use list::{list_human, list_json};
+pub(crate) use mockio::{Mock, Remote};
 pub use runner::{
     DaemonCommand, MockOptions, SuiteConfig, SuiteError, SuiteRun, Target, run_suite,
     run_suite_with,

@@ -1,0 +1,372 @@
+//! `prop` end to end: set up, replay persisted cases, generate cases with a seeded proptest
+//! [`TestRunner`], run them concurrently on one ring, shrink the first failure, persist it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::handoff::{PairKind, SocketType};
+use crate::ring::{RingConfig, RingThread};
+use crate::scenario::Target;
+use crate::verdict::Strictness;
+
+use super::batch::{CaseResult, CaseRunner, note};
+use super::case::Case;
+use super::drive::{Env, Limits};
+use super::shrink::{self, ShrinkStats};
+use super::{PropError, regressions, strategy, target};
+
+/// Where failing cases are kept unless told otherwise (relative to the working directory).
+pub const DEFAULT_REGRESSIONS: &str = "proptest-regressions/prop-daemon.txt";
+
+/// Everything a `prop` run needs.
+#[derive(Debug, Clone)]
+pub struct PropConfig {
+    /// The daemon: running (with its mock at a URL), or started beside an embedded mock.
+    pub target: Target,
+    /// Generated cases to run (after the persisted ones).
+    pub cases: usize,
+    /// Seed of the case generator: the same seed generates the same cases.
+    pub seed: u64,
+    /// How long shrinking a failure may take.
+    pub max_shrink_time: Duration,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// Time limits of each case.
+    pub limits: Limits,
+    /// `Strict`: non-strict findings fail and are shrunk like failures.
+    pub strictness: Strictness,
+    /// The regression file: its cases run first, and a new failure is appended. `None`:
+    /// neither.
+    pub regressions: Option<PathBuf>,
+    /// Run only this case (`--replay`), nothing generated or persisted.
+    pub replay: Option<Case>,
+    /// The socket type to connect with.
+    pub socket_type: SocketType,
+    /// The client socket handed off.
+    pub pair: PairKind,
+}
+
+impl PropConfig {
+    /// The defaults for `target`: 200 cases, seed 0, 60 s of shrinking, 4 jobs, the default
+    /// limits, lenient, [`DEFAULT_REGRESSIONS`], SEQPACKET and a TCP pair as Apache does.
+    pub fn new(target: Target) -> PropConfig {
+        PropConfig {
+            target,
+            cases: 200,
+            seed: 0,
+            max_shrink_time: Duration::from_secs(60),
+            jobs: 4,
+            limits: Limits::default(),
+            strictness: Strictness::Lenient,
+            regressions: Some(PathBuf::from(DEFAULT_REGRESSIONS)),
+            replay: None,
+            socket_type: SocketType::default(),
+            pair: PairKind::default(),
+        }
+    }
+}
+
+/// Where a failing case came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Line `line` of the regression file.
+    Persisted {
+        /// Line number.
+        line: usize,
+    },
+    /// Generated case `index` (from 0) of the seed.
+    Generated {
+        /// Index.
+        index: usize,
+    },
+    /// `--replay`.
+    Replay,
+}
+
+/// A failure, shrunk.
+#[derive(Debug)]
+pub struct Failure {
+    /// Where the failing case came from.
+    pub origin: Origin,
+    /// The case as first found.
+    pub original: Case,
+    /// Its writes (cancel tail excepted).
+    pub original_writes: usize,
+    /// The smallest failing case found, run.
+    pub minimal: CaseResult,
+    /// How shrinking went (generated cases only).
+    pub shrink: Option<ShrinkStats>,
+    /// Replays of the minimal case that failed the same way, of how many.
+    pub reproduced: (usize, usize),
+    /// The regression file the case was appended to, if it was.
+    pub persisted: Option<PathBuf>,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct PropReport {
+    /// What the daemon is called.
+    pub daemon: String,
+    /// The generator's seed.
+    pub seed: u64,
+    /// Whether the run was one `--replay`ed case.
+    pub replayed: bool,
+    /// Persisted cases run.
+    pub persisted: usize,
+    /// Generated cases run.
+    pub generated: usize,
+    /// Cases whose worst finding was non-strict (not failures under the run's strictness).
+    pub nonstrict: usize,
+    /// The first of them.
+    pub first_nonstrict: Option<CaseResult>,
+    /// The failure, if a case failed.
+    pub failure: Option<Failure>,
+    /// The daemon died: what happened.
+    pub daemon_failure: Option<String>,
+    /// The first case whose handoff failed, when a run stopped on one (with how many cases
+    /// had run before it): with the daemon dead, it or a case running beside it killed it.
+    pub unreachable_from: Option<(usize, Case)>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl PropReport {
+    /// 0 when every case passed; 1 when one failed or the daemon died.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.failure.is_some() || self.daemon_failure.is_some())
+    }
+}
+
+/// Runs cases against a daemon. Progress lines go to `log`.
+pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropError> {
+    if config.jobs == 0 {
+        return Err(PropError::Usage("--jobs must be at least 1".into()));
+    }
+    let started = Instant::now();
+    let mut running = target::start(&config.target)?;
+    let ring = RingThread::spawn(RingConfig::default()).map_err(PropError::Handoff)?;
+    let env = Env {
+        ring,
+        mock: &running.mock,
+        socket: target::socket_of(&running),
+        socket_type: config.socket_type,
+        pair: config.pair,
+        limits: config.limits,
+    };
+    let runner = CaseRunner::new(env, config.strictness);
+    let mut report = PropReport {
+        daemon: running.name.clone(),
+        seed: config.seed,
+        replayed: false,
+        persisted: 0,
+        generated: 0,
+        nonstrict: 0,
+        first_nonstrict: None,
+        failure: None,
+        daemon_failure: None,
+        unreachable_from: None,
+        elapsed: Duration::ZERO,
+    };
+    let outcome = phases(config, &runner, &mut report, log);
+    drop(runner);
+    if let Err(e) = outcome {
+        // A daemon that died explains a failed handoff better than the handoff error does.
+        match running.daemon_failure() {
+            Some(f) if matches!(e, PropError::Handoff(_)) => report.daemon_failure = Some(f),
+            _ => return Err(e),
+        }
+    }
+    if report.daemon_failure.is_none() {
+        report.daemon_failure = running.daemon_failure();
+    }
+    drop(running);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Replay, persisted cases, generated cases: stops at the first phase with a failure.
+fn phases(
+    config: &PropConfig,
+    runner: &CaseRunner<'_>,
+    report: &mut PropReport,
+    log: &mut dyn Write,
+) -> Result<(), PropError> {
+    if let Some(case) = &config.replay {
+        let result = runner.run(case)?;
+        report.replayed = true;
+        note(report, &result);
+        if result.failed() {
+            let (failure, stopped) = confirm(runner, Origin::Replay, case, result, None);
+            report.failure = Some(failure);
+            return stopped.map_or(Ok(()), Err);
+        }
+        return Ok(());
+    }
+    if let Some(path) = &config.regressions {
+        let persisted = regressions::load(path)?;
+        if !persisted.is_empty() {
+            let _ = writeln!(
+                log,
+                "prop: replaying {} persisted case(s) from {}",
+                persisted.len(),
+                path.display()
+            );
+        }
+        let mut cases = persisted.iter().map(|p| p.case.clone());
+        let mut batch = runner.batch(&mut || cases.next(), config.jobs, report, log);
+        report.persisted = batch.run;
+        batch.stopped(report, 0)?;
+        if let Some((i, result)) = batch.failure {
+            let origin = Origin::Persisted {
+                line: persisted[i].line,
+            };
+            let (failure, stopped) = confirm(runner, origin, &persisted[i].case, result, None);
+            report.failure = Some(failure);
+            return stopped.map_or(Ok(()), Err);
+        }
+    }
+    let _ = writeln!(
+        log,
+        "prop: running {} generated case(s), seed {}, {} at a time",
+        config.cases, config.seed, config.jobs
+    );
+    let mut trees = generator(config.seed);
+    let mut generated = 0;
+    let mut next = || {
+        (generated < config.cases).then(|| {
+            generated += 1;
+            trees.next().map(|tree| tree.current())
+        })?
+    };
+    let mut batch = runner.batch(&mut next, config.jobs, report, log);
+    report.generated = batch.run;
+    batch.stopped(report, report.persisted)?;
+    let Some((index, first)) = batch.failure else {
+        return Ok(());
+    };
+    let original_writes = first.built.generated_writes();
+    let broke: Vec<String> = first.broken_names().into_iter().collect();
+    let _ = writeln!(
+        log,
+        "prop: case {index} failed ({}); shrinking for at most {:.0} s",
+        broke.join(", "),
+        config.max_shrink_time.as_secs_f64()
+    );
+    // The generator is deterministic: generating the first `index + 1` trees again gives
+    // back the failing case's value tree, without keeping every tree of the run.
+    let mut tree = generator(config.seed)
+        .nth(index)
+        .filter(|tree| tree.current() == first.case)
+        .ok_or_else(|| {
+            PropError::Usage(format!(
+                "case {index} of seed {} did not come out the same a second time; the case \
+                 generator must be deterministic",
+                config.seed
+            ))
+        })?;
+    let original = first.case.clone();
+    let (minimal, stats, stopped) =
+        shrink::shrink(runner, &mut tree, first, config.max_shrink_time, log);
+    let (mut failure, unconfirmed) = confirm(
+        runner,
+        Origin::Generated { index },
+        &original,
+        minimal,
+        Some(stats),
+    );
+    failure.original_writes = original_writes;
+    if let Some(path) = &config.regressions {
+        let broke: Vec<String> = failure.minimal.broken_names().into_iter().collect();
+        let now = crate::verdict::rfc3339::format(SystemTime::now());
+        let when = now.get(..10).unwrap_or(&now);
+        let note_line = format!(
+            "{} broke against `{}` (seed {}, case {index}; {when})",
+            broke.join(", "),
+            report.daemon,
+            config.seed
+        );
+        if regressions::append(path, &failure.minimal.case, &note_line)? {
+            failure.persisted = Some(path.clone());
+        }
+    }
+    report.failure = Some(failure);
+    // A failure found and kept, then the daemon stopped answering: the run says both.
+    stopped.or(unconfirmed).map_or(Ok(()), Err)
+}
+
+/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`]; also
+/// returns the error that cut the replays short, if one did.
+fn confirm(
+    runner: &CaseRunner<'_>,
+    origin: Origin,
+    original: &Case,
+    minimal: CaseResult,
+    shrink: Option<ShrinkStats>,
+) -> (Failure, Option<PropError>) {
+    const REPLAYS: usize = 3;
+    let signature = minimal.signature();
+    let (mut same, mut tried, mut stopped) = (0, 0, None);
+    for _ in 0..REPLAYS {
+        match runner.run(&minimal.case) {
+            Ok(again) => {
+                tried += 1;
+                same += usize::from(again.fails_like(&signature));
+            }
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    let failure = Failure {
+        origin,
+        original: original.clone(),
+        original_writes: minimal.built.generated_writes(),
+        minimal,
+        shrink,
+        reproduced: (same, tried),
+        persisted: None,
+    };
+    (failure, stopped)
+}
+
+/// The generator's 32-byte ChaCha seed for `seed`.
+pub fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (k, part) in bytes.chunks_exact_mut(8).enumerate() {
+        let word = seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        part.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+/// The seeded stream of value trees a run's cases come from.
+struct Generator<S> {
+    runner: TestRunner,
+    strategy: S,
+}
+
+/// The generator of `seed`.
+fn generator(seed: u64) -> Generator<impl Strategy<Value = Case> + Send> {
+    Generator {
+        runner: TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed)),
+        ),
+        strategy: strategy::case(),
+    }
+}
+
+impl<S: Strategy<Value = Case>> Iterator for Generator<S> {
+    type Item = S::Tree;
+
+    /// The next tree; `None` only if the strategy gave up, which [`strategy::case`] (no
+    /// filters) never does.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.strategy.new_tree(&mut self.runner).ok()
+    }
+}

@@ -1,0 +1,141 @@
+//! Reaching the daemon under test and its mock, through the scenario runner's pieces: the
+//! mock as the runner sees it (in-process or over HTTP) and its daemon supervision.
+//! [`start`] is the one place `prop` sets them up.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::mock::{MockConfig, MockServer, TlsMode};
+use crate::pattern::MockSettings;
+use crate::scenario::{DaemonProcess, Mock, Remote, Target, substitute};
+
+use super::PropError;
+
+/// The daemon and mock of a run; dropping it stops the daemon (if started), then the mock.
+pub(crate) struct Running {
+    /// The daemon process, when `prop` started it.
+    pub daemon: Option<DaemonProcess>,
+    /// The mock the daemon's upstream is.
+    pub mock: Mock,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// What reports call the daemon.
+    pub name: String,
+    _dir: Option<WorkDir>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Running {
+    /// If the daemon `prop` started has exited: how, and the end of its output.
+    pub fn daemon_failure(&mut self) -> Option<String> {
+        let daemon = self.daemon.as_mut()?;
+        let status = daemon.exit_status()?;
+        Some(format!(
+            "the daemon exited ({status}) during the run; its output ends with:\n{}",
+            daemon.log_tail(20)
+        ))
+    }
+}
+
+/// A directory for the started daemon's socket and log, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Connects to a running daemon's mock, or starts an embedded mock and the daemon.
+pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
+    match target {
+        Target::Running { socket, backend } => Ok(Running {
+            daemon: None,
+            mock: Mock::Remote(Remote::connect(backend).map_err(PropError::Mock)?),
+            socket: socket.clone(),
+            name: socket.display().to_string(),
+            _dir: None,
+        }),
+        Target::Command(cmd) => {
+            if !cmd.command.contains("{socket}") {
+                return Err(PropError::Usage(format!(
+                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
+                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
+                     `{}`)",
+                    cmd.command
+                )));
+            }
+            static COUNT: AtomicU64 = AtomicU64::new(0);
+            let n = COUNT.fetch_add(1, Ordering::Relaxed);
+            let parent = std::env::temp_dir();
+            let dir = parent.join(format!("streamcheck-prop-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                PropError::Environment(format!(
+                    "cannot create a working directory under {}: {e}; set TMPDIR to a writable \
+                     directory",
+                    parent.display()
+                ))
+            })?;
+            let dir = WorkDir(dir);
+            let mock = MockServer::start(MockConfig {
+                tls: if cmd.mock.tls {
+                    TlsMode::SelfSigned { ca_out: None }
+                } else {
+                    TlsMode::Off
+                },
+                settings: MockSettings {
+                    chunk_count: cmd.mock.chunk_count,
+                    chunk_delay: cmd.mock.chunk_delay,
+                },
+                ..MockConfig::default()
+            })
+            .map_err(|e| PropError::Mock(format!("cannot start the embedded mock API: {e}")))?;
+            let backend = mock.base_url();
+            let socket = dir.0.join("daemon.sock");
+            let env = daemon_env(&backend);
+            let daemon = DaemonProcess::start(
+                substitute(&cmd.command, &socket, &backend),
+                &env,
+                &socket,
+                &dir.0.join("daemon.log"),
+                cmd.start_timeout,
+            )
+            .map_err(PropError::DaemonStart)?;
+            Ok(Running {
+                // The command as given: the substituted one names a temporary socket.
+                name: cmd.command.clone(),
+                daemon: Some(daemon),
+                mock: Mock::Embedded(mock),
+                socket,
+                _dir: Some(dir),
+            })
+        }
+    }
+}
+
+/// The environment a started daemon gets, as the suite gives it: the mock as its upstream,
+/// the caller's `OPENAI_API_KEY` or a test key, and acceptance of the mock's certificate.
+fn daemon_env(backend: &str) -> Vec<(&'static str, String)> {
+    let key = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "streamcheck-test-key".to_owned());
+    vec![
+        ("OPENAI_API_BASE", backend.to_owned()),
+        ("OPENAI_API_KEY", key),
+        ("OPENAI_INSECURE_SSL", "true".to_owned()),
+    ]
+}
+
+/// The socket path of `running`, shared with the ring.
+pub(crate) fn socket_of(running: &Running) -> std::sync::Arc<Path> {
+    std::sync::Arc::from(running.socket.as_path())
+}

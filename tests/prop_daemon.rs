@@ -1,0 +1,175 @@
+//! `prop` against the reference daemon: the fixed-seed run `make check` relies on (the
+//! committed regression cases first, then 200 generated ones), the regression file replayed
+//! before anything is generated, and the command line's output and exit statuses.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use streamcheck::prop::daemon::{self, Case, Origin, PropConfig, PropReport, regressions, render};
+use streamcheck::scenario::{DaemonCommand, MockOptions, Target};
+use streamcheck::verdict::Strictness;
+
+/// The seed of the run `make check` makes.
+const SEED: u64 = 20_250_601;
+
+const BIN: &str = env!("CARGO_BIN_EXE_streamcheck");
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn ref_daemon_cmd(fault: Option<&str>) -> String {
+    let mut cmd = format!("{} ref-daemon --socket {{socket}}", shell_quote(BIN));
+    if let Some(f) = fault {
+        cmd.push_str(" --fault ");
+        cmd.push_str(f);
+    }
+    cmd
+}
+
+fn ref_daemon(fault: Option<&str>) -> Target {
+    Target::Command(DaemonCommand {
+        command: ref_daemon_cmd(fault),
+        mock: MockOptions::default(),
+        start_timeout: Duration::from_secs(20),
+    })
+}
+
+fn committed_regressions() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(daemon::DEFAULT_REGRESSIONS)
+}
+
+fn explain(report: &PropReport, config: &PropConfig) -> String {
+    let failure = report
+        .failure
+        .as_ref()
+        .map(|f| render::failure(f, &config.target, config.strictness))
+        .unwrap_or_default();
+    format!("{failure}\n{}", render::summary(report))
+}
+
+/// A case the lossy-utf8 fault always fails: "é" cut between its two bytes.
+fn split_character_case() -> Case {
+    Case::from_json(
+        r#"{"chunks":[{"atoms":[{"text":"é","escape":"raw","split":{"sel":0,"delay_ms":5}}],
+        "cuts":[]}],"framing":{"bom":false,"space":true,"eol":"lf"},"ending":{"done":
+        {"finish":"stop"}},"ending_cuts":[],"client":"read"}"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_reference_daemon_passes_the_persisted_cases_and_200_generated_ones() {
+    let committed = regressions::load(&committed_regressions()).unwrap();
+    let mut config = PropConfig::new(ref_daemon(None));
+    config.cases = 200;
+    config.seed = SEED;
+    config.strictness = Strictness::Strict;
+    config.regressions = Some(committed_regressions());
+    let report = daemon::run(&config, &mut std::io::sink()).unwrap();
+    assert!(report.failure.is_none(), "{}", explain(&report, &config));
+    assert!(
+        report.daemon_failure.is_none(),
+        "{:?}",
+        report.daemon_failure
+    );
+    assert_eq!(report.persisted, committed.len());
+    assert_eq!(report.generated, 200);
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[test]
+fn persisted_cases_run_before_anything_is_generated() {
+    let dir = std::env::temp_dir().join(format!("sc-prop-persisted-{}", std::process::id()));
+    let file = dir.join("prop-test.txt");
+    assert!(regressions::append(&file, &split_character_case(), "a split character").unwrap());
+
+    let mut config = PropConfig::new(ref_daemon(Some("lossy-utf8")));
+    config.cases = 50;
+    config.regressions = Some(file.clone());
+    let report = daemon::run(&config, &mut std::io::sink()).unwrap();
+    let failure = report.failure.as_ref().expect("the persisted case fails");
+    assert_eq!(failure.origin, Origin::Persisted { line: 5 });
+    assert_eq!(
+        report.generated, 0,
+        "nothing is generated after a persisted failure"
+    );
+    assert_eq!(failure.minimal.case, split_character_case());
+    assert!(failure.shrink.is_none() && failure.persisted.is_none());
+    assert_eq!(report.exit_code(), 1);
+
+    let mut good = PropConfig::new(ref_daemon(None));
+    good.cases = 10;
+    good.regressions = Some(file);
+    let report = daemon::run(&good, &mut std::io::sink()).unwrap();
+    assert!(report.failure.is_none(), "{}", explain(&report, &good));
+    assert_eq!((report.persisted, report.generated), (1, 10));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_command_passes_a_correct_daemon_and_prints_its_seed() {
+    let out = Command::new(BIN)
+        .args(["prop", "--daemon-cmd", &ref_daemon_cmd(None)])
+        .args(["--cases", "20", "--seed", "5", "--no-regressions"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("passed: 20 case(s)"), "{stdout}");
+    assert!(stdout.contains("seed 5"), "{stdout}");
+}
+
+#[test]
+fn the_command_replays_a_failing_case_with_its_script_bytes_and_replay_line() {
+    let out = Command::new(BIN)
+        .args(["prop", "--daemon-cmd", &ref_daemon_cmd(Some("lossy-utf8"))])
+        .args(["--replay", &split_character_case().to_json()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for needle in [
+        "FAILED: the replayed case",
+        "content [FAILED]",
+        "minimal script: status 200, 2 write(s)",
+        "\"content\":\"\\xc3\"",
+        "write 2: after 5 ms, ",
+        "\"\\xa9\"},\"finish_reason\"",
+        "the daemon sent:\n  \"HTTP/1.1 200 OK\\r\\n",
+        "\u{FFFD}",
+        "replay:\n  streamcheck prop --daemon-cmd ",
+        "--replay '{\"chunks\"",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing in:\n{stdout}");
+    }
+}
+
+#[test]
+fn usage_errors_name_the_fix_and_exit_2() {
+    let out = Command::new(BIN)
+        .args(["prop", "--daemon-cmd", "my-daemon --listen here"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("{socket}"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args([
+            "prop",
+            "--daemon-cmd",
+            "d --socket {socket}",
+            "--replay",
+            "{}",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--replay") && stderr.contains("JSON object"),
+        "{stderr}"
+    );
+}
