@@ -843,9 +843,8 @@ struct StressArgs {
     /// Fraction of connections the client closes early (after a few events).
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     abort_rate: f64,
-    /// Fraction of connections that stop reading for --slow-pause, on a large answer (8 MiB
-    /// with the embedded mock); connection 0 is one. Their deadline is --timeout + the pause +
-    /// 30 s.
+    /// Fraction of connections that stop reading for --slow-pause, on an 8 MiB answer;
+    /// connection 0 is one. Their deadline is --timeout + the pause + 30 s.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     slow_readers: f64,
     /// How long a slow reader stops reading.

@@ -32,7 +32,6 @@
 //! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`] or
 //! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
 
-mod daemon;
 mod driver;
 pub mod expect;
 mod human;

@@ -44,14 +44,20 @@ fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
         "400",
         "--connections",
         "200",
+        "--slow-readers",
+        "0.005",
+        "--slow-pause",
+        "1s",
         "--settle",
         "5s",
     ]);
     assert_eq!(r.code, 0, "{}\n{}", r.outcomes(), r.stderr);
     assert_eq!(r.count("completed"), 200);
     assert_eq!(r.report["load"]["model"], "open");
-    // The remote mock's log was read for the relay-latency join.
-    assert_eq!(r.report["relay"]["streams_joined"], 200);
+    // Connection 0 read its 8 MiB answer, registered with the mock as a script, after its pause.
+    assert!(r.report["run"]["bytes"].as_u64().unwrap() > 8 << 20);
+    // The remote mock's log was read for the relay-latency join (slow readers are left out).
+    assert_eq!(r.report["relay"]["streams_joined"], 199);
     assert_eq!(r.report["relay"]["log_error"], serde_json::Value::Null);
     assert_eq!(r.report["integrity"]["leak"]["verdict"], "none");
     let _ = std::fs::remove_dir_all(&dir);

@@ -224,7 +224,7 @@ pub fn run(
             st.drain_mock();
             if let Some(d) = st.prep.daemon.as_mut()
                 && daemon_exited.is_none()
-                && d.has_exited()
+                && d.exit_status().is_some()
             {
                 daemon_exited = Some(format!(
                     "the daemon exited during the run; its output ends with:\n{}",

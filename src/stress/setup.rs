@@ -6,21 +6,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::daemon::{self, Daemon};
 use super::expect::{ExpectedContent, HandoffData, Nonces};
 use super::relay::RelayJoin;
 use super::remote::RemoteMock;
 use super::{DaemonSpec, StressConfig, StressError, Upstream};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
 use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write};
+use crate::scenario::{DaemonProcess, substitute};
 
 /// Content of one slow reader's answer: pieces of 16 KiB.
 const SLOW_PIECE: usize = 16 * 1024;
-/// Pieces with an embedded mock: 8 MiB, more than loopback TCP buffers hold, so a daemon that
-/// blocks on a full client socket does.
+/// Pieces: 8 MiB, more than loopback TCP buffers hold, so a daemon that blocks on a full client
+/// socket does (a remote mock takes scripts up to 32 MiB).
 const SLOW_PIECES: usize = 512;
-/// Pieces with a remote mock, whose scripts are limited to its 1 MiB request body.
-const SLOW_PIECES_REMOTE: usize = 56;
 
 /// Mock write records handed over by an embedded mock: `(connection, [(ts_ns, end)])`.
 pub type WriteQueue = Arc<Mutex<Vec<(u64, Vec<(u64, u64)>)>>>;
@@ -64,8 +62,9 @@ pub struct Kind {
 
 /// A prepared run. Dropped in field order: the daemon stops before the mock.
 pub struct Prepared {
-    /// The daemon, if started here.
-    pub daemon: Option<Daemon>,
+    /// The daemon, if started here (the scenario runner's supervision: own process group,
+    /// log file, stopped by its PID when dropped).
+    pub daemon: Option<DaemonProcess>,
     /// The mock.
     pub mock: Mock,
     /// The daemon's socket.
@@ -213,11 +212,24 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
             if let Some(base) = &backend {
                 env.push(("OPENAI_API_BASE", base.clone()));
             }
-            let d = daemon::start(
-                command,
-                &socket,
-                backend.as_deref(),
+            if !command.contains("{socket}") {
+                return Err(StressError::Usage(format!(
+                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
+                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
+                     `{command}`)"
+                )));
+            }
+            if backend.is_none() && command.contains("{backend}") {
+                return Err(StressError::Usage(
+                    "--daemon-cmd uses {backend}, but with --no-upstream there is no mock to \
+                     point it at"
+                        .to_owned(),
+                ));
+            }
+            let d = DaemonProcess::start(
+                substitute(command, &socket, backend.as_deref().unwrap_or_default()),
                 &env,
+                &socket,
                 &dir.0.join("daemon.log"),
                 *start_timeout,
             )
@@ -269,7 +281,7 @@ fn slow_kind(mock: &Mock, spec: Option<&str>) -> Result<Kind, StressError> {
             (format!("script:{id}"), pieces)
         }
         Mock::Remote(r) => {
-            let pieces = pieces_of(SLOW_PIECES_REMOTE);
+            let pieces = pieces_of(SLOW_PIECES);
             let pattern = r.register_content_script(&pieces).map_err(|e| {
                 StressError::Environment(format!(
                     "cannot register the slow readers' answer with the mock: {e}"
