@@ -71,6 +71,9 @@ pub(crate) struct Conn {
     pub(crate) pending_port: Option<u16>,
     pub(crate) phase: Phase,
     pub(crate) ended: bool,
+    /// Its [`super::RingEvent::End`] has been delivered: until then the slot is not reused,
+    /// even when nothing is in flight (a stream without a ring deadline can end idle).
+    pub(crate) end_delivered: bool,
     /// One bit per operation kind in flight ([`Op::bit`]).
     pub(crate) inflight: u16,
     /// Connect attempts made so far.
@@ -164,8 +167,7 @@ impl Slab {
         let Some(slot) = self.slots.get_mut(id.slot as usize) else {
             return false;
         };
-        let done =
-            matches!(&slot.conn, Some(c) if slot.gen_ == id.gen_ && c.ended && c.inflight == 0);
+        let done = matches!(&slot.conn, Some(c) if slot.gen_ == id.gen_ && c.ended && c.end_delivered && c.inflight == 0);
         if done {
             slot.conn = None;
             slot.gen_ = slot.gen_.wrapping_add(1);

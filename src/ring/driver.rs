@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,7 @@ impl Ring {
                 Phase::Connecting
             },
             ended: false,
+            end_delivered: false,
             inflight: 0,
             attempts: 0,
             want_connect: pending_port.is_none(),
@@ -168,13 +170,16 @@ impl Ring {
         self.handing_off += 1;
         io.addr = addr;
         io.addr_len = addr_len;
-        io.ts_deadline = abs_timespec(deadline_ns);
-        let entry = opcode::Timeout::new(&io.ts_deadline)
-            .flags(types::TimeoutFlags::ABS)
-            .build()
-            .user_data(sq::user_data(Op::Deadline, id.slot, id.gen_));
-        // SAFETY: the timespec lives in the slot's boxed ConnIo until the Deadline completion.
-        unsafe { self.begin(id, &[Op::Deadline], &[entry]) };
+        if spec.deadline != HandoffSpec::NO_DEADLINE {
+            io.ts_deadline = abs_timespec(deadline_ns);
+            let entry = opcode::Timeout::new(&io.ts_deadline)
+                .flags(types::TimeoutFlags::ABS)
+                .build()
+                .user_data(sq::user_data(Op::Deadline, id.slot, id.gen_));
+            // SAFETY: the timespec lives in the slot's boxed ConnIo until the Deadline
+            // completion.
+            unsafe { self.begin(id, &[Op::Deadline], &[entry]) };
+        }
         if let Some(port) = pending_port {
             self.pending_accept.insert(port, id);
             #[cfg(test)]
@@ -220,6 +225,13 @@ impl Ring {
     /// Streams whose handoff is still under way (each holding three fds).
     pub fn handoffs_in_progress(&self) -> usize {
         self.handing_off
+    }
+
+    /// The loopback listener that makes TCP pairs, once the first TCP stream has started. Every
+    /// handed end has it as its local address, which tells a daemon's client sockets apart
+    /// from its other sockets (e.g. in `/proc/PID/net/tcp`).
+    pub fn pair_listener_addr(&self) -> Option<SocketAddrV4> {
+        self.pairs.as_ref().map(TcpPairFactory::local_addr)
     }
 
     /// Counters for measurement.
@@ -331,6 +343,10 @@ impl Ring {
         let mut n = 0;
         while let Some((conn, ts, reason)) = self.ends.pop_front() {
             f(RingEvent::End { conn, ts, reason }, &mut self.commands);
+            if let Some((c, _)) = self.slab.get_mut(conn) {
+                c.end_delivered = true;
+            }
+            self.slab.release_if_done(conn);
             self.apply_commands();
             n += 1;
         }

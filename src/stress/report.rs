@@ -1,0 +1,396 @@
+//! The run's report: one serialisable structure, rendered as JSON ([`StressReport::json`]) and
+//! for people ([`StressReport::human`]).
+//!
+//! JSON schema (version 1), every duration in nanoseconds unless its name says otherwise:
+//!
+//! ```text
+//! { "version": 1,
+//!   "target":    { daemon, socket, upstream, pattern, pair, socket_type },
+//!   "load":      { model: "closed"|"open", connections, concurrency, rate, ramp_up_ms,
+//!                  duration_ms, timeout_ms, abort_rate, slow_readers, slow_pause_ms },
+//!   "run":       { started, judged, peak_open, events, bytes, wall_seconds, interrupted,
+//!                  ramp_planned_ms, ramp_actual_ms },
+//!   "integrity": { held, failed, leak, outcomes: { <outcome>: { count, examples: [
+//!                  { connection, nonce, bytes, detail } ] } } },
+//!   "latency":   [ { name, count, min_ns, mean_ns, stdev_ns, p50_ns, p90_ns, p99_ns, p999_ns,
+//!                    max_ns, percentiles: [[p, ns]…], hdr_base64 } ],
+//!   "relay":     { streams_joined, waiting, off_plan, dropped, log_error },
+//!   "daemon":    { pid, before, peak, after: { fds, rss_bytes, cpu_ns }, settle_ms,
+//!                  cpu_seconds, client_sockets_held, leak: { verdict, reason }, error } | null,
+//!   "client":    { cpu_seconds_loop_thread, cpu_seconds_process_run, cpu_seconds_process_total,
+//!                  cpu_seconds_per_1000_streams, cpu_seconds_per_1000_events, peak_rss_bytes,
+//!                  rss_before_bytes, rss_per_open_stream_bytes, embedded_mock },
+//!   "limits":    { fd_limit, ephemeral_ports,
+//!                  stopped_by: { kind: "fds"|"ephemeral_ports", open_streams, detail } | null,
+//!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
+//!                  backlog_full },
+//!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
+//!   "notes":     [ "…" ] }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::driver::RunResult;
+use super::integrity::{Outcome, Tally};
+use super::latency::Summary;
+use super::resources::{DaemonResources, LeakVerdict};
+use super::setup::{Mock, Prepared};
+use super::{LimitHit, LoadModel, StressConfig};
+
+/// Facts about the client's environment gathered around the run.
+pub struct Environment {
+    /// RLIMIT_NOFILE after raising it.
+    pub fd_limit: u64,
+    /// Size of `net.ipv4.ip_local_port_range`.
+    pub ephemeral_ports: Option<u64>,
+    /// CPU of the whole process from set-up to the end of the run, ns.
+    pub total_cpu_ns: u64,
+    /// VmHWM, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// What a stress run found. See the [module docs](self) for the JSON form.
+#[derive(Debug, Clone, Serialize)]
+pub struct StressReport {
+    /// Schema version: 1.
+    pub version: u32,
+    /// What was tested.
+    pub target: TargetInfo,
+    /// The load asked for.
+    pub load: LoadInfo,
+    /// What the run did.
+    pub run: RunInfo,
+    /// Every connection's outcome.
+    pub integrity: IntegrityInfo,
+    /// Every histogram, in the order of [`super::latency::Latencies::named`].
+    pub latency: Vec<Summary>,
+    /// How the relay-latency join went.
+    pub relay: RelayInfo,
+    /// The daemon's resources (`None` without a PID).
+    pub daemon: Option<DaemonResources>,
+    /// The client's own cost.
+    pub client: ClientCost,
+    /// Limits, and which one stopped the run.
+    pub limits: Limits,
+    /// The io_uring loop's counters.
+    pub ring: RingInfo,
+    /// Things to know when reading the figures.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    /// The daemon's command line, or its socket.
+    pub daemon: String,
+    /// Its socket.
+    pub socket: String,
+    /// Its upstream, in words.
+    pub upstream: String,
+    /// The pattern normal connections asked for.
+    pub pattern: String,
+    /// `tcp` or `unix`.
+    pub pair: &'static str,
+    /// `seqpacket` or `stream`.
+    pub socket_type: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadInfo {
+    /// `closed` or `open`.
+    pub model: &'static str,
+    /// Connections planned (`null`: until the duration ends).
+    pub connections: Option<u64>,
+    /// Streams kept open (closed loop) or the cap on open streams (open loop).
+    pub concurrency: u64,
+    /// Arrivals per second (open loop).
+    pub rate: Option<f64>,
+    /// The ramp-up.
+    pub ramp_up_ms: u64,
+    /// How long connections were started for.
+    pub duration_ms: Option<u64>,
+    /// Each stream's deadline.
+    pub timeout_ms: u64,
+    /// Fraction of clients closing early.
+    pub abort_rate: f64,
+    /// Fraction of slow readers.
+    pub slow_readers: f64,
+    /// How long slow readers stop reading.
+    pub slow_pause_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Connections started.
+    pub started: u64,
+    /// Connections judged (each has an outcome).
+    pub judged: u64,
+    /// The most streams open at once.
+    pub peak_open: u64,
+    /// SSE events received.
+    pub events: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// From the first start to the last end.
+    pub wall_seconds: f64,
+    /// Ctrl-C ended the run.
+    pub interrupted: bool,
+    /// The ramp-up asked for.
+    pub ramp_planned_ms: f64,
+    /// When the closed loop's ramp-up had started its last stream (`null` in an open loop, or
+    /// when the run ended first).
+    pub ramp_actual_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityInfo {
+    /// Every connection completed (or aborted as planned) and the daemon kept nothing.
+    pub held: bool,
+    /// Connections whose outcome breaks integrity.
+    pub failed: u64,
+    /// Whether the daemon leaked (from its resources; `unknown` without a PID).
+    pub leak: LeakVerdict,
+    /// Outcome name → count and examples; outcomes that did not occur are left out.
+    pub outcomes: BTreeMap<Outcome, Tally>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayInfo {
+    /// Streams whose events were timed against the mock's writes.
+    pub streams_joined: u64,
+    /// Streams the mock's log did not have (e.g. beyond its capacity).
+    pub waiting: u64,
+    /// Mock records whose writes did not follow the plan.
+    pub off_plan: u64,
+    /// Halves dropped because too many waited.
+    pub dropped: u64,
+    /// Why a remote mock's log could not be read.
+    pub log_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientCost {
+    /// CPU of the thread running the io_uring loop, during the run.
+    pub cpu_seconds_loop_thread: f64,
+    /// CPU of the whole process during the run (with `--daemon-cmd`, the embedded mock too).
+    pub cpu_seconds_process_run: f64,
+    /// CPU of the whole process from set-up to report, including reading a remote mock's log.
+    pub cpu_seconds_process_total: f64,
+    /// Per 1,000 streams started and per 1,000 events: the process's CPU during the run, or
+    /// the loop thread's with an embedded mock.
+    pub cpu_seconds_per_1000_streams: f64,
+    /// See `cpu_seconds_per_1000_streams`.
+    pub cpu_seconds_per_1000_events: f64,
+    /// VmHWM at the end.
+    pub peak_rss_bytes: u64,
+    /// RSS before the first stream.
+    pub rss_before_bytes: u64,
+    /// (RSS − RSS before) / open streams, at the sample with the most streams open.
+    pub rss_per_open_stream_bytes: Option<f64>,
+    /// The mock runs inside this process, so the process figures include it.
+    pub embedded_mock: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// RLIMIT_NOFILE after raising the soft limit to the hard one.
+    pub fd_limit: u64,
+    /// Size of the local port range (loopback pairs need one port each).
+    pub ephemeral_ports: Option<u64>,
+    /// The client limit (fds, ephemeral ports) that stopped the run.
+    pub stopped_by: Option<LimitHit>,
+    /// When the daemon's accept backlog was first found full.
+    pub daemon_backlog: Option<LimitHit>,
+    /// Handoffs that found it full.
+    pub backlog_full: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RingInfo {
+    /// Completions processed.
+    pub completions: u64,
+    /// Receive submissions (first arms and re-arms).
+    pub recv_submissions: u64,
+    /// Receives ended by an empty buffer ring.
+    pub enobufs: u64,
+    /// Submissions that waited for room in the SQ.
+    pub sq_backlogged: u64,
+    /// Loopback pairs whose accept waited.
+    pub deferred_accepts: u64,
+}
+
+/// Assembles the report from the run's findings.
+pub(super) fn build(
+    config: &StressConfig,
+    prep: &Prepared,
+    r: RunResult,
+    env: Environment,
+) -> StressReport {
+    let mut notes = Vec::new();
+    let judged = r.integrity.total();
+    let failed = r.integrity.failed();
+    let leak = match &r.daemon {
+        Some(d) => d.leak.clone(),
+        None => LeakVerdict::Unknown,
+    };
+    if r.daemon.is_none() {
+        notes.push(
+            "no daemon PID (--daemon-pid): its fds, RSS and CPU were not watched, and leaks \
+             were not looked for"
+                .to_owned(),
+        );
+    }
+    if let Some(why) = &r.daemon_exited {
+        notes.push(why.clone());
+    }
+    if matches!(config.upstream, super::Upstream::None) {
+        notes.push(
+            "--no-upstream: content is not compared; integrity is a 200 text/event-stream \
+             response ending in [DONE] without error events"
+                .to_owned(),
+        );
+    } else if config.pattern.is_some() {
+        notes.push(
+            "with --pattern the content carries no nonce: cross-talk shows as wrong content, \
+             not attributed to a connection"
+                .to_owned(),
+        );
+    }
+    let embedded_mock = matches!(prep.mock, Mock::Embedded(..));
+    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_exited.is_none();
+    let outcomes = r
+        .integrity
+        .iter()
+        .filter(|(_, t)| t.count > 0)
+        .map(|(o, t)| (o, t.clone()))
+        .collect();
+    let (model, concurrency, rate, ramp) = match config.load {
+        LoadModel::Closed {
+            concurrency,
+            ramp_up,
+        } => ("closed", concurrency as u64, None, ramp_up),
+        LoadModel::Open {
+            rate,
+            ramp_up,
+            max_open,
+        } => ("open", max_open as u64, Some(rate), ramp_up),
+    };
+    let relay = prep.relay.as_ref();
+    let cpu_run = r.process_cpu_ns as f64 / 1e9;
+    // The client's own cost: the whole process, except that an embedded mock's threads are
+    // not the client's.
+    let client_cpu = if embedded_mock {
+        r.thread_cpu_ns as f64 / 1e9
+    } else {
+        cpu_run
+    };
+    let per = |n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            client_cpu * 1000.0 / n as f64
+        }
+    };
+    StressReport {
+        version: 1,
+        target: TargetInfo {
+            daemon: prep.daemon_name.clone(),
+            socket: prep.socket.display().to_string(),
+            upstream: prep.mock.describe(),
+            pattern: config
+                .pattern
+                .clone()
+                .unwrap_or_else(|| "default (with nonce)".to_owned()),
+            pair: match config.pair {
+                crate::handoff::PairKind::Tcp => "tcp",
+                crate::handoff::PairKind::Unix => "unix",
+            },
+            socket_type: config.socket_type.as_str(),
+        },
+        load: LoadInfo {
+            model,
+            connections: config.planned_connections(),
+            concurrency,
+            rate,
+            ramp_up_ms: ramp.as_millis() as u64,
+            duration_ms: config.duration.map(|d| d.as_millis() as u64),
+            timeout_ms: config.timeout.as_millis() as u64,
+            abort_rate: config.abort_rate,
+            slow_readers: config.slow_readers,
+            slow_pause_ms: config.slow_pause.as_millis() as u64,
+        },
+        run: RunInfo {
+            started: r.started,
+            judged,
+            peak_open: r.peak_open,
+            events: r.events,
+            bytes: r.bytes,
+            wall_seconds: r.wall_ns as f64 / 1e9,
+            interrupted: r.interrupted,
+            ramp_planned_ms: ramp.as_secs_f64() * 1e3,
+            ramp_actual_ms: r.ramp_actual_ns.map(|ns| ns as f64 / 1e6),
+        },
+        integrity: IntegrityInfo {
+            held,
+            failed,
+            leak,
+            outcomes,
+        },
+        latency: r.latencies.summaries(),
+        relay: RelayInfo {
+            streams_joined: relay.map_or(0, |j| j.joined),
+            waiting: relay.map_or(0, |j| j.waiting() as u64),
+            off_plan: relay.map_or(0, |j| j.off_plan),
+            dropped: relay.map_or(0, |j| j.dropped),
+            log_error: relay.and_then(|j| j.log_error.clone()),
+        },
+        daemon: r.daemon,
+        client: ClientCost {
+            cpu_seconds_loop_thread: r.thread_cpu_ns as f64 / 1e9,
+            cpu_seconds_process_run: cpu_run,
+            cpu_seconds_process_total: env.total_cpu_ns as f64 / 1e9,
+            cpu_seconds_per_1000_streams: per(r.started),
+            cpu_seconds_per_1000_events: per(r.events),
+            peak_rss_bytes: env.peak_rss_bytes,
+            rss_before_bytes: r.rss_before,
+            rss_per_open_stream_bytes: r.rss_per_open,
+            embedded_mock,
+        },
+        limits: Limits {
+            fd_limit: env.fd_limit,
+            ephemeral_ports: env.ephemeral_ports,
+            stopped_by: r.stopped_by,
+            daemon_backlog: r.backlog,
+            backlog_full: r.backlog_full,
+        },
+        ring: RingInfo {
+            completions: r.ring.completions,
+            recv_submissions: r.ring.recv_submissions,
+            enobufs: r.ring.enobufs,
+            sq_backlogged: r.ring.sq_backlogged,
+            deferred_accepts: r.ring.deferred_accepts,
+        },
+        notes,
+    }
+}
+
+impl StressReport {
+    /// 0 when integrity held; 1 when it did not (a stream failed, the daemon leaked or died);
+    /// 2 when a client limit (fds, ephemeral ports) stopped the run short of what was asked.
+    pub fn exit_code(&self) -> u8 {
+        if !self.integrity.held {
+            return 1;
+        }
+        if self.limits.stopped_by.is_some() {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}

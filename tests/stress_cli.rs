@@ -1,0 +1,169 @@
+//! `streamcheck stress` from the command line: a running daemon with `--backend` or
+//! `--no-upstream`, the human report, and exit status 2 for usage and environment errors.
+
+mod stress_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use streamcheck::mock::{MockConfig, MockServer};
+use streamcheck::pattern::MockSettings;
+use stress_support::{BIN, Daemon, stress};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sc-stress-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn quick_mock() -> streamcheck::mock::MockHandle {
+    MockServer::start(MockConfig {
+        settings: MockSettings {
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(5),
+        },
+        ..MockConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
+    let dir = temp_dir("backend");
+    let mock = quick_mock();
+    let daemon = Daemon::start(&dir, &mock.base_url());
+    let r = stress(&[
+        "--socket",
+        daemon.socket(),
+        "--backend",
+        &mock.base_url(),
+        "--daemon-pid",
+        &daemon.pid(),
+        "--rate",
+        "400",
+        "--connections",
+        "200",
+        "--slow-readers",
+        "0.005",
+        "--slow-pause",
+        "1s",
+        "--settle",
+        "5s",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.outcomes(), r.stderr);
+    assert_eq!(r.count("completed"), 200);
+    assert_eq!(r.report["load"]["model"], "open");
+    // Connection 0 read its 8 MiB answer, registered with the mock as a script, after its pause.
+    assert!(r.report["run"]["bytes"].as_u64().unwrap() > 8 << 20);
+    // The remote mock's log was read for the relay-latency join (slow readers are left out).
+    assert_eq!(r.report["relay"]["streams_joined"], 199);
+    assert_eq!(r.report["relay"]["log_error"], serde_json::Value::Null);
+    assert_eq!(r.report["integrity"]["leak"]["verdict"], "none");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_upstream_a_stream_must_end_in_done() {
+    let dir = temp_dir("no-upstream");
+    let mock = quick_mock();
+    let daemon = Daemon::start(&dir, &mock.base_url());
+    // The daemon's backend is its own business here: content is not compared.
+    let r = stress(&["--socket", daemon.socket(), "--no-upstream", "-n", "100"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.outcomes(), r.stderr);
+    assert_eq!(r.count("completed"), 100);
+    let notes = r.report["notes"].to_string();
+    assert!(notes.contains("--no-upstream"), "{notes}");
+    // An answer cut short (no [DONE], an error event) still fails.
+    let r = stress(&[
+        "--socket",
+        daemon.socket(),
+        "--no-upstream",
+        "-n",
+        "50",
+        "--pattern",
+        "abort:3",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.count("completed"), 0, "{}", r.outcomes());
+    assert_eq!(
+        r.count("error_event") + r.count("truncated"),
+        50,
+        "{}",
+        r.outcomes()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_human_report_shows_the_verdict_and_the_figures() {
+    let out = Command::new(BIN)
+        .args(["stress", "--daemon-cmd"])
+        .arg(stress_support::ref_daemon(None))
+        .args([
+            "-n",
+            "50",
+            "-c",
+            "25",
+            "--chunk-delay-ms",
+            "5",
+            "--mock-plain",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for part in [
+        "INTEGRITY HELD",
+        "completed",
+        "Latency",
+        "relay",
+        "p99.9",
+        "Daemon (PID",
+        "CPU-s per 1,000 streams",
+        "KiB per open stream",
+        "open-file limit",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn usage_and_environment_errors_exit_with_2() {
+    for (args, says) in [
+        (
+            vec![
+                "--socket",
+                "/nonexistent/d.sock",
+                "--no-upstream",
+                "--abort-rate",
+                "2",
+            ],
+            "fraction",
+        ),
+        (
+            vec!["--socket", "/nonexistent/d.sock", "--no-upstream"],
+            "/nonexistent/d.sock",
+        ),
+        (vec!["--socket", "/nonexistent/d.sock"], "--backend"),
+        (
+            vec!["--socket", "/tmp", "--backend", "http://127.0.0.1:1/v1"],
+            "cannot be reached",
+        ),
+        (vec!["--daemon-cmd", "true", "--mock-plain"], "{socket}"),
+        (
+            vec![
+                "--daemon-cmd",
+                "x {socket}",
+                "--pattern",
+                "abort:3",
+                "--mock-plain",
+            ],
+            "complete",
+        ),
+    ] {
+        let r = stress(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}

@@ -1,0 +1,157 @@
+//! What stops a run: the client's open-file limit and the daemon's accept backlog are named
+//! with the number of streams open when they were hit; Ctrl-C ends the run with a report.
+
+mod stress_support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use streamcheck::mock::{MockConfig, MockServer};
+use streamcheck::pattern::MockSettings;
+use stress_support::{BIN, Daemon, stress};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sc-stress-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_client_fd_limit_stops_the_run_and_is_named() {
+    let dir = temp_dir("fds");
+    let mock = MockServer::start(MockConfig {
+        settings: MockSettings {
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(20),
+        },
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let daemon = Daemon::start(&dir, &mock.base_url());
+    // The client alone gets a hard limit of 64 open files: it cannot hold 300 streams.
+    let script = format!(
+        "ulimit -Sn 64 && ulimit -Hn 64 && exec '{BIN}' stress --socket '{}' --backend '{}' -n 300 -c 300 \
+         --format json --quiet --settle 0",
+        daemon.socket(),
+        mock.base_url()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a client limit is an environment error"
+    );
+    let hit = &report["limits"]["stopped_by"];
+    assert_eq!(hit["kind"], "fds", "{report}");
+    let open = hit["open_streams"].as_u64().unwrap();
+    assert!(open > 0 && open < 64, "{hit}");
+    assert!(hit["detail"].as_str().unwrap().contains("ulimit"), "{hit}");
+    assert_eq!(report["limits"]["fd_limit"], 64);
+    // What was handed off was judged, and the daemon is not blamed for the client's limit.
+    assert_eq!(report["integrity"]["held"], true, "{}", report["integrity"]);
+    assert!(report["run"]["started"].as_u64().unwrap() < 300);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_full_accept_backlog_fails_handoffs_and_is_named() {
+    // A "daemon" that listens with a backlog of 2 and never accepts.
+    let dir = temp_dir("backlog");
+    let path = dir.join("d.sock");
+    let listener = net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    net::bind(&listener, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+    net::listen(&listener, 2).unwrap();
+    let r = stress(&[
+        "--socket",
+        path.to_str().unwrap(),
+        "--no-upstream",
+        "-n",
+        "20",
+        "-c",
+        "20",
+        "--timeout",
+        "1s",
+        "--settle",
+        "0",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.report["limits"]["stopped_by"], serde_json::Value::Null);
+    let hit = &r.report["limits"]["daemon_backlog"];
+    assert_eq!(hit["kind"], "daemon_backlog", "{}", r.report);
+    assert!(hit["detail"].as_str().unwrap().contains("backlog"), "{hit}");
+    let failed = r.count("handoff_failed");
+    assert!(failed > 0, "{}", r.outcomes());
+    assert_eq!(r.report["limits"]["backlog_full"], failed);
+    // The ones the kernel queued were handed off and never answered.
+    assert_eq!(failed + r.count("timeout"), 20, "{}", r.outcomes());
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_reports() {
+    let dir = temp_dir("sigint");
+    // Slow answers, so that streams are open when the signal comes.
+    let mock = MockServer::start(MockConfig {
+        settings: MockSettings {
+            chunk_count: 18,
+            chunk_delay: Duration::from_millis(500),
+        },
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let socket = dir.join("d.sock");
+    let mut daemon = Command::new(BIN)
+        .args(["ref-daemon", "--socket"])
+        .arg(&socket)
+        .env("OPENAI_API_BASE", mock.base_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < until, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = Command::new(BIN)
+        .args(["stress", "--socket"])
+        .arg(&socket)
+        .args(["--backend", &mock.base_url(), "-n", "20", "-c", "20"])
+        .args(["--format", "json", "--quiet", "--settle", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the upstream sees requests, the run is in its loop.
+    while mock.all_requests().is_empty() {
+        assert!(Instant::now() < until, "no stream reached the mock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(run.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = run.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["run"]["interrupted"], true);
+    let interrupted = report["integrity"]["outcomes"]["interrupted"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(interrupted > 0, "{}", report["integrity"]);
+    assert_eq!(report["run"]["judged"], report["run"]["started"]);
+    // Streams cut by Ctrl-C are not failures.
+    assert_eq!(out.status.code(), Some(0), "{}", report["integrity"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
