@@ -85,6 +85,8 @@ prop: build ## Generated streams against the reference daemon: make prop CASES=1
 
 bench: ## Parser and client benchmarks (figures go into the README)
 	$(CARGO) bench --bench parser
+	$(CARGO) build --release --locked
+	sh benches/stress.sh $(STREAMCHECK)
 
 mutation: build ## Table: fault mode of the reference daemon -> scenarios that caught it
 	$(STREAMCHECK) mutation
