@@ -22,6 +22,7 @@
 //!
 //! Unsafe code lives only in [`ring`] and [`handoff`], where io_uring and SCM_RIGHTS need it.
 
+mod any_certificate;
 pub mod clock;
 pub mod handoff;
 mod hex;

@@ -22,10 +22,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
 
 use super::fault::{self, Fault};
 use super::handoff::Request;
@@ -191,6 +188,10 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .http2_only(!https && config.http2 == Http2Mode::On)
+            // Every stream shares one HTTP/2 connection: with thousands of streams a busy
+            // daemon leaves many small DATA frames unread, and h2 drops the whole connection
+            // once that backlog outgrows what the connection window allows.
+            .http2_initial_connection_window_size(64 << 20)
             .build(connector);
         Ok(Upstream {
             client,
@@ -279,7 +280,9 @@ fn tls_config(load_roots: bool, insecure: bool) -> Result<ClientConfig, ConfigEr
     if insecure {
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(crate::any_certificate::AnyCertificate(
+                provider,
+            )))
             .with_no_client_auth());
     }
     let mut roots = rustls::RootCertStore::empty();
@@ -296,57 +299,6 @@ fn tls_config(load_roots: bool, insecure: bool) -> Result<ClientConfig, ConfigEr
         }
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// `OPENAI_INSECURE_SSL=true`: any certificate chain is accepted (the upstream is usually a
-/// self-signed mock), but the handshake signatures are still verified against the presented
-/// certificate, so the connection is at least to the holder of that certificate's key.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
