@@ -350,6 +350,55 @@ enum SocketTypeArg {
     Stream,
 }
 
+impl From<PairArg> for streamcheck::handoff::PairKind {
+    fn from(arg: PairArg) -> Self {
+        match arg {
+            PairArg::Tcp => Self::Tcp,
+            PairArg::Unix => Self::Unix,
+        }
+    }
+}
+
+impl From<SocketTypeArg> for streamcheck::handoff::SocketType {
+    fn from(arg: SocketTypeArg) -> Self {
+        match arg {
+            SocketTypeArg::Seqpacket => Self::SeqPacket,
+            SocketTypeArg::Stream => Self::Stream,
+        }
+    }
+}
+
+/// The daemon under test, from `--daemon-cmd`, or `--socket` with `--backend`, as `run` and
+/// `prop` take them.
+fn daemon_target(
+    daemon_cmd: Option<String>,
+    socket: Option<std::path::PathBuf>,
+    backend: Option<String>,
+    mock: streamcheck::scenario::MockOptions,
+    start_timeout: f64,
+) -> anyhow::Result<streamcheck::scenario::Target> {
+    use streamcheck::scenario::{DaemonCommand, Target};
+    Ok(match (daemon_cmd, socket, backend) {
+        (Some(command), _, _) => Target::Command(DaemonCommand {
+            command,
+            mock,
+            start_timeout: seconds("start-timeout", start_timeout)?,
+        }),
+        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
+        // clap's `required_unless_present` and `requires` rule this out.
+        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    })
+}
+
+fn strictness(strict: bool) -> streamcheck::verdict::Strictness {
+    use streamcheck::verdict::Strictness;
+    if strict {
+        Strictness::Strict
+    } else {
+        Strictness::Lenient
+    }
+}
+
 #[derive(clap::Args)]
 #[command(after_long_help = RUN_HELP)]
 struct RunArgs {
@@ -427,25 +476,21 @@ struct RunArgs {
 }
 
 fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use streamcheck::handoff::{PairKind, SocketType};
     use streamcheck::report::{self, Options, Output};
-    use streamcheck::scenario::{self, DaemonCommand, MockOptions, SuiteConfig, Target};
-    use streamcheck::verdict::Strictness;
+    use streamcheck::scenario::{self, MockOptions, SuiteConfig};
 
-    let target = match (args.daemon_cmd, args.socket, args.backend) {
-        (Some(command), _, _) => Target::Command(DaemonCommand {
-            command,
-            mock: MockOptions {
-                tls: !args.mock_plain,
-                chunk_count: args.chunk_count,
-                chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
-            },
-            start_timeout: seconds("start-timeout", args.start_timeout)?,
-        }),
-        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
-        // clap's `required_unless_present` and `requires` rule this out.
-        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    let mock = MockOptions {
+        tls: !args.mock_plain,
+        chunk_count: args.chunk_count,
+        chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
     };
+    let target = daemon_target(
+        args.daemon_cmd,
+        args.socket,
+        args.backend,
+        mock,
+        args.start_timeout,
+    )?;
     let mut config = SuiteConfig::new(target);
     config.daemon_pid = args.daemon_pid;
     config.daemon_name = args.daemon_name;
@@ -453,19 +498,9 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.scenarios = args.scenario;
     config.jobs = args.jobs;
     config.timeout = seconds("timeout", args.timeout)?;
-    config.strictness = if args.strict {
-        Strictness::Strict
-    } else {
-        Strictness::Lenient
-    };
-    config.pair = match args.pair {
-        PairArg::Tcp => PairKind::Tcp,
-        PairArg::Unix => PairKind::Unix,
-    };
-    config.socket_type = args.socket_type.map(|t| match t {
-        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
-        SocketTypeArg::Stream => SocketType::Stream,
-    });
+    config.strictness = strictness(args.strict);
+    config.pair = args.pair.into();
+    config.socket_type = args.socket_type.map(Into::into);
     let options = Options {
         format: args.format,
         tap_version: args.tap_version,
@@ -777,24 +812,20 @@ struct PropArgs {
 }
 
 fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
-    use streamcheck::handoff::{PairKind, SocketType};
     use streamcheck::prop::daemon::{self, Case, PropConfig, render};
-    use streamcheck::scenario::{DaemonCommand, MockOptions, Target};
-    use streamcheck::verdict::Strictness;
+    use streamcheck::scenario::MockOptions;
 
-    let target = match (args.daemon_cmd, args.socket, args.backend) {
-        (Some(command), _, _) => Target::Command(DaemonCommand {
-            command,
-            mock: MockOptions {
-                tls: !args.mock_plain,
-                ..MockOptions::default()
-            },
-            start_timeout: seconds("start-timeout", args.start_timeout)?,
-        }),
-        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
-        // clap's `required_unless_present` and `requires` rule this out.
-        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
+    let mock = MockOptions {
+        tls: !args.mock_plain,
+        ..MockOptions::default()
     };
+    let target = daemon_target(
+        args.daemon_cmd,
+        args.socket,
+        args.backend,
+        mock,
+        args.start_timeout,
+    )?;
     let mut config = PropConfig::new(target);
     config.cases = args.cases;
     config.seed = args.seed.unwrap_or_else(|| {
@@ -810,25 +841,15 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
         })?;
     config.jobs = args.jobs;
     config.limits.timeout = seconds("timeout", args.timeout)?;
-    config.strictness = if args.strict {
-        Strictness::Strict
-    } else {
-        Strictness::Lenient
-    };
+    config.strictness = strictness(args.strict);
     config.regressions = (!args.no_regressions).then_some(args.regressions);
     config.replay = args
         .replay
         .map(|json| Case::from_json(&json))
         .transpose()
         .map_err(|e| anyhow::anyhow!("--replay: {e}"))?;
-    config.pair = match args.pair {
-        PairArg::Tcp => PairKind::Tcp,
-        PairArg::Unix => PairKind::Unix,
-    };
-    config.socket_type = match args.socket_type {
-        SocketTypeArg::Seqpacket => SocketType::SeqPacket,
-        SocketTypeArg::Stream => SocketType::Stream,
-    };
+    config.pair = args.pair.into();
+    config.socket_type = args.socket_type.into();
     let report = daemon::run(&config, &mut std::io::stderr().lock())?;
     if let Some(failure) = &report.failure {
         println!(
@@ -932,11 +953,11 @@ struct StressArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<std::path::PathBuf>,
     /// The client socket handed off: a loopback TCP pair (as Apache) or an AF_UNIX socketpair.
-    #[arg(long, value_name = "tcp|unix", default_value = "tcp", value_parser = ["tcp", "unix"])]
-    pair: String,
+    #[arg(long, value_enum, default_value = "tcp")]
+    pair: PairArg,
     /// Connect to the daemon's socket as SOCK_SEQPACKET (as Apache) or SOCK_STREAM.
-    #[arg(long, value_name = "seqpacket|stream", default_value = "seqpacket", value_parser = ["seqpacket", "stream"])]
-    socket_type: String,
+    #[arg(long, value_enum, default_value = "seqpacket")]
+    socket_type: SocketTypeArg,
     /// No progress bar (it is only drawn on a terminal anyway).
     #[arg(long)]
     quiet: bool,
@@ -960,7 +981,6 @@ fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
 
 fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
-    use streamcheck::handoff::{PairKind, SocketType};
     use streamcheck::stress::{
         self, DaemonSpec, LoadModel, MockOptions, StressConfig, StressError, Upstream,
     };
@@ -1021,16 +1041,8 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
         slow_readers: args.slow_readers,
         slow_pause: args.slow_pause,
         timeout: args.timeout,
-        pair: if args.pair == "unix" {
-            PairKind::Unix
-        } else {
-            PairKind::Tcp
-        },
-        socket_type: if args.socket_type == "stream" {
-            SocketType::Stream
-        } else {
-            SocketType::SeqPacket
-        },
+        pair: args.pair.into(),
+        socket_type: args.socket_type.into(),
         settle: args.settle,
         progress: !args.quiet,
     };
