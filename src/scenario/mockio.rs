@@ -78,13 +78,7 @@ impl Mock {
                     .map(|p| serde_json::json!({ "content": p }))
                     .collect();
                 let body = serde_json::json!({"writes": writes, "ending": "done"}).to_string();
-                let reply = r.request("POST", "/_streamcheck/scripts", Some(body.as_bytes()))?;
-                let value: serde_json::Value = serde_json::from_slice(&reply)
-                    .map_err(|e| format!("the mock's answer to a script is not JSON: {e}"))?;
-                value["pattern"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("the mock's answer to a script has no pattern: {value}"))
+                r.post_script(&body)
             }
         }
     }
@@ -104,7 +98,7 @@ impl Mock {
                     .writes
                     .iter()
                     .map(|w| {
-                        let hex: String = w.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                        let hex = crate::hex::encode(&w.bytes);
                         serde_json::json!({"hex": hex, "delay_ms": w.delay_before.as_millis()})
                     })
                     .collect();
@@ -117,13 +111,7 @@ impl Mock {
                     "status": plan.status, "headers": headers, "writes": writes, "ending": ending,
                 })
                 .to_string();
-                let reply = r.request("POST", "/_streamcheck/scripts", Some(body.as_bytes()))?;
-                let value: serde_json::Value = serde_json::from_slice(&reply)
-                    .map_err(|e| format!("the mock's answer to a script is not JSON: {e}"))?;
-                value["pattern"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("the mock's answer to a script has no pattern: {value}"))
+                r.post_script(&body)
             }
         }
     }
@@ -225,6 +213,17 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
+    /// Posts a script (its JSON body) and returns the pattern that selects it (`script:ID`).
+    fn post_script(&self, body: &str) -> Result<String, String> {
+        let reply = self.request("POST", "/_streamcheck/scripts", Some(body.as_bytes()))?;
+        let value: serde_json::Value = serde_json::from_slice(&reply)
+            .map_err(|e| format!("the mock's answer to a script is not JSON: {e}"))?;
+        value["pattern"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the mock's answer to a script has no pattern: {value}"))
+    }
+
     /// Connects to the mock at `url` and reads its settings; the error says what to check.
     pub fn connect(url: &str) -> Result<Remote, String> {
         let url = parse_url(url)?;
