@@ -29,6 +29,23 @@ pub(crate) struct DaemonProcess {
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
+/// The environment a started daemon gets: `OPENAI_API_KEY` (the caller's, or a test key: some
+/// daemons refuse to run without one), `OPENAI_INSECURE_SSL=true` (the embedded mock's
+/// certificate is self-signed) and, when given, `OPENAI_API_BASE`.
+pub(crate) fn daemon_env(backend: Option<&str>) -> Vec<(&'static str, String)> {
+    let key = std::env::var("OPENAI_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "streamcheck-test-key".to_owned());
+    let mut env = vec![
+        ("OPENAI_API_KEY", key),
+        ("OPENAI_INSECURE_SSL", "true".to_owned()),
+    ];
+    if let Some(base) = backend {
+        env.push(("OPENAI_API_BASE", base.to_owned()));
+    }
+    env
+}
 
 /// The command line with `{socket}` and `{backend}` replaced (shell-quoted).
 pub(crate) fn substitute(template: &str, socket: &Path, backend: &str) -> String {

@@ -261,17 +261,9 @@ fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
                 ..MockConfig::default()
             })?;
             let backend = mock.base_url();
-            let key = std::env::var("OPENAI_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| "streamcheck-test-key".to_owned());
-            let env = vec![
-                ("OPENAI_API_KEY", key),
-                ("OPENAI_INSECURE_SSL", "true".to_owned()),
-            ];
+            let env = daemon::daemon_env(None);
             let socket = dir.0.join("daemon.sock");
-            let mut first_env = env.clone();
-            first_env.push(("OPENAI_API_BASE", backend.clone()));
+            let first_env = daemon::daemon_env(Some(&backend));
             let command = daemon::substitute(&cmd.command, &socket, &backend);
             let process = DaemonProcess::start(
                 command,

@@ -201,17 +201,7 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
                 Mock::Remote(r) => Some(r.url().to_owned()),
                 Mock::None => None,
             };
-            let key = std::env::var("OPENAI_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| "streamcheck-test-key".to_owned());
-            let mut env = vec![
-                ("OPENAI_API_KEY", key),
-                ("OPENAI_INSECURE_SSL", "true".to_owned()),
-            ];
-            if let Some(base) = &backend {
-                env.push(("OPENAI_API_BASE", base.clone()));
-            }
+            let env = crate::scenario::daemon_env(backend.as_deref());
             if !command.contains("{socket}") {
                 return Err(StressError::Usage(format!(
                     "--daemon-cmd must say where the daemon listens: put {{socket}} where its \

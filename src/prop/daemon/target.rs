@@ -100,7 +100,7 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
             .map_err(|e| PropError::Mock(format!("cannot start the embedded mock API: {e}")))?;
             let backend = mock.base_url();
             let socket = dir.0.join("daemon.sock");
-            let env = daemon_env(&backend);
+            let env = crate::scenario::daemon_env(Some(&backend));
             let daemon = DaemonProcess::start(
                 substitute(&cmd.command, &socket, &backend),
                 &env,
@@ -123,18 +123,6 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
 
 /// The environment a started daemon gets, as the suite gives it: the mock as its upstream,
 /// the caller's `OPENAI_API_KEY` or a test key, and acceptance of the mock's certificate.
-fn daemon_env(backend: &str) -> Vec<(&'static str, String)> {
-    let key = std::env::var("OPENAI_API_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| "streamcheck-test-key".to_owned());
-    vec![
-        ("OPENAI_API_BASE", backend.to_owned()),
-        ("OPENAI_API_KEY", key),
-        ("OPENAI_INSECURE_SSL", "true".to_owned()),
-    ]
-}
-
 /// The socket path of `running`, shared with the ring.
 pub(crate) fn socket_of(running: &Running) -> std::sync::Arc<Path> {
     std::sync::Arc::from(running.socket.as_path())
