@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "streamcheck",
@@ -84,6 +86,8 @@ struct ParseArgs {
     /// The last event ID from an earlier connection (what a browser sends as Last-Event-ID).
     #[arg(long, value_name = "ID")]
     last_event_id: Option<String>,
+    #[command(flatten)]
+    limits: cli::read_limits::ParserLimitArgs,
 }
 
 fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
@@ -94,7 +98,8 @@ fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
         http: args.http,
         feed_size: args.feed_size,
         last_event_id: args.last_event_id,
-        ..InspectOptions::default()
+        limits: args.limits.sse(),
+        http_config: args.limits.http(),
     };
     let stdin_path = std::path::Path::new("-");
     let (input, name): (Box<dyn Read>, String) = match &args.file {
@@ -473,6 +478,8 @@ struct RunArgs {
         requires = "daemon_cmd"
     )]
     start_timeout: f64,
+    #[command(flatten)]
+    read: cli::read_limits::ReadLimitArgs,
 }
 
 fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -501,6 +508,7 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.strictness = strictness(args.strict);
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.map(Into::into);
+    config.read = args.read.limits();
     let options = Options {
         format: args.format,
         tap_version: args.tap_version,
@@ -809,6 +817,8 @@ struct PropArgs {
         requires = "daemon_cmd"
     )]
     start_timeout: f64,
+    #[command(flatten)]
+    read: cli::read_limits::ReadLimitArgs,
 }
 
 fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
@@ -850,6 +860,7 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--replay: {e}"))?;
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.into();
+    config.read = args.read.limits();
     let report = daemon::run(&config, &mut std::io::stderr().lock())?;
     if let Some(failure) = &report.failure {
         println!(
@@ -973,6 +984,14 @@ struct StressArgs {
     /// How long the started daemon may take to create its socket.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = duration_arg, requires = "daemon_cmd")]
     start_timeout: std::time::Duration,
+    /// Largest response head accepted: a correct daemon's head is a few hundred bytes, and
+    /// every stream's parser may buffer this much.
+    #[arg(long, value_name = "BYTES", default_value = "2KiB", value_parser = cli::read_limits::byte_size)]
+    max_head_bytes: u64,
+    /// Longest SSE line accepted [default: room for the expected events, at least 1 KiB;
+    /// 4 KiB with --no-upstream].
+    #[arg(long, value_name = "BYTES", value_parser = cli::read_limits::byte_size)]
+    max_line_bytes: Option<u64>,
 }
 
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
@@ -1045,6 +1064,10 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
         socket_type: args.socket_type.into(),
         settle: args.settle,
         progress: !args.quiet,
+        max_head_bytes: usize::try_from(args.max_head_bytes).unwrap_or(usize::MAX),
+        max_line_bytes: args
+            .max_line_bytes
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let stop = match stress::interrupt_flag() {
         Ok(flag) => flag,

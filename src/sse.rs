@@ -104,7 +104,7 @@ pub enum Error {
     /// A line (terminator excluded) grew longer than [`Limits::max_line`].
     #[error(
         "line starting at byte {start} is longer than {limit} bytes; \
-         if the stream is legitimate, raise the limit (sse::Limits::with_max_line)"
+         raise --max-line-bytes if the daemon really sends such lines"
     )]
     LineTooLong {
         /// Stream offset of the line's first byte.
@@ -115,7 +115,7 @@ pub enum Error {
     /// An event's data (lines joined by LF) grew larger than [`Limits::max_event`].
     #[error(
         "event starting at byte {start} carries more than {limit} bytes of data; \
-         if the stream is legitimate, raise the limit (sse::Limits::with_max_event)"
+         raise --max-event-bytes if the daemon really sends such events"
     )]
     EventTooLarge {
         /// Stream offset of the event block's first line.

@@ -88,6 +88,10 @@ pub struct StressConfig {
     pub settle: Duration,
     /// Show a progress bar (on a terminal only).
     pub progress: bool,
+    /// Largest response head accepted (`--max-head-bytes`).
+    pub max_head_bytes: usize,
+    /// Longest SSE line accepted (`--max-line-bytes`; `None`: room for the expected events).
+    pub max_line_bytes: Option<usize>,
 }
 
 /// The daemon under test.
@@ -159,6 +163,8 @@ impl StressConfig {
             socket_type: SocketType::SeqPacket,
             settle: Duration::from_secs(10),
             progress: false,
+            max_head_bytes: stream::StreamLimits::DEFAULT_MAX_HEAD,
+            max_line_bytes: None,
         }
     }
 

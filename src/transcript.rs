@@ -59,6 +59,7 @@ use serde::Serialize;
 
 use crate::sse;
 
+mod budget;
 mod build;
 mod decode;
 pub mod inspect;
@@ -68,6 +69,7 @@ mod response;
 mod ser;
 mod utf8;
 
+pub use budget::{Budget, ReadLimits, SettledCause};
 pub use build::{TranscriptBuilder, TranscriptOptions};
 pub use interpret::{
     Anomaly, ContentPiece, ErrorEvent, EventKind, FinishReason, Interpretation, Interpreter,
@@ -279,6 +281,9 @@ pub struct Transcript {
     pub interpretation: Interpretation,
     /// When things happened.
     pub timings: Timings,
+    /// Why the stream's outcome was settled before it ended, if it was ([`Budget`]): a client
+    /// stops reading then.
+    pub settled: Option<SettledCause>,
 }
 
 impl Transcript {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use render::escape_bytes;
 pub use timing::{Spread, Timings};
-pub use wire::{Omitted, WireChunk, WireDump, WireLimits};
+pub use wire::{Omitted, WireChunk, WireDump, WireLimits, WireRecorder};
 
 /// How a check, a scenario or a run came out, ordered by severity
 /// (`Pass < Informational < NonStrict < Fail`).

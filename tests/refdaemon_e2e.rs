@@ -378,7 +378,11 @@ fn fault_list_prints_every_mode() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 19, "{text}");
+    let modes = streamcheck::refdaemon::Fault::all();
+    assert_eq!(text.lines().count(), modes.len(), "{text}");
+    for (line, mode) in text.lines().zip(modes) {
+        assert!(line.starts_with(&format!("{mode} ")), "{line}");
+    }
     assert!(
         text.lines().any(|l| l.starts_with("truncate-handoff-4k ")),
         "{text}"

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use streamcheck::transcript::inspect::{InspectOptions, inspect_bytes};
 use streamcheck::transcript::{
-    EndKind, HandoffTimes, Recording, RecordingEnd, Timings, Transcript,
+    Budget, EndKind, HandoffTimes, Recording, RecordingEnd, Timings, Transcript, TranscriptOptions,
 };
 use transcript_support::{chunked_body, reads};
 
@@ -207,10 +207,20 @@ fn without_arrival(mut t: Transcript) -> Transcript {
 /// Checks split invariance for `bytes` cut at `cuts`, and that every event's read is the one
 /// holding its last byte. Returns the one-read transcript.
 fn check_split(bytes: &[u8], cuts: &[usize], kind: EndKind) -> Result<Transcript, TestCaseError> {
+    check_split_with(bytes, cuts, kind, &TranscriptOptions::default())
+}
+
+/// [`check_split`] with `options` (limits and a budget).
+fn check_split_with(
+    bytes: &[u8],
+    cuts: &[usize],
+    kind: EndKind,
+    options: &TranscriptOptions,
+) -> Result<Transcript, TestCaseError> {
     let (whole, _) = record(bytes, &[], kind.clone());
-    let whole = Transcript::from_recording(&whole);
+    let whole = Transcript::from_recording_with(&whole, options);
     let (split, bounds) = record(bytes, cuts, kind);
-    let split = Transcript::from_recording(&split);
+    let split = Transcript::from_recording_with(&split, options);
     for event in &split.events {
         let last = event.wire_end as usize - 1;
         prop_assert!(matches!(bytes.get(last), Some(b'\r' | b'\n')), "{event:?}");
@@ -313,6 +323,27 @@ proptest! {
     fn any_bytes_give_the_same_transcript_for_any_split((bytes, cuts, timeout) in wild_case()) {
         let kind = if timeout { EndKind::Timeout } else { EndKind::PeerClosed };
         check_split(&bytes, &cuts, kind)?;
+    }
+
+    // A budget cuts every split at the same byte and the same event, and settles the stream
+    // for the same cause.
+    #[test]
+    fn a_budget_settles_every_split_the_same_way(
+        (bytes, cuts, timeout) in wild_case(),
+        max_bytes in 0u64..400,
+        max_events in 0u64..6,
+    ) {
+        let kind = if timeout { EndKind::Timeout } else { EndKind::PeerClosed };
+        let options = TranscriptOptions {
+            budget: Budget { max_bytes, max_events },
+            ..TranscriptOptions::default()
+        };
+        let t = check_split_with(&bytes, &cuts, kind, &options)?;
+        prop_assert!(t.events.len() as u64 <= max_events);
+        prop_assert_eq!(t.received_bytes, bytes.len() as u64);
+        if bytes.len() as u64 > max_bytes {
+            prop_assert!(t.settled.is_some(), "{} bytes over a budget of {}", bytes.len(), max_bytes);
+        }
     }
 
     // The case's last value, any bool, picks whether the input is read as an HTTP response.

@@ -22,7 +22,7 @@ pub enum Error {
     /// The response head (1xx heads included) did not end within the configured limit.
     #[error(
         "response head is larger than {limit} bytes (no blank line ending it by byte {offset}); \
-         raise Config::max_head_bytes if the daemon really sends such a head"
+         raise --max-head-bytes if the daemon really sends such a head"
     )]
     HeadTooLarge {
         /// Stream offset of the first byte past the limit.
@@ -113,8 +113,8 @@ pub enum Error {
     /// A line in chunked framing ends with LF alone, which [`Config`](super::Config) rejects
     /// unless `allow_bare_lf_in_chunked` is set.
     #[error(
-        "bare LF at byte {offset} in chunked framing: lines must end with CRLF \
-         (Config::allow_bare_lf_in_chunked accepts a lone LF)"
+        "bare LF at byte {offset} in chunked framing: chunk-size lines and chunk ends must end \
+         with CRLF"
     )]
     BareLf {
         /// Stream offset of the LF.
@@ -131,7 +131,7 @@ pub enum Error {
     /// The trailer section did not end within the configured limit.
     #[error(
         "trailer section is larger than {limit} bytes (no blank line ending it by byte {offset}); \
-         raise Config::max_trailer_bytes if the daemon really sends such trailers"
+         no streaming daemon needs trailers this large"
     )]
     TrailersTooLarge {
         /// Stream offset of the first byte past the limit.

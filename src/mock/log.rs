@@ -1,5 +1,6 @@
 //! The request log: what each request to the mock carried, every write with its timestamp, and
-//! how the request ended. Bounded: past its capacity the oldest records are dropped.
+//! how the request ended. Bounded: past its capacity in records, or in bytes
+//! ([`LOG_MAX_BYTES`]: a daemon may send many large requests), the oldest records are dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -156,8 +157,33 @@ pub enum RequestEnd {
     ShutDown,
 }
 
+/// The most bytes of request data (headers, messages, writes) the log keeps.
+pub const LOG_MAX_BYTES: usize = 32 << 20;
+
+impl RequestRecord {
+    /// About how many bytes the record holds.
+    fn weight(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 48)
+            .sum();
+        let body = self.body.as_ref().map_or(0, |b| {
+            b.messages
+                .iter()
+                .map(|m| m.role.len() + m.content.len() + 48)
+                .sum::<usize>()
+                + b.prompt.as_ref().map_or(0, String::len)
+        });
+        let writes = self.writes.len() * std::mem::size_of::<WriteRecord>();
+        std::mem::size_of::<RequestRecord>() + headers + body + writes + self.path.len()
+    }
+}
+
 struct Inner {
     entries: VecDeque<RequestRecord>,
+    /// Sum of the entries' weights.
+    bytes: usize,
     by_nonce: HashMap<String, Vec<u64>>,
     next_id: u64,
     dropped: u64,
@@ -174,6 +200,7 @@ impl RequestLog {
         RequestLog {
             inner: Mutex::new(Inner {
                 entries: VecDeque::new(),
+                bytes: 0,
                 by_nonce: HashMap::new(),
                 next_id: 1,
                 dropped: 0,
@@ -199,9 +226,14 @@ impl RequestLog {
         let id = inner.next_id;
         inner.next_id += 1;
         record.id = id;
-        if inner.entries.len() >= self.capacity
-            && let Some(old) = inner.entries.pop_front()
+        let weight = record.weight();
+        while inner.entries.len() >= self.capacity
+            || (!inner.entries.is_empty() && inner.bytes + weight > LOG_MAX_BYTES)
         {
+            let Some(old) = inner.entries.pop_front() else {
+                break;
+            };
+            inner.bytes = inner.bytes.saturating_sub(old.weight());
             inner.dropped += 1;
             if let Some(nonce) = &old.nonce
                 && let Some(ids) = inner.by_nonce.get_mut(nonce)
@@ -216,6 +248,7 @@ impl RequestLog {
             inner.by_nonce.entry(nonce.clone()).or_default().push(id);
         }
         let ended = record.end != RequestEnd::InProgress;
+        inner.bytes += weight;
         inner.entries.push_back(record);
         drop(inner);
         if ended {
@@ -235,6 +268,7 @@ impl RequestLog {
         let mut inner = self.lock();
         if let Some(i) = Self::index(&inner, id) {
             inner.entries[i].writes.push(write);
+            inner.bytes += std::mem::size_of::<WriteRecord>();
         }
     }
 
@@ -329,6 +363,32 @@ mod tests {
             end: RequestEnd::InProgress,
             end_ns: None,
         }
+    }
+
+    #[test]
+    fn large_requests_are_dropped_oldest_first_past_the_byte_bound() {
+        let log = RequestLog::new(10_000);
+        let big = |nonce: &str| {
+            let mut r = record(Some(nonce));
+            r.body = Some(RequestBody {
+                model: None,
+                messages: vec![Message {
+                    role: "user".to_owned(),
+                    content: "x".repeat(1 << 20),
+                }],
+                stream: Some(true),
+                prompt: None,
+            });
+            r
+        };
+        for i in 0..100 {
+            log.insert(big(&format!("n{i}")));
+        }
+        let kept = log.all();
+        assert!(kept.len() < 32 && kept.len() > 16, "{} kept", kept.len());
+        assert_eq!(log.dropped(), 100 - kept.len() as u64);
+        assert_eq!(log.for_nonce("n99").len(), 1, "the newest stays");
+        assert!(log.for_nonce("n0").is_empty(), "the oldest went");
     }
 
     #[test]

@@ -47,6 +47,14 @@ pub enum Fault {
     Cut4k,
     /// Relays an upstream error status as a normal, empty stream ending in `data: [DONE]`.
     ErrorAsDone,
+    /// Resource abuse: answers with an endless valid stream of content events, never `[DONE]`.
+    EndlessStream,
+    /// Resource abuse: answers with one `data:` line of 1 GiB.
+    GiantLine,
+    /// Resource abuse: answers with 2,000,000 tiny content events, then `[DONE]`.
+    EventFlood,
+    /// Resource abuse: answers with a 10 MiB response head.
+    HugeHead,
 }
 
 impl Fault {
@@ -66,6 +74,23 @@ impl Fault {
     /// Every fault mode, in declaration order.
     pub fn all() -> &'static [Fault] {
         <Fault as clap::ValueEnum>::value_variants()
+    }
+
+    /// Whether this mode abuses the client's resources (endless output, silence, death) rather
+    /// than being a realistic bug: those are held by their own tests, not by the mutation table.
+    pub fn is_resource_abuse(self) -> bool {
+        matches!(
+            self,
+            Fault::EndlessStream | Fault::GiantLine | Fault::EventFlood | Fault::HugeHead
+        )
+    }
+
+    /// The realistic bugs: every mode but the resource-abuse ones, in declaration order.
+    pub fn bugs() -> impl Iterator<Item = Fault> {
+        Fault::all()
+            .iter()
+            .copied()
+            .filter(|f| !f.is_resource_abuse())
     }
 
     fn possible_value(self) -> clap::builder::PossibleValue {
@@ -115,6 +140,10 @@ mod tests {
                 "escape-passthrough",
                 "cut-4k",
                 "error-as-done",
+                "endless-stream",
+                "giant-line",
+                "event-flood",
+                "huge-head",
             ]
         );
     }

@@ -24,6 +24,7 @@
 //!   for up to the drain time, then ends the rest with an error event (a second signal skips the
 //!   wait).
 
+mod abuse;
 mod client;
 mod fault;
 mod handoff;

@@ -21,6 +21,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
+use super::abuse;
 use super::client::{ClientConn, ClientGone};
 use super::fault::{self, Fault};
 use super::handoff::{self, Handoff, HandoffError, Request};
@@ -90,6 +91,10 @@ pub(crate) async fn serve(sock: UnixStream, shared: Arc<Shared>, id: u64) {
         Ok(conn) => Arc::new(conn),
         Err(err) => return log(id, format!("cannot use the handed-off fd: {err}")),
     };
+    if abuse::answer(shared.fault, &conn).await {
+        conn.shutdown_write();
+        return;
+    }
     let mut relay = Relay::new(id, conn, shared);
     match request {
         Err(rejection) => {

@@ -245,6 +245,7 @@ mod tests {
             first_chunks: 1,
             last_chunks: 1,
             chunk_bytes: 4,
+            ..WireLimits::default()
         };
         let lines = wire_lines(&WireDump::capture(reads.clone(), limits));
         assert_eq!(lines[0], "wire: 50 bytes received in 5 reads");
@@ -255,6 +256,7 @@ mod tests {
             first_chunks: 2,
             last_chunks: 0,
             chunk_bytes: 64,
+            ..WireLimits::default()
         };
         let lines = wire_lines(&WireDump::capture(reads, limits));
         assert_eq!(lines.last().unwrap(), "  [3 reads, 30 bytes omitted]");

@@ -86,6 +86,8 @@ pub(crate) struct Conn {
     pub(crate) want_send: bool,
     pub(crate) received: u64,
     pub(crate) paused: bool,
+    /// Not read while the reader of its data is behind ([`super::Ring::throttle`]).
+    pub(crate) throttled: bool,
     /// The behaviour's pause has happened (it happens once).
     pub(crate) pause_done: bool,
     /// While paused: when reading resumes (monotonic ns).

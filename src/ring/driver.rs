@@ -157,6 +157,7 @@ impl Ring {
             want_send: false,
             received: 0,
             paused: false,
+            throttled: false,
             pause_done: false,
             resume_at: 0,
             timings: HandoffTimings {
@@ -215,6 +216,12 @@ impl Ring {
     /// Shuts down the write side of `conn`'s kept end (the daemon reads EOF).
     pub fn half_close(&mut self, conn: ConnId) -> bool {
         self.command(Command::HalfClose(conn))
+    }
+
+    /// Stops (`true`) or restarts (`false`) reading `conn` because its reader is behind: apart
+    /// from a client behaviour's pause, so neither ends the other.
+    pub fn throttle(&mut self, conn: ConnId, on: bool) -> bool {
+        self.command(Command::Throttle(conn, on))
     }
 
     /// Streams started and not yet ended.
@@ -372,6 +379,7 @@ impl Ring {
             Command::Close(id)
             | Command::Pause(id, _)
             | Command::Resume(id)
+            | Command::Throttle(id, _)
             | Command::HalfClose(id) => id,
         };
         match self.slab.get_mut(id) {
@@ -383,6 +391,7 @@ impl Ring {
             Command::Pause(_, d) => self.pause_for(id, d),
             Command::Resume(_) => self.resume_now(id),
             Command::HalfClose(_) => self.shutdown_write(id),
+            Command::Throttle(_, on) => self.throttle_now(id, on),
         }
         true
     }

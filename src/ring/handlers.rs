@@ -125,7 +125,7 @@ impl Ring {
                 }
             }
             Phase::Receiving => {
-                if !conn.paused && !conn.busy(Op::Recv) {
+                if !conn.paused && !conn.throttled && !conn.busy(Op::Recv) {
                     self.recv_now(id);
                 }
             }
@@ -484,6 +484,22 @@ impl Ring {
         } else {
             // A later pause moved the resume time after this timer was already due.
             self.arm_resume_timer(id);
+        }
+    }
+
+    /// Stops or restarts reading `id` for its reader's sake ([`super::Ring::throttle`]).
+    pub(super) fn throttle_now(&mut self, id: ConnId, on: bool) {
+        let Some((conn, _)) = self.slab.get_mut(id) else {
+            return;
+        };
+        if conn.ended || conn.throttled == on {
+            return;
+        }
+        conn.throttled = on;
+        if on && conn.busy(Op::Recv) {
+            self.aux(opcode::AsyncCancel::new(sq::user_data(Op::Recv, id.slot, id.gen_)).build());
+        } else if !on {
+            self.advance(id);
         }
     }
 

@@ -221,6 +221,7 @@ pub(crate) enum Command {
     Pause(ConnId, Duration),
     Resume(ConnId),
     HalfClose(ConnId),
+    Throttle(ConnId, bool),
 }
 
 impl Commands {
@@ -242,6 +243,11 @@ impl Commands {
     /// Shuts down the write side of `conn`'s kept end.
     pub fn half_close(&mut self, conn: ConnId) {
         self.queue.push(Command::HalfClose(conn));
+    }
+
+    /// Stops (`true`) or restarts (`false`) reading `conn` while its reader is behind.
+    pub fn throttle(&mut self, conn: ConnId, on: bool) {
+        self.queue.push(Command::Throttle(conn, on));
     }
 }
 

@@ -3,9 +3,15 @@
 //! Commands go into a shared queue and an eventfd write wakes the ring thread (it always has a
 //! read of that eventfd posted); events come back over one channel per stream, with owned data.
 //! The thread ends when the last [`RingHandle`] and [`StreamHandle`] are gone.
+//!
+//! A daemon can send faster than a stream's reader takes the data in, and a reader may look at
+//! one stream while others run. So each stream's channel holds at most about
+//! [`BACKLOG_HIGH`] bytes: past it the ring stops reading that stream (the daemon's writes then
+//! block, as a browser's would), and the reader restarts it once it has caught up to
+//! [`BACKLOG_LOW`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -16,6 +22,18 @@ use super::spec::HandoffSpec;
 use super::{ConnId, EndReason, HandoffTimings, RingConfig, RingEvent};
 use crate::clock::monotonic_ns;
 use crate::handoff::HandoffError;
+
+/// Bytes waiting in one stream's channel past which the ring stops reading it.
+const BACKLOG_HIGH: u64 = 256 << 10;
+/// Bytes waiting below which a stopped stream is read again.
+const BACKLOG_LOW: u64 = 64 << 10;
+
+/// What one stream's channel holds, shared by the ring thread and the stream's reader.
+#[derive(Debug, Default)]
+struct Backlog {
+    bytes: AtomicU64,
+    throttled: AtomicBool,
+}
 
 /// Bytes read in one completion, with their arrival time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +88,13 @@ enum Cmd {
         token: u64,
         spec: Box<HandoffSpec>,
         events: Sender<StreamEvent>,
+        backlog: Arc<Backlog>,
     },
     Close(u64),
     Pause(u64, Duration),
     Resume(u64),
     HalfClose(u64),
+    Unthrottle(u64),
     Shutdown,
 }
 
@@ -182,10 +202,12 @@ impl RingHandle {
     pub fn start(&self, spec: HandoffSpec) -> StreamHandle {
         let token = self.inner.shared.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
+        let backlog = Arc::new(Backlog::default());
         if let Err(Cmd::Start { events, .. }) = self.inner.send(Cmd::Start {
             token,
             spec: Box::new(spec),
             events: tx,
+            backlog: backlog.clone(),
         }) {
             let _ = events.send(StreamEvent::End {
                 ts_ns: monotonic_ns(),
@@ -195,6 +217,7 @@ impl RingHandle {
         StreamHandle {
             token,
             events: rx,
+            backlog,
             ring: self.clone(),
             ended: false,
         }
@@ -212,6 +235,7 @@ impl RingHandle {
 pub struct StreamHandle {
     token: u64,
     events: Receiver<StreamEvent>,
+    backlog: Arc<Backlog>,
     ring: RingHandle,
     ended: bool,
 }
@@ -240,8 +264,19 @@ impl StreamHandle {
     }
 
     fn note(&mut self, ev: Option<&StreamEvent>) {
-        if matches!(ev, Some(StreamEvent::End { .. }) | None) {
-            self.ended = true;
+        match ev {
+            Some(StreamEvent::End { .. }) | None => self.ended = true,
+            Some(StreamEvent::Data(chunk)) => {
+                let left = self
+                    .backlog
+                    .bytes
+                    .fetch_sub(chunk.bytes.len() as u64, Ordering::AcqRel)
+                    .saturating_sub(chunk.bytes.len() as u64);
+                if left <= BACKLOG_LOW && self.backlog.throttled.swap(false, Ordering::AcqRel) {
+                    let _ = self.ring.inner.send(Cmd::Unthrottle(self.token));
+                }
+            }
+            Some(StreamEvent::HandedOff(_)) => {}
         }
     }
 
@@ -318,7 +353,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
         }
     }
     let mut by_token: HashMap<u64, ConnId> = HashMap::new();
-    let mut streams: HashMap<ConnId, (u64, Sender<StreamEvent>)> = HashMap::new();
+    let mut streams: HashMap<ConnId, (u64, Sender<StreamEvent>, Arc<Backlog>)> = HashMap::new();
     let mut shutting_down = false;
     let failure = loop {
         let cmds = std::mem::take(&mut shared.lock().cmds);
@@ -329,10 +364,11 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                     token,
                     spec,
                     events,
+                    backlog,
                 } => match ring.start(*spec) {
                     Ok(id) => {
                         by_token.insert(token, id);
-                        streams.insert(id, (token, events));
+                        streams.insert(id, (token, events, backlog));
                     }
                     Err(e) => {
                         let _ = events.send(StreamEvent::End {
@@ -353,6 +389,9 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                 Cmd::HalfClose(t) => {
                     with(t).map(|id| ring.half_close(id));
                 }
+                Cmd::Unthrottle(t) => {
+                    with(t).map(|id| ring.throttle(id, false));
+                }
                 Cmd::Shutdown => shutting_down = true,
             }
         }
@@ -364,14 +403,21 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                 break None;
             }
         }
-        let step = ring.run_once(None, |ev, _| match ev {
+        let step = ring.run_once(None, |ev, cmds| match ev {
             RingEvent::HandedOff { conn, timings } => {
-                if let Some((_, tx)) = streams.get(&conn) {
+                if let Some((_, tx, _)) = streams.get(&conn) {
                     let _ = tx.send(StreamEvent::HandedOff(timings));
                 }
             }
             RingEvent::Data { conn, ts, bytes } => {
-                if let Some((_, tx)) = streams.get(&conn) {
+                if let Some((_, tx, backlog)) = streams.get(&conn) {
+                    let queued = backlog
+                        .bytes
+                        .fetch_add(bytes.len() as u64, Ordering::AcqRel)
+                        .saturating_add(bytes.len() as u64);
+                    if queued > BACKLOG_HIGH && !backlog.throttled.swap(true, Ordering::AcqRel) {
+                        cmds.throttle(conn, true);
+                    }
                     let _ = tx.send(StreamEvent::Data(Chunk {
                         ts_ns: ts,
                         bytes: bytes.to_vec(),
@@ -379,7 +425,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                 }
             }
             RingEvent::End { conn, ts, reason } => {
-                if let Some((token, tx)) = streams.remove(&conn) {
+                if let Some((token, tx, _)) = streams.remove(&conn) {
                     by_token.remove(&token);
                     let _ = tx.send(StreamEvent::End { ts_ns: ts, reason });
                 }
@@ -405,7 +451,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
             });
         }
     }
-    for (_, (_, tx)) in streams {
+    for (_, (_, tx, _)) in streams {
         let _ = tx.send(StreamEvent::End {
             ts_ns,
             reason: reason.clone(),

@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use super::daemon::{self, DaemonProcess};
 use super::data::{self, Handoff};
 use super::judge::{self, Case, Limits};
+use super::live::Reading;
 use super::mockio::Mock;
 use super::observe::Observation;
 use super::{Check, Data, Scenario, live};
 use crate::handoff::{HandoffError, PairKind, SocketType};
 use crate::mock::RequestRecord;
-use crate::pattern::{self, BuiltinSpec, ExpectedKind};
+use crate::pattern::{self, BuiltinSpec, Expected, ExpectedKind, UpstreamPlan};
 use crate::ring::{HandoffSpec, RingHandle};
-use crate::transcript::RelayLatency;
+use crate::transcript::{Budget, ReadLimits, RelayLatency};
+use crate::verdict::WireLimits;
 use crate::verdict::{AssertionResult, ScenarioResult, Strictness, Verdict};
 
 /// How long the mock's log is waited on for a request to end when a check reads its writes.
@@ -44,6 +46,7 @@ pub(super) struct Ctx {
     pub socket: Arc<Path>,
     pub socket_type: SocketType,
     pub pair: PairKind,
+    pub read: ReadLimits,
     pub limits: Limits,
     pub strictness: Strictness,
     /// Prefix of every nonce of this run.
@@ -68,6 +71,23 @@ impl Ctx {
             .socket_type(self.socket_type)
             .pair(self.pair)
             .deadline(deadline)
+    }
+
+    /// How to read a stream whose expected answer allows `answer`.
+    pub fn reading(&self, answer: Budget) -> Reading {
+        Reading {
+            options: self.read.options(answer),
+            wire: WireLimits {
+                keep_bytes: self.read.keep_bytes,
+                ..WireLimits::default()
+            },
+        }
+    }
+
+    /// How to read a stream of `plan` whose daemon should relay `expected`.
+    pub fn reading_for(&self, plan: &UpstreamPlan, expected: &Expected) -> Reading {
+        let upstream: u64 = plan.writes.iter().map(|w| w.bytes.len() as u64).sum();
+        self.reading(Budget::for_answer(upstream, expected.pieces.len() as u64))
     }
 
     /// The mock's log for `nonce`, after waiting up to `wait` for the requests to end.
@@ -161,7 +181,10 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
     let mut hspec = base;
     hspec.data = handoff.bytes.clone();
     hspec.deadline = ctx.limits.timeout + extra_time(&spec, ctx);
-    let obs = live::run(&ctx.ring, hspec, sc.client, ctx.limits.grace).map_err(Stop::Handoff)?;
+    let plan = spec.plan(ctx.mock.settings(), handoff.nonce.as_deref());
+    let reading = ctx.reading_for(&plan, &expected);
+    let obs = live::run(&ctx.ring, hspec, sc.client, ctx.limits.grace, &reading)
+        .map_err(Stop::Handoff)?;
     let wait = sc.checks.iter().find_map(|c| match c {
         Check::HeadTiming | Check::RelayedIncrementally => Some(LOG_WAIT),
         Check::UpstreamCancelled { within_ms } => {
@@ -283,7 +306,9 @@ pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         .socket_type(ctx.socket_type)
         .pair(ctx.pair)
         .deadline(ctx.limits.timeout);
-    let obs = match live::run(&ctx.ring, hspec, sc.client, ctx.limits.grace) {
+    // Nothing answers upstream: room for an error response only.
+    let reading = ctx.reading(Budget::for_answer(0, 0));
+    let obs = match live::run(&ctx.ring, hspec, sc.client, ctx.limits.grace, &reading) {
         Ok(obs) => obs,
         Err(e) => return handoff_failed(ctx, sc, &e, started),
     };

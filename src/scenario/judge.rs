@@ -14,9 +14,11 @@ use super::data::Handoff;
 use super::observe::{ClientClose, Observation};
 use super::{Check, HeaderRule};
 use crate::handoff::HandoffError;
+use crate::http1;
 use crate::mock::RequestRecord;
 use crate::pattern::{Expected, ExpectedKind};
 use crate::ring::EndReason;
+use crate::transcript::SettledCause;
 use crate::verdict::check;
 use crate::verdict::{AssertionResult, Verdict};
 
@@ -83,7 +85,8 @@ fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<As
         return out;
     }
     if let Some(e) = obs.http_error() {
-        let message = if obs.head().is_none() && obs.received_bytes() > 0 {
+        let too_large = matches!(obs.t.http.error, Some(http1::Error::HeadTooLarge { .. }));
+        let message = if obs.head().is_none() && obs.received_bytes() > 0 && !too_large {
             format!(
                 "the response does not start with an HTTP/1.x head ({e}): after the handoff the \
                  daemon owns the raw connection and must write the status line and headers itself"
@@ -91,15 +94,37 @@ fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<As
         } else {
             format!("the response is not valid HTTP/1.x: {e}")
         };
-        out.push(fail("HTTP response", message));
+        out.push(fail("HTTP response", closing(obs, message)));
     }
     if let Some(e) = obs.sse_error() {
-        out.push(fail(
-            "event stream",
-            format!("the body is not a valid event stream: {e}"),
-        ));
+        let message = format!("the body is not a valid event stream: {e}");
+        out.push(fail("event stream", closing(obs, message)));
+    }
+    if let Some(cause) = &obs.t.settled
+        && matches!(
+            cause,
+            SettledCause::TooManyBytes { .. } | SettledCause::TooManyEvents { .. }
+        )
+    {
+        let message = format!(
+            "{cause}; streamcheck stopped reading and closed the connection after {} bytes",
+            obs.received_bytes()
+        );
+        out.push(fail("response size", message));
     }
     out
+}
+
+/// `message`, saying where streamcheck stopped reading when this finding settled the stream.
+fn closing(obs: &Observation, message: String) -> String {
+    match &obs.t.settled {
+        Some(SettledCause::Http(_) | SettledCause::Sse(_)) => format!(
+            "{message}; streamcheck stopped reading there and closed the connection after {} \
+             bytes",
+            obs.received_bytes()
+        ),
+        _ => message,
+    }
 }
 
 fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
@@ -263,6 +288,12 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
         (Some(ClientClose::AfterEvents { .. }), _) => {
             AssertionResult::pass(name, "the client closed it, as the scenario asks")
         }
+        (Some(ClientClose::Settled), _) => AssertionResult::new(
+            name,
+            Verdict::Informational,
+            "not judged: streamcheck closed the connection once the outcome was settled (see \
+             the other assertions)",
+        ),
         (None, EndReason::PeerClosed) => {
             let end = obs.end_ns;
             match (obs.done_ns(), obs.sent_ns()) {

@@ -1,6 +1,7 @@
 //! Driving one stream on the shared ring: start the handoff, push every read into a
-//! [`TranscriptBuilder`] as it arrives, and play the client's part (close after N content
-//! events; close a connection the daemon keeps open after `[DONE]`).
+//! [`TranscriptBuilder`] and a [`WireRecorder`] as it arrives, and play the client's part (close
+//! after N content events; close a connection the daemon keeps open after `[DONE]`; close a
+//! stream whose outcome is settled, so a daemon that sends without end costs nothing more).
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -10,15 +11,27 @@ use super::observe::{ClientClose, Observation};
 use crate::clock::monotonic_ns;
 use crate::handoff::HandoffError;
 use crate::ring::{EndReason, HandoffSpec, HandoffTimings, RingHandle, StreamEvent, StreamHandle};
-use crate::transcript::{EndKind, EventKind, HandoffTimes, RecordingEnd, TranscriptBuilder};
+use crate::transcript::{
+    EndKind, EventKind, HandoffTimes, RecordingEnd, TranscriptBuilder, TranscriptOptions,
+};
+use crate::verdict::{WireLimits, WireRecorder};
+
+/// How a stream is read: the transcript's limits and budget, and the window of the wire kept
+/// for the report.
+#[derive(Debug, Clone)]
+pub(super) struct Reading {
+    pub options: TranscriptOptions,
+    pub wire: WireLimits,
+}
 
 /// A stream that has been started and is being watched.
 pub(super) struct Live {
     handle: StreamHandle,
     sent: Vec<u8>,
     handoff: Option<HandoffTimings>,
+    options: TranscriptOptions,
     builder: TranscriptBuilder,
-    reads: Vec<(u64, Vec<u8>)>,
+    wire: WireRecorder,
     client: Client,
     client_close: Option<ClientClose>,
     grace: Duration,
@@ -40,14 +53,21 @@ fn times(t: &HandoffTimings) -> HandoffTimes {
 
 impl Live {
     /// Starts `spec` on `ring`. `grace` is how long the daemon gets to close after `[DONE]`.
-    pub fn start(ring: &RingHandle, spec: HandoffSpec, client: Client, grace: Duration) -> Live {
+    pub fn start(
+        ring: &RingHandle,
+        spec: HandoffSpec,
+        client: Client,
+        grace: Duration,
+        reading: &Reading,
+    ) -> Live {
         let sent = spec.data.clone();
         Live {
             handle: ring.start(spec),
             sent,
             handoff: None,
-            builder: TranscriptBuilder::new(HandoffTimes::default()),
-            reads: Vec::new(),
+            builder: TranscriptBuilder::with_options(HandoffTimes::default(), &reading.options),
+            options: reading.options.clone(),
+            wire: WireRecorder::new(reading.wire),
             client,
             client_close: None,
             grace,
@@ -88,12 +108,12 @@ impl Live {
         match self.handle.recv_timeout(wait) {
             Ok(StreamEvent::HandedOff(t)) => {
                 // Nothing has been received before the handoff completes.
-                self.builder = TranscriptBuilder::new(times(&t));
+                self.builder = TranscriptBuilder::with_options(times(&t), &self.options);
                 self.handoff = Some(t);
             }
             Ok(StreamEvent::Data(chunk)) => {
                 self.builder.push(chunk.ts_ns, &chunk.bytes);
-                self.reads.push((chunk.ts_ns, chunk.bytes));
+                self.wire.push(chunk.ts_ns, &chunk.bytes);
                 self.after_data();
             }
             Ok(StreamEvent::End { ts_ns, reason }) => self.end = Some((ts_ns, reason)),
@@ -121,6 +141,11 @@ impl Live {
         }
         self.seen = self.builder.events().len();
         if self.client_close.is_some() {
+            return;
+        }
+        if self.builder.settled().is_some() {
+            self.client_close = Some(ClientClose::Settled);
+            self.handle.close();
             return;
         }
         if let Client::CloseAfterEvents(n) = self.client
@@ -157,7 +182,7 @@ impl Live {
         Observation {
             sent: self.sent,
             handoff: self.handoff,
-            reads: self.reads,
+            wire: self.wire,
             end,
             end_ns,
             client_close: self.client_close,
@@ -173,8 +198,9 @@ pub(super) fn run(
     spec: HandoffSpec,
     client: Client,
     grace: Duration,
+    reading: &Reading,
 ) -> Result<Observation, HandoffError> {
-    let obs = Live::start(ring, spec, client, grace).finish();
+    let obs = Live::start(ring, spec, client, grace, reading).finish();
     handoff_failure(&obs).map_or(Ok(obs), Err)
 }
 

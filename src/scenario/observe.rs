@@ -7,7 +7,7 @@ use crate::mock::WriteRecord;
 use crate::pattern::UpstreamPlan;
 use crate::ring::{EndReason, HandoffTimings};
 use crate::transcript::{OtherReason, RelayLatency, ResponseHead, Transcript, upstream_marks};
-use crate::verdict::{Timings, WireDump, WireLimits};
+use crate::verdict::{Timings, WireDump, WireLimits, WireRecorder};
 
 /// Why the client closed the connection itself, if it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub(super) enum ClientClose {
     },
     /// The daemon sent `[DONE]` but did not close within the grace period.
     NotClosedAfterDone,
+    /// More bytes could not change the outcome ([`Transcript::settled`] says why).
+    Settled,
 }
 
 /// A finished stream.
@@ -28,8 +30,8 @@ pub(super) struct Observation {
     pub sent: Vec<u8>,
     /// The handoff's timings, if the handoff completed.
     pub handoff: Option<HandoffTimings>,
-    /// Every read, `(receive time, bytes)`, for the wire dump.
-    pub reads: Vec<(u64, Vec<u8>)>,
+    /// The reads kept for the wire dump (a window of each end).
+    pub wire: WireRecorder,
     /// How the ring ended the stream.
     pub end: EndReason,
     /// When.
@@ -186,16 +188,15 @@ impl Observation {
 
     /// The bytes on the wire, for a report.
     pub fn wire(&self) -> WireDump {
+        let mut dump = self.wire.dump();
         let origin = self.handoff.map_or_else(
-            || self.reads.first().map_or(0, |(ts, _)| *ts),
+            || dump.chunks.first().map_or(0, |c| c.at_ns),
             |h| h.connect_start_ns,
         );
-        let limits = WireLimits::default();
-        let reads = self
-            .reads
-            .iter()
-            .map(|(ts, b)| (ts.saturating_sub(origin), b.as_slice()));
-        let mut dump = WireDump::capture(reads, limits).with_sent(0, &self.sent, limits);
+        for chunk in &mut dump.chunks {
+            chunk.at_ns = chunk.at_ns.saturating_sub(origin);
+        }
+        let mut dump = dump.with_sent(0, &self.sent, WireLimits::default());
         if let Some(head) = self.head() {
             dump = dump.with_head_len(usize::try_from(head.end).unwrap_or(usize::MAX));
         }
@@ -206,6 +207,13 @@ impl Observation {
             Some(ClientClose::NotClosedAfterDone) => {
                 "closed by the client: the daemon kept the connection open after [DONE]".to_owned()
             }
+            Some(ClientClose::Settled) => match &self.t.settled {
+                Some(cause) => format!(
+                    "closed by streamcheck after {} bytes: {cause}",
+                    self.t.received_bytes
+                ),
+                None => "closed by streamcheck".to_owned(),
+            },
             None => self.end.to_string(),
         };
         dump.with_end(end)

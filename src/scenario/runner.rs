@@ -18,6 +18,7 @@ use crate::mock::{MockConfig, MockError, MockServer, TlsMode};
 use crate::pattern::MockSettings;
 use crate::report::Reporter;
 use crate::ring::{RingConfig, RingThread};
+use crate::transcript::ReadLimits;
 use crate::verdict::{RunSummary, ScenarioResult, Strictness};
 
 /// What to test and how.
@@ -44,6 +45,8 @@ pub struct SuiteConfig {
     pub strictness: Strictness,
     /// The client socket pair handed off (`--pair`).
     pub pair: PairKind,
+    /// How streams are read: parser limits, budgets, the wire kept for reports.
+    pub read: ReadLimits,
     /// The socket type to connect with (`--socket-type`); `None`: SEQPACKET as Apache does,
     /// falling back to STREAM when the daemon listens as one.
     pub socket_type: Option<SocketType>,
@@ -63,6 +66,7 @@ impl SuiteConfig {
             close_grace: Duration::from_secs(2),
             strictness: Strictness::Lenient,
             pair: PairKind::Tcp,
+            read: ReadLimits::default(),
             socket_type: None,
         }
     }
@@ -337,6 +341,7 @@ pub fn run_suite_with(
         socket: Arc::from(setup.socket.as_path()),
         socket_type: config.socket_type.unwrap_or_default(),
         pair: config.pair,
+        read: config.read,
         limits: Limits {
             timeout: config.timeout,
             grace: config.close_grace,

@@ -13,6 +13,7 @@ use super::{Check, Client, Data, Scenario};
 use crate::mock::RequestEnd;
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
+use crate::transcript::Budget;
 use crate::verdict::check::{self, format_duration, format_ns};
 use crate::verdict::{AssertionResult, ScenarioResult, Verdict};
 
@@ -80,7 +81,16 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
             ctx.limits.timeout + longest_pause,
         )
         .behaviour(behaviour);
-    let mut slow = Live::start(&ctx.ring, spec, Client::ReadAll, ctx.limits.grace);
+    // The content script wraps each piece in an upstream chunk of well under 1 KiB more.
+    let upstream = (PIECE as u64 + 1024) * content.len() as u64;
+    let slow_reading = ctx.reading(Budget::for_answer(upstream, content.len() as u64));
+    let mut slow = Live::start(
+        &ctx.ring,
+        spec,
+        Client::ReadAll,
+        ctx.limits.grace,
+        &slow_reading,
+    );
     // The pause begins with the first byte.
     while slow.received_bytes() == 0 && slow.step(Duration::from_millis(50)) {}
     if let Some(e) = slow.handoff_failure() {
@@ -97,11 +107,13 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let nonce = ctx.nonce(sc, 1);
     let handoff = data::build(Data::Standard, sc.pattern, &nonce);
     let expected = quick_spec.expected(ctx.mock.settings(), Some(&nonce));
+    let plan = quick_spec.plan(ctx.mock.settings(), Some(&nonce));
     let mut quick = Live::start(
         &ctx.ring,
         ctx.spec(handoff.bytes.clone(), ctx.limits.timeout),
         Client::ReadAll,
         ctx.limits.grace,
+        &ctx.reading_for(&plan, &expected),
     );
     let hold_until = Instant::now() + HOLD;
     while Instant::now() < hold_until
@@ -244,9 +256,17 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
         .collect();
     let live: Vec<Live> = planned
         .iter()
-        .map(|(h, _)| {
-            let spec = ctx.spec(h.bytes.clone(), ctx.limits.timeout);
-            Live::start(&ctx.ring, spec, Client::ReadAll, ctx.limits.grace)
+        .map(|(h, expected)| {
+            let plan = spec.plan(ctx.mock.settings(), h.nonce.as_deref());
+            let reading = ctx.reading_for(&plan, expected);
+            let hspec = ctx.spec(h.bytes.clone(), ctx.limits.timeout);
+            Live::start(
+                &ctx.ring,
+                hspec,
+                Client::ReadAll,
+                ctx.limits.grace,
+                &reading,
+            )
         })
         .collect();
     // Each stream's events wait in its own channel, so finishing them in turn loses nothing.

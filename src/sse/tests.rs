@@ -447,7 +447,7 @@ fn event_data_past_the_limit_stops_the_stream() {
     );
     let message = err.to_string();
     assert!(
-        message.contains("with_max_event"),
+        message.contains("--max-event-bytes"),
         "the message names the fix: {message}"
     );
 }

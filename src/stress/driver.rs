@@ -15,7 +15,7 @@ use super::latency::Latencies;
 use super::plan::{LoadModel, Role, Roles, duration_ns};
 use super::resources::{self, DaemonResources};
 use super::setup::{Kind, Mock, Prepared};
-use super::stream::{Arrivals, Ctx, StreamCheck};
+use super::stream::{Arrivals, Ctx, StreamCheck, StreamLimits};
 use super::{LimitHit, LimitKind, StressConfig, StressError};
 use crate::clock::monotonic_ns;
 use crate::handoff::HandoffError;
@@ -393,7 +393,11 @@ impl State<'_> {
             sent_ns: None,
             closing: false,
             timed_out: false,
-            check: StreamCheck::new(),
+            check: StreamCheck::with_limits(StreamLimits::for_expected(
+                kind.expected.as_ref(),
+                config.max_head_bytes,
+                config.max_line_bytes,
+            )),
             arrivals: relay.then(|| Arrivals::with_capacity(self.prep.events_per_stream as usize)),
         };
         let slot = id.slot();
@@ -456,6 +460,11 @@ impl State<'_> {
                     c.arrivals.as_mut(),
                 );
                 self.events += u64::from(n);
+                if !c.closing && c.check.settled() {
+                    // More bytes cannot change this stream's outcome: stop reading them.
+                    c.closing = true;
+                    cmds.close(conn);
+                }
                 if let Role::Abort { after_events } = c.role
                     && !c.closing
                     && c.check.progress.events >= after_events

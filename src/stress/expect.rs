@@ -128,6 +128,8 @@ pub struct ExpectedContent {
     nonce_len: usize,
     /// Content pieces of a complete answer (events carrying content).
     pieces: usize,
+    /// Bytes of the largest piece.
+    max_piece: usize,
 }
 
 /// A stream's content stopped matching.
@@ -181,7 +183,13 @@ impl ExpectedContent {
             nonce_at,
             nonce_len,
             pieces: pieces.len(),
+            max_piece: pieces.iter().map(String::len).max().unwrap_or(0),
         }
+    }
+
+    /// Bytes of the largest content piece.
+    pub fn max_piece(&self) -> usize {
+        self.max_piece
     }
 
     /// Content bytes of a complete answer.

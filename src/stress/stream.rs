@@ -1,7 +1,9 @@
 //! One connection, checked as its bytes arrive: the HTTP/1 response ([`crate::http1`]), the
 //! event stream ([`crate::sse`]), what each event means, and the content compared with what the
 //! mock sent for this connection's nonce. Nothing received is kept, so 10,000 streams cost a
-//! few hundred bytes each.
+//! few hundred bytes each; the parsers buffer only a head or a line that spans reads, and
+//! [`StreamLimits`] keeps those small. Once a stream's outcome is settled
+//! ([`StreamCheck::settled`]) nothing more is parsed, and the driver closes it.
 //!
 //! What each event means follows [`crate::transcript::Interpreter`]'s rules exactly. The one
 //! shape almost every event has, `{"content":"…"}` with a string that needs no decoding (no
@@ -139,19 +141,93 @@ pub struct Ctx<'a> {
     pub gaps: Option<&'a mut Histogram<u64>>,
 }
 
+/// What one stream may send before its outcome is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Largest response head.
+    pub max_head: usize,
+    /// Longest SSE line, and largest event data.
+    pub max_line: usize,
+    /// Most bytes in all.
+    pub max_bytes: u64,
+}
+
+impl StreamLimits {
+    /// The default head limit: a correct daemon's head is a few hundred bytes.
+    pub const DEFAULT_MAX_HEAD: usize = 2 << 10;
+    /// The line limit when no content is expected (`--no-upstream`).
+    pub const UNKNOWN_MAX_LINE: usize = 4 << 10;
+
+    /// Room for any correct relay of `expected`: an event line holds one piece, escaped (up to
+    /// six bytes per byte) and wrapped (an OpenAI chunk passed through adds a few hundred
+    /// bytes); the stream holds every piece that way. `max_line` overrides the line limit.
+    pub fn for_expected(
+        expected: Option<&ExpectedContent>,
+        max_head: usize,
+        max_line: Option<usize>,
+    ) -> StreamLimits {
+        let Some(e) = expected else {
+            return StreamLimits {
+                max_head,
+                max_line: max_line.unwrap_or(StreamLimits::UNKNOWN_MAX_LINE),
+                max_bytes: u64::MAX,
+            };
+        };
+        let line = e
+            .max_piece()
+            .saturating_mul(6)
+            .saturating_add(512)
+            .max(1 << 10);
+        StreamLimits {
+            max_head,
+            max_line: max_line.unwrap_or(line),
+            max_bytes: e
+                .len()
+                .saturating_mul(6)
+                .saturating_add(e.pieces() as u64 * 512)
+                .saturating_add(64 << 10),
+        }
+    }
+}
+
 /// One stream being checked.
 #[derive(Debug, Default)]
 pub struct StreamCheck {
     http: http1::Parser,
     sse: sse::Parser,
+    /// Most bytes it may send (0: unlimited).
+    max_bytes: u64,
     /// What has been seen.
     pub progress: Progress,
 }
 
 impl StreamCheck {
-    /// A stream with nothing received yet.
+    /// A stream with nothing received yet, with the parsers' default limits.
     pub fn new() -> StreamCheck {
         StreamCheck::default()
+    }
+
+    /// A stream with nothing received yet, bounded by `limits`.
+    pub fn with_limits(limits: StreamLimits) -> StreamCheck {
+        StreamCheck {
+            http: http1::Parser::with_config(
+                http1::Config::default().max_head_bytes(limits.max_head),
+            ),
+            sse: sse::Parser::with_limits(
+                sse::Limits::default()
+                    .with_max_line(limits.max_line)
+                    .with_max_event(limits.max_line),
+            ),
+            max_bytes: limits.max_bytes,
+            progress: Progress::default(),
+        }
+    }
+
+    /// Whether more bytes cannot change the stream's outcome: the response is malformed, the
+    /// content went wrong, or another connection's content arrived.
+    pub fn settled(&self) -> bool {
+        let p = &self.progress;
+        p.malformed.is_some() || p.fault.is_some() || p.crosstalk.is_some()
     }
 
     /// Checks the next bytes of connection `index` (nonce `nonce`), received at `ts`. Returns
@@ -178,6 +254,13 @@ impl StreamCheck {
             arrivals,
         };
         if visit.p.malformed.is_some() {
+            return 0;
+        }
+        if self.max_bytes > 0 && visit.p.bytes > self.max_bytes {
+            visit.p.malformed = Some(format!(
+                "more than {} bytes, more than any relay of the expected answer can hold",
+                self.max_bytes
+            ));
             return 0;
         }
         for event in self.http.feed(bytes) {
@@ -241,6 +324,16 @@ impl sse::Visitor for Visit<'_, '_, '_> {
     fn event(&mut self, event: sse::EventRef<'_>) {
         let p = &mut *self.p;
         p.events += 1;
+        if p.malformed.is_none()
+            && let Err(e) = std::str::from_utf8(event.data())
+        {
+            p.malformed = Some(format!(
+                "invalid UTF-8 in the event at byte {} of the event stream (data byte {}): a \
+                 browser shows U+FFFD there",
+                event.start(),
+                e.valid_up_to()
+            ));
+        }
         if p.first_event_ns.is_none() {
             p.first_event_ns = Some(self.ts);
         } else if let Some(gaps) = self.ctx.gaps.as_deref_mut() {

@@ -1,7 +1,10 @@
 //! Building a [`Transcript`] chunk by chunk.
 
+use std::collections::VecDeque;
+
 use crate::{http1, sse};
 
+use super::budget::{Budget, SettledCause};
 use super::decode::{Decoder, Sink};
 use super::interpret::Interpreter;
 use super::response::{BodyEnd, Excess, HttpResponse, ResponseHead};
@@ -17,15 +20,20 @@ pub struct TranscriptOptions {
     pub sse_limits: sse::Limits,
     /// Limits and relaxations of the HTTP/1 parser.
     pub http: http1::Config,
+    /// How much of the stream is decoded at most.
+    pub budget: Budget,
 }
 
 /// Builds a [`Transcript`] from chunks as they arrive, so a client need not keep them:
-/// [`push`](Self::push) each read, then [`finish`](Self::finish). Memory grows with the events
-/// and the number of reads, not with the bytes between events.
+/// [`push`](Self::push) each read, then [`finish`](Self::finish). Memory grows with the events,
+/// not with the bytes between events or the number of reads, and the [`Budget`] bounds both:
+/// bytes past it are only counted, events past it are not kept.
 #[derive(Debug)]
 pub struct TranscriptBuilder {
     decoder: Decoder,
     state: State,
+    /// Bytes received past the budget, counted and not decoded.
+    ignored: u64,
 }
 
 /// A run of body bytes that came in one chunk.
@@ -50,8 +58,14 @@ struct State {
     http: HttpResponse,
     message_ended: bool,
     http_finished: bool,
-    segments: Vec<Segment>,
+    /// The segments that later events can still start or end in.
+    segments: VecDeque<Segment>,
     events: Vec<ReceivedEvent>,
+    budget: Budget,
+    /// An event arrived past the budget (and was not kept).
+    over_events: bool,
+    /// Bytes arrived past the budget (and were not decoded).
+    over_bytes: bool,
     sse: SseStatus,
     interpreter: Interpreter,
 }
@@ -77,11 +91,15 @@ impl TranscriptBuilder {
                 http: HttpResponse::default(),
                 message_ended: false,
                 http_finished: false,
-                segments: Vec::new(),
+                segments: VecDeque::new(),
                 events: Vec::new(),
+                budget: options.budget,
+                over_events: false,
+                over_bytes: false,
                 sse: SseStatus::default(),
                 interpreter: Interpreter::new(),
             },
+            ignored: 0,
         }
     }
 
@@ -93,12 +111,25 @@ impl TranscriptBuilder {
         if !bytes.is_empty() {
             state.first_byte_ns.get_or_insert(ts_ns);
         }
-        self.decoder.feed(bytes, state);
+        let room = state
+            .budget
+            .max_bytes
+            .saturating_sub(self.decoder.wire_offset());
+        let take = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        self.decoder.feed(&bytes[..take], state);
+        self.ignored += (bytes.len() - take) as u64;
+        state.over_bytes |= take < bytes.len();
     }
 
     /// Bytes pushed so far.
     pub fn received_bytes(&self) -> u64 {
-        self.decoder.wire_offset()
+        self.decoder.wire_offset() + self.ignored
+    }
+
+    /// Why the stream's outcome is settled, once it is: more bytes cannot change it, so the
+    /// client should close the connection.
+    pub fn settled(&self) -> Option<SettledCause> {
+        self.state.settled()
     }
 
     /// Events dispatched so far.
@@ -108,11 +139,12 @@ impl TranscriptBuilder {
 
     /// The recording stopped: computes the transcript.
     pub fn finish(self, end: RecordingEnd) -> Transcript {
-        let received_bytes = self.decoder.wire_offset();
+        let received_bytes = self.received_bytes();
         let mut state = self.state;
         self.decoder
             .finish(matches!(end.kind, EndKind::PeerClosed), &mut state);
         state.http.body = body_end(&state);
+        let settled = state.settled();
         let interpretation = state.interpreter.finish();
         let sent = state.handoff.sent_ns;
         let since = |t: u64| t.saturating_sub(sent);
@@ -149,6 +181,7 @@ impl TranscriptBuilder {
             sse: state.sse,
             interpretation,
             timings,
+            settled,
         }
     }
 }
@@ -174,6 +207,25 @@ impl State {
         let i = self.segments.partition_point(|s| s.body + s.len <= body);
         self.segments.get(i).filter(|s| s.body <= body)
     }
+
+    /// Why more bytes cannot change the stream's outcome, if they cannot: the first of a
+    /// malformed response, an SSE limit, the event budget and the byte budget.
+    fn settled(&self) -> Option<SettledCause> {
+        match (&self.http.error, &self.sse.error) {
+            // A truncated message is known only at the end: it settles nothing early.
+            (Some(e), _) if !matches!(e, http1::Error::Truncated { .. }) => {
+                Some(SettledCause::Http(e.clone()))
+            }
+            (_, Some(e)) => Some(SettledCause::Sse(e.clone())),
+            _ if self.over_events => Some(SettledCause::TooManyEvents {
+                limit: self.budget.max_events,
+            }),
+            _ if self.over_bytes => Some(SettledCause::TooManyBytes {
+                limit: self.budget.max_bytes,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Sink for State {
@@ -192,8 +244,10 @@ impl Sink for State {
 
     fn body(&mut self, body: u64, wire: u64, len: usize) {
         self.http.body_bytes += len as u64;
-        if len > 0 {
-            self.segments.push(Segment {
+        // No event can start or end here any more once the parser stopped or events are not
+        // kept: no segment is needed.
+        if len > 0 && self.sse.error.is_none() && !self.over_events {
+            self.segments.push_back(Segment {
                 body,
                 wire,
                 len: len as u64,
@@ -211,6 +265,11 @@ impl Sink for State {
     }
 
     fn event(&mut self, event: sse::Event) {
+        if self.over_events || self.events.len() as u64 >= self.budget.max_events {
+            self.over_events = true;
+            self.segments.clear();
+            return;
+        }
         let index = self.events.len();
         let kind = self.interpreter.push(index, &event.event_type, &event.data);
         // An event ends past the CR or LF of its blank line, so `end - 1` is a byte of it.
@@ -231,6 +290,15 @@ impl Sink for State {
             data: event.data,
             kind,
         });
+        // Later events start at or after this one's end: the segments before it are done with.
+        let done_before = event.end.saturating_sub(1);
+        while self
+            .segments
+            .front()
+            .is_some_and(|s| s.body + s.len <= done_before)
+        {
+            self.segments.pop_front();
+        }
     }
 
     fn comment(&mut self) {

@@ -47,6 +47,8 @@ pub struct InspectOptions {
     pub last_event_id: Option<String>,
     /// Limits of the SSE parser.
     pub limits: sse::Limits,
+    /// Limits of the HTTP/1 parser (with [`InspectOptions::http`]).
+    pub http_config: http1::Config,
 }
 
 /// Why inspecting a stream failed.
@@ -90,7 +92,7 @@ impl<W: Write> Inspector<W> {
                 return Err(InspectError::InvalidLastEventId(id.clone()));
             }
         }
-        let http = options.http.then(http1::Config::default);
+        let http = options.http.then(|| options.http_config.clone());
         Ok(Inspector {
             decoder: Decoder::new(http, sse),
             printer: Printer {

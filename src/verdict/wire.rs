@@ -1,9 +1,12 @@
 //! The bytes on the wire, kept for reports of scenarios that went wrong.
 //!
-//! A stream can be 150 KiB in ten thousand one-byte reads, so a dump is bounded
+//! A stream can be 150 KiB in ten thousand one-byte reads, or endless, so a dump is bounded
 //! ([`WireLimits`]): the first and last reads are kept (the head, and the end where a missing
 //! `[DONE]` or a cut stream shows), and of a long read its beginning and its end. What is left
-//! out is counted, never silently dropped.
+//! out is counted, never silently dropped. [`WireRecorder`] keeps that window as reads arrive,
+//! so a stream's dump costs the same whatever the daemon sends.
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +19,100 @@ pub struct WireLimits {
     pub last_chunks: usize,
     /// Bytes kept of one read (half from its start, half from its end).
     pub chunk_bytes: usize,
+    /// Bytes kept from each end of the stream (`--keep-bytes`): reads are kept from the start
+    /// until this many bytes are, and the last reads up to this many bytes.
+    pub keep_bytes: usize,
+}
+
+impl WireLimits {
+    /// The default for [`WireLimits::keep_bytes`]: 32 KiB.
+    pub const DEFAULT_KEEP_BYTES: usize = 32 << 10;
 }
 
 impl Default for WireLimits {
-    /// 100 first and 100 last reads, 4 KiB of each: at most 800 KiB, usually far less.
+    /// 100 first and 100 last reads, 4 KiB of each, 32 KiB from each end at most.
     fn default() -> Self {
         WireLimits {
             first_chunks: 100,
             last_chunks: 100,
             chunk_bytes: 4096,
+            keep_bytes: WireLimits::DEFAULT_KEEP_BYTES,
+        }
+    }
+}
+
+/// Keeps the bounded window of a stream's reads as they arrive (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct WireRecorder {
+    limits: WireLimits,
+    head: Vec<WireChunk>,
+    head_bytes: usize,
+    tail: VecDeque<WireChunk>,
+    tail_bytes: usize,
+    omitted: Omitted,
+    received_bytes: u64,
+}
+
+impl WireRecorder {
+    /// An empty recorder.
+    pub fn new(limits: WireLimits) -> WireRecorder {
+        WireRecorder {
+            limits,
+            head: Vec::new(),
+            head_bytes: 0,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            omitted: Omitted::default(),
+            received_bytes: 0,
+        }
+    }
+
+    /// Records a read of `data` at `at_ns`.
+    pub fn push(&mut self, at_ns: u64, data: &[u8]) {
+        self.received_bytes += data.len() as u64;
+        let chunk = WireChunk::bounded(at_ns, data, self.limits.chunk_bytes);
+        // Once a read has gone to the tail, the head is closed for good.
+        let head_open = self.tail.is_empty()
+            && self.omitted.chunks == 0
+            && self.head.len() < self.limits.first_chunks
+            && self.head_bytes < self.limits.keep_bytes;
+        if head_open {
+            self.head_bytes += chunk.bytes.len();
+            self.head.push(chunk);
+            return;
+        }
+        self.tail_bytes += chunk.bytes.len();
+        self.tail.push_back(chunk);
+        while self.tail.len() > self.limits.last_chunks
+            || (self.tail.len() > 1 && self.tail_bytes > self.limits.keep_bytes)
+        {
+            let Some(out) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= out.bytes.len();
+            self.omitted.chunks += 1;
+            self.omitted.bytes += out.len as u64;
+        }
+    }
+
+    /// Bytes recorded so far, kept or not.
+    pub fn received_bytes(&self) -> u64 {
+        self.received_bytes
+    }
+
+    /// The dump of what was kept.
+    pub fn dump(&self) -> WireDump {
+        let omitted = (self.omitted.chunks > 0).then_some(Omitted {
+            after: self.head.len(),
+            ..self.omitted
+        });
+        WireDump {
+            sent: None,
+            head_len: None,
+            chunks: self.head.iter().chain(&self.tail).cloned().collect(),
+            omitted,
+            received_bytes: self.received_bytes,
+            end: None,
         }
     }
 }
@@ -89,7 +177,7 @@ fn is_continuation(b: u8) -> bool {
 }
 
 /// Reads left out of the middle of a long stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Omitted {
     /// The reads were left out after `chunks[after - 1]`.
     pub after: usize,
@@ -123,34 +211,11 @@ impl WireDump {
         reads: impl IntoIterator<Item = (u64, &'a [u8])>,
         limits: WireLimits,
     ) -> WireDump {
-        let reads: Vec<(u64, &[u8])> = reads.into_iter().collect();
-        let received_bytes = reads.iter().map(|(_, b)| b.len() as u64).sum();
-        let keep = |(at, data): &(u64, &[u8])| WireChunk::bounded(*at, data, limits.chunk_bytes);
-        let n = reads.len();
-        let (chunks, omitted) = if n > limits.first_chunks.saturating_add(limits.last_chunks) {
-            let middle = &reads[limits.first_chunks..n - limits.last_chunks];
-            let omitted = Omitted {
-                after: limits.first_chunks,
-                chunks: middle.len() as u64,
-                bytes: middle.iter().map(|(_, b)| b.len() as u64).sum(),
-            };
-            let kept = reads[..limits.first_chunks]
-                .iter()
-                .chain(&reads[n - limits.last_chunks..])
-                .map(keep)
-                .collect();
-            (kept, Some(omitted))
-        } else {
-            (reads.iter().map(keep).collect(), None)
-        };
-        WireDump {
-            sent: None,
-            head_len: None,
-            chunks,
-            omitted,
-            received_bytes,
-            end: None,
+        let mut recorder = WireRecorder::new(limits);
+        for (at, data) in reads {
+            recorder.push(at, data);
         }
+        recorder.dump()
     }
 
     /// Records the handoff data sent at `at_ns` (bounded like a read).
@@ -269,6 +334,7 @@ mod tests {
             first_chunks: 2,
             last_chunks: 3,
             chunk_bytes: 64,
+            ..WireLimits::default()
         };
         let d = WireDump::capture(reads.iter().map(|(t, b)| (*t, b.as_slice())), limits);
         let kept: Vec<u64> = d.chunks.iter().map(|c| c.at_ns).collect();
@@ -282,6 +348,26 @@ mod tests {
             })
         );
         assert_eq!(d.received_bytes, 30);
+    }
+
+    #[test]
+    fn an_endless_stream_keeps_a_bounded_window_of_each_end() {
+        let limits = WireLimits {
+            keep_bytes: 100,
+            ..WireLimits::default()
+        };
+        let mut r = WireRecorder::new(limits);
+        for i in 0..100_000u64 {
+            r.push(i, &[b'x'; 30]);
+        }
+        let d = r.dump();
+        // 4 reads reach 100 bytes at the start; at the end, the last 3 hold 90 of at most 100.
+        let kept: Vec<u64> = d.chunks.iter().map(|c| c.at_ns).collect();
+        assert_eq!(kept, [0, 1, 2, 3, 99_997, 99_998, 99_999]);
+        let omitted = d.omitted.unwrap();
+        assert_eq!((omitted.after, omitted.chunks), (4, 100_000 - 7));
+        assert_eq!(omitted.bytes, 30 * (100_000 - 7));
+        assert_eq!(d.received_bytes, 3_000_000);
     }
 
     #[test]

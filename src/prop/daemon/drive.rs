@@ -12,7 +12,8 @@ use crate::pattern::{nonce_directive, pattern_directive};
 use crate::ring::{ClientBehaviour, EndReason, HandoffSpec, RingHandle, StreamEvent};
 use crate::scenario::Mock;
 use crate::transcript::{
-    EndKind, EventKind, HandoffTimes, RecordingEnd, Transcript, TranscriptBuilder,
+    Budget, EndKind, EventKind, HandoffTimes, ReadLimits, RecordingEnd, Transcript,
+    TranscriptBuilder,
 };
 
 use super::PropError;
@@ -58,6 +59,7 @@ pub(crate) struct Env<'a> {
     pub socket_type: SocketType,
     pub pair: PairKind,
     pub limits: Limits,
+    pub read: ReadLimits,
 }
 
 /// What one case run showed.
@@ -117,6 +119,12 @@ pub(crate) fn run(
         .behaviour(behaviour(client))
         .deadline(env.limits.timeout);
     let mut handle = env.ring.start(spec);
+    let body = built.plan.body();
+    // Every upstream event has a data line: their number bounds the pieces a daemon relays.
+    let pieces = body.windows(5).filter(|w| w == b"data:").count() as u64;
+    let upstream = body.len() as u64;
+    let options = env.read.options(Budget::for_answer(upstream, pieces));
+    let mut settled = false;
     let mut handoff: Option<HandoffTimes> = None;
     let mut builder: Option<TranscriptBuilder> = None;
     let mut raw = Vec::new();
@@ -136,9 +144,15 @@ pub(crate) fn run(
                 });
             }
             Ok(StreamEvent::Data(chunk)) => {
-                let b = builder
-                    .get_or_insert_with(|| TranscriptBuilder::new(handoff.unwrap_or_default()));
+                let b = builder.get_or_insert_with(|| {
+                    TranscriptBuilder::with_options(handoff.unwrap_or_default(), &options)
+                });
                 b.push(chunk.ts_ns, &chunk.bytes);
+                if b.settled().is_some() && !settled {
+                    // More bytes cannot change the verdict: stop reading them.
+                    settled = true;
+                    handle.close();
+                }
                 let room = RAW_KEPT.saturating_sub(raw.len());
                 raw.extend_from_slice(&chunk.bytes[..chunk.bytes.len().min(room)]);
                 let mut done = false;
@@ -175,7 +189,7 @@ pub(crate) fn run(
         EndReason::Error(e) if handoff.is_none() => return Err(PropError::Handoff(e)),
         EndReason::PeerClosed => EndKind::PeerClosed,
         EndReason::ClosedByClient => {
-            if client_closed_ns.is_none() && !kept_open_after_done {
+            if client_closed_ns.is_none() && !kept_open_after_done && !settled {
                 client_closed_ns = Some(end_ns); // the ring closed after N bytes
             }
             EndKind::ClosedByClient
@@ -183,7 +197,8 @@ pub(crate) fn run(
         EndReason::Timeout => EndKind::Timeout,
         EndReason::Error(e) => EndKind::Error(e.to_string()),
     };
-    let builder = builder.unwrap_or_else(|| TranscriptBuilder::new(handoff.unwrap_or_default()));
+    let builder = builder
+        .unwrap_or_else(|| TranscriptBuilder::with_options(handoff.unwrap_or_default(), &options));
     let transcript = builder.finish(RecordingEnd {
         at_ns: end_ns,
         kind,

@@ -11,6 +11,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use crate::handoff::{PairKind, SocketType};
 use crate::ring::{RingConfig, RingThread};
 use crate::scenario::Target;
+use crate::transcript::ReadLimits;
 use crate::verdict::Strictness;
 
 use super::batch::{CaseResult, CaseRunner, note};
@@ -48,6 +49,8 @@ pub struct PropConfig {
     pub socket_type: SocketType,
     /// The client socket handed off.
     pub pair: PairKind,
+    /// How streams are read: parser limits and budgets.
+    pub read: ReadLimits,
 }
 
 impl PropConfig {
@@ -66,6 +69,7 @@ impl PropConfig {
             replay: None,
             socket_type: SocketType::default(),
             pair: PairKind::default(),
+            read: ReadLimits::default(),
         }
     }
 }
@@ -156,6 +160,7 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         socket_type: config.socket_type,
         pair: config.pair,
         limits: config.limits,
+        read: config.read,
     };
     let runner = CaseRunner::new(env, config.strictness);
     let mut report = PropReport {

@@ -11,7 +11,7 @@ use crate::ring::HandoffTimings;
 use crate::scenario::data::{self, Handoff};
 use crate::scenario::{Data, HeaderRule};
 use crate::transcript::{EndKind, HandoffTimes, RecordingEnd, TranscriptBuilder};
-use crate::verdict::Verdict;
+use crate::verdict::{Verdict, WireLimits, WireRecorder};
 
 const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(5),
@@ -34,11 +34,11 @@ fn observe(reads: &[&[u8]], end: EndReason, close: Option<ClientClose>) -> Obser
         connected_ns: 2_000,
         sent_ns: 3_000,
     });
-    let mut kept = Vec::new();
+    let mut wire = WireRecorder::new(WireLimits::default());
     for (i, r) in reads.iter().enumerate() {
         let ts = 10_000 * (i as u64 + 1);
         builder.push(ts, r);
-        kept.push((ts, r.to_vec()));
+        wire.push(ts, r);
     }
     let end_ns = 10_000 * (reads.len() as u64 + 1);
     let kind = match (&end, close) {
@@ -50,7 +50,7 @@ fn observe(reads: &[&[u8]], end: EndReason, close: Option<ClientClose>) -> Obser
     Observation {
         sent: b"{}".to_vec(),
         handoff: Some(handoff),
-        reads: kept,
+        wire,
         end,
         end_ns,
         client_close: close,

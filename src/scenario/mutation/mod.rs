@@ -184,7 +184,7 @@ pub fn run(config: &MutationConfig) -> Result<MutationReport, SuiteError> {
     }
     // The correct daemon first: it runs longest, and its failure ends the proof soonest.
     let plan: Vec<Option<Fault>> = std::iter::once(None)
-        .chain(Fault::all().iter().copied().map(Some))
+        .chain(Fault::bugs().map(Some))
         .collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<SuiteRun, SuiteError>>>> =
@@ -214,13 +214,12 @@ pub fn run(config: &MutationConfig) -> Result<MutationReport, SuiteError> {
             problems: vec!["the run did not happen".to_owned()],
         },
     };
-    let modes = Fault::all()
-        .iter()
+    let modes = Fault::bugs()
         .zip(results)
         .map(|(fault, run)| match run {
-            Some(Ok(run)) => mode_outcome(*fault, &run),
-            Some(Err(e)) => not_run(*fault, format!("the run could not be made: {e}")),
-            None => not_run(*fault, "the run did not happen".to_owned()),
+            Some(Ok(run)) => mode_outcome(fault, &run),
+            Some(Err(e)) => not_run(fault, format!("the run could not be made: {e}")),
+            None => not_run(fault, "the run did not happen".to_owned()),
         })
         .collect();
     Ok(MutationReport {

@@ -1,0 +1,3 @@
+//! Arguments and glue shared by several commands (bin side).
+
+pub mod read_limits;
