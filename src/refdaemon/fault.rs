@@ -1,5 +1,10 @@
 //! Fault modes: each one realistic bug, injected at the one place in the daemon where that bug
 //! would live (search for `Fault::` to find them). The scenario suite must catch every one.
+//!
+//! Two kinds: bugs ([`Fault::bugs`]), which the mutation table proves the suite catches, and
+//! resource-abuse modes ([`Fault::is_resource_abuse`]): a hostile daemon that would cost the
+//! tester its time or memory. Those are run by tests that hold the tester's own bounds, not by
+//! the mutation table.
 
 /// One realistic defect the reference daemon can be started with (`--fault NAME`).
 ///
@@ -47,6 +52,8 @@ pub enum Fault {
     Cut4k,
     /// Relays an upstream error status as a normal, empty stream ending in `data: [DONE]`.
     ErrorAsDone,
+    /// Resource abuse: reads the handoff, then never writes, never closes, never calls the upstream.
+    Silent,
 }
 
 impl Fault {
@@ -66,6 +73,20 @@ impl Fault {
     /// Every fault mode, in declaration order.
     pub fn all() -> &'static [Fault] {
         <Fault as clap::ValueEnum>::value_variants()
+    }
+
+    /// Whether this mode abuses the tester's resources (time, memory) rather than being a bug
+    /// a scenario catches: such modes are not in the mutation table.
+    pub fn is_resource_abuse(self) -> bool {
+        matches!(self, Fault::Silent)
+    }
+
+    /// The bug modes, in declaration order: every mode that is not resource abuse.
+    pub fn bugs() -> impl Iterator<Item = Fault> {
+        Fault::all()
+            .iter()
+            .copied()
+            .filter(|f| !f.is_resource_abuse())
     }
 
     fn possible_value(self) -> clap::builder::PossibleValue {
@@ -115,6 +136,7 @@ mod tests {
                 "escape-passthrough",
                 "cut-4k",
                 "error-as-done",
+                "silent",
             ]
         );
     }
