@@ -34,6 +34,7 @@ pub mod refdaemon;
 pub mod report;
 pub mod ring;
 pub mod scenario;
+pub mod signals;
 pub mod sse;
 pub mod stress;
 pub mod transcript;

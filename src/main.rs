@@ -329,8 +329,16 @@ embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {so
 {backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
 the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
 
+A daemon that takes the first handoffs and then neither writes a byte nor calls its upstream
+is judged unresponsive: the scenarios left are listed as not run, and failed.
+
+SIGINT, SIGTERM or SIGHUP: the streams in flight are closed, the daemon started is stopped,
+and the report is written with what finished and the signal (interrupted scenarios are
+skipped); exit status 128 + the signal's number. A second signal exits at once.
+
 Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
-environment error (socket missing, permission, io_uring unavailable, mock unreachable).";
+environment error (socket missing, permission, io_uring unavailable, mock unreachable),
+129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.";
 
 /// `--pair`.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -437,6 +445,9 @@ struct RunArgs {
     /// Non-strict findings fail the run.
     #[arg(long)]
     strict: bool,
+    /// Start no more scenarios after the first failure (the rest are listed as not run).
+    #[arg(long)]
+    fail_fast: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     format: streamcheck::report::Format,
@@ -479,6 +490,8 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     use streamcheck::report::{self, Options, Output};
     use streamcheck::scenario::{self, MockOptions, SuiteConfig};
 
+    // First, so that a signal from now on stops the run cleanly, daemon included.
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
     let mock = MockOptions {
         tls: !args.mock_plain,
         chunk_count: args.chunk_count,
@@ -501,6 +514,8 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.strictness = strictness(args.strict);
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.map(Into::into);
+    config.fail_fast = args.fail_fast;
+    config.interrupt = Some(interrupt);
     let options = Options {
         format: args.format,
         tap_version: args.tap_version,
@@ -515,6 +530,12 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(failure) = &run.daemon_failure {
         eprintln!("streamcheck: {failure}");
+    }
+    if let Some(signal) = run.interrupted {
+        eprintln!(
+            "streamcheck: interrupted by {signal}; the report lists what finished (exit status {})",
+            signal.exit_code()
+        );
     }
     Ok(ExitCode::from(run.exit_code()))
 }

@@ -83,6 +83,7 @@ impl DaemonProcess {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run `sh -c {command}`: {e}"))?;
+        crate::signals::adopt(child.id());
         let mut daemon = DaemonProcess {
             child,
             command,
@@ -152,6 +153,7 @@ impl DaemonProcess {
             }
             self.status = self.child.wait().ok();
         }
+        crate::signals::release(self.pid());
         if is_socket(&self.socket) {
             let _ = std::fs::remove_file(&self.socket);
         }
