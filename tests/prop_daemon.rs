@@ -173,3 +173,28 @@ fn usage_errors_name_the_fix_and_exit_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_case_the_daemon_does_nothing_with_is_reported_unresponsive_not_shrunk() {
+    let dir = std::env::temp_dir().join(format!("streamcheck-prop-silent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let regressions = dir.join("regressions.txt");
+    let mut config = PropConfig::new(ref_daemon(Some("silent")));
+    config.cases = 4;
+    config.seed = SEED;
+    config.limits.timeout = Duration::from_secs(3);
+    config.regressions = Some(regressions.clone());
+    let started = std::time::Instant::now();
+    let report = daemon::run(&config, &mut std::io::sink()).unwrap();
+    let took = started.elapsed();
+    let text = explain(&report, &config);
+    let failure = report.failure.as_ref().expect("the silent daemon fails");
+    assert!(failure.unresponsive, "{text}");
+    assert!(failure.shrink.is_none(), "not shrunk: {text}");
+    assert_eq!(failure.reproduced, (0, 0), "not replayed: {text}");
+    assert!(!regressions.exists(), "not persisted: {text}");
+    assert!(text.contains("the daemon is unresponsive"), "{text}");
+    // One deadline for the batch; shrinking and replays would add dozens.
+    assert!(took < Duration::from_secs(30), "took {took:?}: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

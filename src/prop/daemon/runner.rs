@@ -104,6 +104,9 @@ pub struct Failure {
     pub reproduced: (usize, usize),
     /// The regression file the case was appended to, if it was.
     pub persisted: Option<PathBuf>,
+    /// The daemon did nothing with the case (no byte, no upstream request): it was neither
+    /// shrunk, replayed nor persisted.
+    pub unresponsive: bool,
 }
 
 /// How a run went.
@@ -248,6 +251,18 @@ fn phases(
     let Some((index, first)) = batch.failure else {
         return Ok(());
     };
+    if first.unresponsive() {
+        // Nothing to learn from replays: the daemon did nothing at all with this case.
+        let _ = writeln!(
+            log,
+            "prop: case {index} failed: the daemon wrote nothing and called no upstream; not \
+             shrinking"
+        );
+        let case = first.case.clone();
+        let origin = Origin::Generated { index };
+        report.failure = Some(confirm(runner, origin, &case, first, None).0);
+        return Ok(());
+    }
     let original_writes = first.built.generated_writes();
     let broke: Vec<String> = first.broken_names().into_iter().collect();
     let _ = writeln!(
@@ -279,7 +294,11 @@ fn phases(
         Some(stats),
     );
     failure.original_writes = original_writes;
-    if let Some(path) = &config.regressions {
+    if let Some(path) = config
+        .regressions
+        .as_ref()
+        .filter(|_| !failure.unresponsive)
+    {
         let broke: Vec<String> = failure.minimal.broken_names().into_iter().collect();
         let now = crate::verdict::rfc3339::format(SystemTime::now());
         let when = now.get(..10).unwrap_or(&now);
@@ -298,8 +317,9 @@ fn phases(
     stopped.or(unconfirmed).map_or(Ok(()), Err)
 }
 
-/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`]; also
-/// returns the error that cut the replays short, if one did.
+/// Replays the minimal case to see how reliably it fails (unless the daemon did nothing with
+/// it), and makes the [`Failure`]; also returns the error that cut the replays short, if one
+/// did.
 fn confirm(
     runner: &CaseRunner<'_>,
     origin: Origin,
@@ -310,7 +330,8 @@ fn confirm(
     const REPLAYS: usize = 3;
     let signature = minimal.signature();
     let (mut same, mut tried, mut stopped) = (0, 0, None);
-    for _ in 0..REPLAYS {
+    let unresponsive = minimal.unresponsive();
+    for _ in 0..if unresponsive { 0 } else { REPLAYS } {
         match runner.run(&minimal.case) {
             Ok(again) => {
                 tried += 1;
@@ -330,6 +351,7 @@ fn confirm(
         shrink,
         reproduced: (same, tried),
         persisted: None,
+        unresponsive,
     };
     (failure, stopped)
 }
