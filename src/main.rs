@@ -766,6 +766,10 @@ Target: --daemon-cmd 'my-daemon --socket {socket}' starts the daemon beside an e
 (as `run` does), or --socket S --backend URL tests a running daemon whose OPENAI_API_BASE is a
 running `streamcheck mock-api`.
 
+SIGINT, SIGTERM or SIGHUP: no more cases start, the cases in flight are closed and not
+judged, the daemon started is stopped, and the summary says what ran; the exit status is then
+128 + the signal's number. A second signal exits at once.
+
 Exit status: 0 every case passed, 1 a case failed or the daemon died, 2 usage or environment
 error.";
 
@@ -836,6 +840,8 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
     use streamcheck::prop::daemon::{self, Case, PropConfig, render};
     use streamcheck::scenario::MockOptions;
 
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
+
     let mock = MockOptions {
         tls: !args.mock_plain,
         ..MockOptions::default()
@@ -871,6 +877,7 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--replay: {e}"))?;
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.into();
+    config.interrupt = Some(interrupt);
     let report = daemon::run(&config, &mut std::io::stderr().lock())?;
     if let Some(failure) = &report.failure {
         println!(
@@ -903,7 +910,8 @@ answer, so content meant for another connection is reported as cross-talk.
 Durations: 500ms, 2s, 1.5s, 3m (a plain number is seconds).
 Exit status: 0 integrity held; 1 a stream failed, or the daemon leaked or died; 2 usage or
 environment error, or a client limit (open files, ephemeral ports) stopped the run early.
-Ctrl-C stops the run and still prints the report.";
+SIGINT (Ctrl-C), SIGTERM or SIGHUP stops the run and still prints the report; the exit status
+is then 128 + the signal's number. A second signal exits at once.";
 
 /// `--format` of `stress`.
 #[derive(Clone, Copy, Default, clap::ValueEnum)]
@@ -1067,14 +1075,8 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
         settle: args.settle,
         progress: !args.quiet,
     };
-    let stop = match stress::interrupt_flag() {
-        Ok(flag) => flag,
-        Err(e) => {
-            eprintln!("streamcheck: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let report = match stress::run(&config, stop) {
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
+    let report = match stress::run(&config, interrupt.flag()) {
         Ok(report) => report,
         Err(StressError::Usage(m) | StressError::Environment(m)) => {
             eprintln!("streamcheck: {m}");
@@ -1093,6 +1095,9 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
             // A reader that stopped early (`| head`) is not an error.
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }
+    }
+    if let Some(signal) = interrupt.signal() {
+        return Ok(ExitCode::from(signal.exit_code()));
     }
     Ok(ExitCode::from(report.exit_code()))
 }

@@ -10,7 +10,7 @@
 //! jobs with SIGINT ignored, and a `kill -INT` sent to such a process alone must still stop it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rustix::process::{Pid, kill_process_group};
 
@@ -112,6 +112,44 @@ impl Interrupt {
     /// The same, as a flag for loops that poll one.
     pub fn flag(&self) -> &AtomicBool {
         &self.raised
+    }
+}
+
+/// Runs an action on another thread once an [`Interrupt`] is raised (e.g. closing every stream
+/// of a ring, so that work in flight ends at once instead of at its deadlines); stops watching
+/// when dropped.
+pub struct OnInterrupt {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OnInterrupt {
+    /// Watches `interrupt` (every 20 ms) until it is raised, then runs `action` once.
+    pub fn spawn(interrupt: &'static Interrupt, action: impl FnOnce() + Send + 'static) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("streamcheck-stop".into())
+            .spawn(move || {
+                while !finished.load(Ordering::Relaxed) {
+                    if interrupt.is_raised() {
+                        action();
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+            .ok();
+        OnInterrupt { done, thread }
+    }
+}
+
+impl Drop for OnInterrupt {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

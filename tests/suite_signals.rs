@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use suite_support::{BIN, tmp_path};
+use suite_support::{BIN, processes_under, tmp_path};
 
 /// A run of `--scenario 1.1` then `--scenario 8.1` one at a time against a daemon that leaves
 /// the client waiting when the upstream fails: 1.1 finishes at once, 8.1 would take the whole
@@ -120,29 +120,6 @@ fn daemon_logs(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path().join("daemon.log"))
         .filter(|p| p.exists())
-        .collect()
-}
-
-/// PIDs of the processes whose command line mentions `dir` (the daemon, through its socket
-/// path), other than streamcheck itself.
-fn processes_under(dir: &Path, streamcheck: i32) -> Vec<i32> {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != streamcheck)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
-        })
-        .filter(|pid| {
-            // A zombie is gone already, only not yet reaped by its parent.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| !r.starts_with(" Z"))
-            })
-        })
         .collect()
 }
 

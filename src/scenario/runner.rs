@@ -3,7 +3,7 @@
 //! as it and all before it are done, and tear down.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,8 +18,8 @@ use crate::handoff::{HandoffError, PairKind, SocketType};
 use crate::mock::{MockConfig, MockError, MockServer, TlsMode};
 use crate::pattern::MockSettings;
 use crate::report::Reporter;
-use crate::ring::{RingConfig, RingHandle, RingThread};
-use crate::signals::{Interrupt, Signal};
+use crate::ring::{RingConfig, RingThread};
+use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::verdict::{RunSummary, ScenarioResult, Strictness};
 
 /// What to test and how.
@@ -340,9 +340,11 @@ pub fn run_suite_with(
     let clock = Instant::now();
     // The ring first: without io_uring there is no point starting a daemon.
     let ring = RingThread::spawn(RingConfig::default()).map_err(SuiteError::Handoff)?;
-    let _stopper = config
-        .interrupt
-        .map(|interrupt| RingStopper::spawn(interrupt, ring.clone()));
+    // Interrupted, every stream in flight ends at once instead of at its deadline.
+    let _stopper = config.interrupt.map(|interrupt| {
+        let ring = ring.clone();
+        OnInterrupt::spawn(interrupt, move || ring.shut_down())
+    });
     let mut setup = set_up(config)?;
     let processes = match (config.daemon_pid, &setup.daemon) {
         (Some(pid), _) => Some(Processes::Pid(pid)),
@@ -582,42 +584,6 @@ fn interrupted(sc: &Scenario, signal: Signal, running: bool) -> ScenarioResult {
         format!("not run: interrupted by {signal}")
     };
     ScenarioResult::skipped(sc.id, sc.name, sc.category.name(), sc.description, reason)
-}
-
-/// Shuts the ring down once the run is interrupted, so that every stream in flight ends at
-/// once instead of at its deadline; stops watching when dropped.
-struct RingStopper {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RingStopper {
-    fn spawn(interrupt: &'static Interrupt, ring: RingHandle) -> RingStopper {
-        let done = Arc::new(AtomicBool::new(false));
-        let finished = done.clone();
-        let thread = std::thread::Builder::new()
-            .name("streamcheck-stop".into())
-            .spawn(move || {
-                while !finished.load(Ordering::Relaxed) {
-                    if interrupt.is_raised() {
-                        ring.shut_down();
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-            .ok();
-        RingStopper { done, thread }
-    }
-}
-
-impl Drop for RingStopper {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Runs the scenarios without a result yet, `jobs` at a time, exclusive ones alone, and reports

@@ -216,7 +216,10 @@ fn client_words(case: &Case) -> String {
 /// The one-paragraph summary of a run.
 pub fn summary(report: &PropReport) -> String {
     let mut out = String::new();
-    let verdict = if report.failure.is_some() || report.daemon_failure.is_some() {
+    let interrupted = report.interrupted.map(|s| format!("interrupted by {s}"));
+    let verdict = if let Some(words) = &interrupted {
+        words.as_str()
+    } else if report.failure.is_some() || report.daemon_failure.is_some() {
         "FAILED"
     } else {
         "passed"

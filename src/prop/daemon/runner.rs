@@ -11,6 +11,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use crate::handoff::{PairKind, SocketType};
 use crate::ring::{RingConfig, RingThread};
 use crate::scenario::Target;
+use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::verdict::Strictness;
 
 use super::batch::{CaseResult, CaseRunner, note};
@@ -48,6 +49,9 @@ pub struct PropConfig {
     pub socket_type: SocketType,
     /// The client socket handed off.
     pub pair: PairKind,
+    /// Set when the run must stop (a signal): no more cases start, the cases in flight are
+    /// closed and not judged, and the report says so.
+    pub interrupt: Option<&'static Interrupt>,
 }
 
 impl PropConfig {
@@ -66,6 +70,7 @@ impl PropConfig {
             replay: None,
             socket_type: SocketType::default(),
             pair: PairKind::default(),
+            interrupt: None,
         }
     }
 }
@@ -135,11 +140,17 @@ pub struct PropReport {
     pub unreachable_from: Option<(usize, Case)>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// The signal that interrupted the run.
+    pub interrupted: Option<Signal>,
 }
 
 impl PropReport {
-    /// 0 when every case passed; 1 when one failed or the daemon died.
+    /// 0 when every case passed; 1 when one failed or the daemon died; 128 + the signal's
+    /// number when a signal interrupted the run.
     pub fn exit_code(&self) -> u8 {
+        if let Some(signal) = self.interrupted {
+            return signal.exit_code();
+        }
         u8::from(self.failure.is_some() || self.daemon_failure.is_some())
     }
 }
@@ -152,6 +163,11 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
     let started = Instant::now();
     let mut running = target::start(&config.target)?;
     let ring = RingThread::spawn(RingConfig::default()).map_err(PropError::Handoff)?;
+    // Interrupted, the cases in flight end at once instead of at their deadlines.
+    let stopper = config.interrupt.map(|interrupt| {
+        let ring = ring.clone();
+        OnInterrupt::spawn(interrupt, move || ring.shut_down())
+    });
     let env = Env {
         ring,
         mock: &running.mock,
@@ -173,10 +189,15 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         daemon_failure: None,
         unreachable_from: None,
         elapsed: Duration::ZERO,
+        interrupted: None,
     };
     let outcome = phases(config, &runner, &mut report, log);
     drop(runner);
-    if let Err(e) = outcome {
+    drop(stopper);
+    report.interrupted = interrupted(config);
+    if report.interrupted.is_some() {
+        // What the closed streams and the stopped ring did is not the daemon's doing.
+    } else if let Err(e) = outcome {
         // A daemon that died explains a failed handoff better than the handoff error does.
         match running.daemon_failure() {
             Some(f) if matches!(e, PropError::Handoff(_)) => report.daemon_failure = Some(f),
@@ -191,7 +212,13 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
     Ok(report)
 }
 
-/// Replay, persisted cases, generated cases: stops at the first phase with a failure.
+/// The signal that interrupted the run, if one did.
+fn interrupted(config: &PropConfig) -> Option<Signal> {
+    config.interrupt.and_then(Interrupt::signal)
+}
+
+/// Replay, persisted cases, generated cases: stops at the first phase with a failure, or when
+/// interrupted (the cases cut then are not judged).
 fn phases(
     config: &PropConfig,
     runner: &CaseRunner<'_>,
@@ -220,8 +247,12 @@ fn phases(
             );
         }
         let mut cases = persisted.iter().map(|p| p.case.clone());
-        let mut batch = runner.batch(&mut || cases.next(), config.jobs, report, log);
+        let mut next = || cases.next().filter(|_| interrupted(config).is_none());
+        let mut batch = runner.batch(&mut next, config.jobs, report, log);
         report.persisted = batch.run;
+        if interrupted(config).is_some() {
+            return Ok(());
+        }
         batch.stopped(report, 0)?;
         if let Some((i, result)) = batch.failure {
             let origin = Origin::Persisted {
@@ -240,13 +271,16 @@ fn phases(
     let mut trees = generator(config.seed);
     let mut generated = 0;
     let mut next = || {
-        (generated < config.cases).then(|| {
+        (generated < config.cases && interrupted(config).is_none()).then(|| {
             generated += 1;
             trees.next().map(|tree| tree.current())
         })?
     };
     let mut batch = runner.batch(&mut next, config.jobs, report, log);
     report.generated = batch.run;
+    if interrupted(config).is_some() {
+        return Ok(());
+    }
     batch.stopped(report, report.persisted)?;
     let Some((index, first)) = batch.failure else {
         return Ok(());
