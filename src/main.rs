@@ -730,8 +730,10 @@ fn cmd_mutation(args: MutationArgs) -> anyhow::Result<ExitCode> {
             "cannot find the streamcheck binary to start its ref-daemon: {e}; run it by its path"
         )
     })?;
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
     let mut config = MutationConfig::new(exe);
     config.jobs = args.jobs;
+    config.interrupt = Some(interrupt);
     if args.full {
         config.scope = Scope::Full;
     }
@@ -742,6 +744,12 @@ fn cmd_mutation(args: MutationArgs) -> anyhow::Result<ExitCode> {
         MutationFormat::Markdown => mutation::markdown(&report),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    if let Some(signal) = interrupt.signal() {
+        eprintln!(
+            "streamcheck: interrupted by {signal}: the runs cut short are listed as problems"
+        );
+        return Ok(ExitCode::from(signal.exit_code()));
+    }
     Ok(ExitCode::from(report.exit_code()))
 }
 
