@@ -378,7 +378,13 @@ fn fault_list_prints_every_mode() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 19, "{text}");
+    let modes = streamcheck::refdaemon::Fault::all().len();
+    assert_eq!(text.lines().count(), modes, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("silent ") && l.contains("Resource abuse")),
+        "the resource-abuse modes are listed and say so: {text}"
+    );
     assert!(
         text.lines().any(|l| l.starts_with("truncate-handoff-4k ")),
         "{text}"
