@@ -155,6 +155,12 @@ impl Drop for OnInterrupt {
 
 static INTERRUPT: Interrupt = Interrupt::new();
 
+/// The signal [`watch`] received, if it did (for waits deep inside a command, such as a daemon
+/// starting, that must not outlast a signal).
+pub(crate) fn received() -> Option<Signal> {
+    INTERRUPT.signal()
+}
+
 /// Process groups of the daemons this process started and has not stopped yet.
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 

@@ -251,3 +251,53 @@ fn a_second_signal_exits_at_once_and_still_kills_the_daemon() {
     );
     assert_no_daemon_left(&dir, pid);
 }
+
+#[test]
+fn a_signal_while_the_daemon_starts_still_writes_the_report_and_stops_it() {
+    let dir = tmp_path("starting");
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    // A daemon that takes 30 s to create its socket; `:` keeps the socket path in the shell's
+    // command line, so that it can be found.
+    let mut child = Command::new(BIN)
+        .args(["run", "--daemon-cmd", "sleep 30; : {socket}"])
+        .args(["--start-timeout", "60", "--format", "json", "-o"])
+        .arg(&report)
+        .env("TMPDIR", &dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let until = Instant::now() + Duration::from_secs(30);
+    while processes_under(&dir, pid).is_empty() {
+        assert!(Instant::now() < until, "the daemon command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= until {
+            let _ = child.kill();
+            panic!("streamcheck did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert_no_daemon_left(&dir, pid);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(doc["interrupted"], "SIGTERM");
+    let scenarios = doc["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), streamcheck::scenario::catalog().len());
+    assert!(
+        scenarios
+            .iter()
+            .all(|s| s["skipped"] == "not run: interrupted by SIGTERM"),
+        "{doc}"
+    );
+}

@@ -105,6 +105,10 @@ impl DaemonProcess {
                     daemon.log_tail(20)
                 ));
             }
+            if let Some(signal) = crate::signals::received() {
+                daemon.stop(Duration::from_secs(1));
+                return Err(format!("{signal} arrived while the daemon was starting"));
+            }
             if Instant::now() >= until {
                 daemon.stop(Duration::from_secs(2));
                 return Err(format!(

@@ -345,7 +345,15 @@ pub fn run_suite_with(
         let ring = ring.clone();
         OnInterrupt::spawn(interrupt, move || ring.shut_down())
     });
-    let mut setup = set_up(config)?;
+    let signal = || config.interrupt.and_then(Interrupt::signal);
+    let mut setup = match (set_up(config), signal()) {
+        (Ok(setup), _) => setup,
+        // Interrupted before anything ran: the report still comes, every scenario not run.
+        (Err(_), Some(signal)) => {
+            return interrupted_before_start(config, &selected, reporter, started_at, signal);
+        }
+        (Err(e), None) => return Err(e),
+    };
     let processes = match (config.daemon_pid, &setup.daemon) {
         (Some(pid), _) => Some(Processes::Pid(pid)),
         (None, Some(d)) => Some(Processes::Group(d.pid())),
@@ -376,7 +384,6 @@ pub fn run_suite_with(
         .find(|s| s.drive == Drive::SocketType)
         .ok_or_else(|| SuiteError::Usage("the catalog has no socket-type check".to_owned()))?;
     let (mut probe, error) = drive::socket_type(&ctx, probe_scenario);
-    let signal = || config.interrupt.and_then(Interrupt::signal);
     if let Some(signal) = signal() {
         probe = interrupted(probe_scenario, signal, true);
     }
@@ -448,6 +455,42 @@ pub fn run_suite_with(
         notes,
         daemon_failure: scheduled.died,
         interrupted: signal,
+    })
+}
+
+/// The run of a signal that came before the daemon was up: every selected scenario is listed
+/// as not run.
+fn interrupted_before_start(
+    config: &SuiteConfig,
+    selected: &[&'static Scenario],
+    reporter: &mut dyn Reporter,
+    started_at: SystemTime,
+    signal: Signal,
+) -> Result<SuiteRun, SuiteError> {
+    let scenarios: Vec<ScenarioResult> = selected
+        .iter()
+        .map(|sc| interrupted(sc, signal, false))
+        .collect();
+    reporter
+        .on_start(scenarios.len())
+        .map_err(SuiteError::Report)?;
+    for r in &scenarios {
+        reporter.on_result(r).map_err(SuiteError::Report)?;
+    }
+    let name = match (&config.daemon_name, &config.target) {
+        (Some(name), _) => name.clone(),
+        (None, Target::Command(cmd)) => cmd.command.clone(),
+        (None, Target::Running { socket, .. }) => socket.display().to_string(),
+    };
+    let elapsed = started_at.elapsed().unwrap_or_default();
+    let summary = RunSummary::new(name, started_at, elapsed, config.strictness, scenarios)
+        .interrupted_by(signal.name());
+    reporter.on_finish(&summary).map_err(SuiteError::Report)?;
+    Ok(SuiteRun {
+        summary,
+        notes: Vec::new(),
+        daemon_failure: None,
+        interrupted: Some(signal),
     })
 }
 
