@@ -68,22 +68,42 @@ fn the_whole_catalog_against_a_silent_daemon_ends_in_seconds_with_every_scenario
 }
 
 #[test]
-fn a_correct_daemon_that_is_merely_slow_to_start_its_answer_is_not_judged_unresponsive() {
-    // 8.4 stalls the upstream for 1 s: the daemon writes nothing for a while, then answers.
+fn a_daemon_that_calls_its_upstream_is_not_judged_unresponsive_however_silent() {
+    // buffer-whole-response writes nothing until the upstream has ended: with 200 ms between
+    // the mock's chunks and a 1 s deadline every stream gets no byte, but the mock sees the
+    // requests, so every scenario runs and is judged on what it saw.
     let out = streamcheck(&[
         "run",
         "--daemon-cmd",
-        &ref_daemon(None),
-        "--scenario",
-        "8.4",
-        "--scenario",
-        "1.1",
+        &ref_daemon(Some("buffer-whole-response")),
+        "--mock-plain",
+        "--chunk-delay-ms",
+        "200",
+        "--timeout",
+        "1",
+        "--category",
+        "basic",
+        "--category",
+        "unicode",
         "--format",
         "json",
     ]);
     let (code, stdout, stderr) = outcome(&out);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("unresponsive"), "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let all = scenarios(&doc);
+    let silent = all
+        .iter()
+        .filter(|s| s["wire"]["received_bytes"] == 0)
+        .count();
+    assert!(
+        silent >= 3,
+        "enough silent streams to trigger the check: {silent}"
+    );
+    for s in all {
+        assert_ne!(s["assertions"][0]["name"], "not run", "{s}");
+    }
 }
 
 #[test]
