@@ -582,13 +582,11 @@ impl Schedule<'_, '_> {
     }
 
     /// Learns from a finished scenario whether the daemon answers, and whether to stop.
-    fn judge(&mut self, r: &ScenarioResult, id: &'static str) {
+    fn judge(&mut self, r: &ScenarioResult, id: &str) {
         self.watch.observe(r, &self.ctx.mock, &self.ctx.tag);
         self.draining |= self.watch.doubtful();
         if self.config.fail_fast && r.failed() && self.failed_fast.is_none() {
-            self.failed_fast = Some(format!(
-                "not run: --fail-fast stopped the run after {id} failed"
-            ));
+            self.failed_fast = Some(failed_fast(id));
         }
     }
 
@@ -617,6 +615,11 @@ impl Schedule<'_, '_> {
             reason,
         ))
     }
+}
+
+/// Why scenarios are not run after `id` failed under `--fail-fast`.
+fn failed_fast(id: &str) -> String {
+    format!("not run: --fail-fast stopped the run after {id} failed")
 }
 
 /// `sc` as an interrupted run reports it: skipped, neither passed nor failed.
@@ -661,12 +664,7 @@ fn schedule(
     if config.fail_fast {
         st.failed_fast = (selected.iter().zip(st.slots.iter()))
             .find(|(_, r)| r.as_ref().is_some_and(ScenarioResult::failed))
-            .map(|(sc, _)| {
-                format!(
-                    "not run: --fail-fast stopped the run after {} failed",
-                    sc.id
-                )
-            });
+            .map(|(sc, _)| failed_fast(sc.id));
     }
     std::thread::scope(|scope| -> Result<(), SuiteError> {
         let (task_tx, task_rx) = mpsc::channel::<usize>();
