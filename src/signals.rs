@@ -4,7 +4,8 @@
 //! and `run`, `prop` and `stress` notice it, stop starting work, close their streams, stop the
 //! daemon they started and write a partial report marked as interrupted; the command then exits
 //! with 128 + the signal's number. A second signal means "now": the watcher kills the process
-//! groups of every daemon still running ([`adopt`]) and exits at once with the same status.
+//! groups of every daemon it started and has not stopped yet, and exits at once with the same
+//! status.
 //!
 //! The handlers are installed whatever the inherited disposition: a shell starts background
 //! jobs with SIGINT ignored, and a `kill -INT` sent to such a process alone must still stop it.
