@@ -419,7 +419,7 @@ pub fn run_suite_with(
         .map_err(SuiteError::Report)?;
     // The socket-type check is the first handoff the daemon got: the first sign of silence.
     let mut watch = Watch::new(clock);
-    watch.observe(&probe, &ctx.mock, &ctx.tag);
+    watch.observe(&probe, || ctx.mock.saw_daemon_request(&ctx.tag));
     let mut slots: Vec<Option<ScenarioResult>> = selected
         .iter()
         .map(|s| (s.drive == Drive::SocketType).then(|| probe.clone()))
@@ -583,7 +583,9 @@ impl Schedule<'_, '_> {
 
     /// Learns from a finished scenario whether the daemon answers, and whether to stop.
     fn judge(&mut self, r: &ScenarioResult, id: &str) {
-        self.watch.observe(r, &self.ctx.mock, &self.ctx.tag);
+        let ctx = self.ctx;
+        self.watch
+            .observe(r, || ctx.mock.saw_daemon_request(&ctx.tag));
         self.draining |= self.watch.doubtful();
         if self.config.fail_fast && r.failed() && self.failed_fast.is_none() {
             self.failed_fast = Some(failed_fast(id));

@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use super::mockio::Mock;
 use crate::verdict::{ScenarioResult, Verdict};
 
 /// Silent streams, without a single upstream request, after which the daemon is judged
@@ -54,9 +53,9 @@ impl Watch {
         }
     }
 
-    /// Takes one finished scenario into account; `mock` and the run's nonce prefix `tag` tell
-    /// whether the daemon ever called its upstream.
-    pub fn observe(&mut self, r: &ScenarioResult, mock: &Mock, tag: &str) {
+    /// Takes one finished scenario into account; `saw_request` tells whether the daemon ever
+    /// called its upstream (asked only once enough streams were silent).
+    pub fn observe(&mut self, r: &ScenarioResult, saw_request: impl FnOnce() -> bool) {
         if !matches!(self.state, State::Watching) {
             return;
         }
@@ -65,7 +64,7 @@ impl Watch {
         } else if silent(r) {
             self.silent += 1;
             if self.silent >= SILENT_HANDOFFS {
-                self.state = if mock.saw_daemon_request(tag) {
+                self.state = if saw_request() {
                     State::Responsive
                 } else {
                     State::Unresponsive(format!(
@@ -91,5 +90,71 @@ impl Watch {
             State::Unresponsive(reason) => Some(reason),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{AssertionResult, Strictness, WireDump};
+
+    fn stream(verdict: Verdict, received_bytes: u64) -> ScenarioResult {
+        ScenarioResult::new("1.1", "basic_response", "basic", "")
+            .with_assertions([AssertionResult::new("x", verdict, "m")])
+            .with_wire(WireDump {
+                received_bytes,
+                ..WireDump::default()
+            })
+            .judged(Strictness::Lenient)
+    }
+
+    #[test]
+    fn silent_streams_without_an_upstream_request_make_the_daemon_unresponsive() {
+        let mut w = Watch::new(Instant::now());
+        for k in 1..SILENT_HANDOFFS {
+            w.observe(&stream(Verdict::Fail, 0), || false);
+            assert!(w.unresponsive().is_none(), "not after {k}");
+            assert!(w.doubtful());
+        }
+        w.observe(&stream(Verdict::Fail, 0), || false);
+        let reason = w.unresponsive().expect("unresponsive");
+        assert!(
+            reason.contains("no byte and no upstream request in 3 handoffs"),
+            "{reason}"
+        );
+        assert!(!w.doubtful());
+    }
+
+    #[test]
+    fn an_upstream_request_keeps_every_scenario_running() {
+        let mut w = Watch::new(Instant::now());
+        for _ in 0..SILENT_HANDOFFS + 2 {
+            w.observe(&stream(Verdict::Fail, 0), || true);
+        }
+        assert!(w.unresponsive().is_none());
+        assert!(!w.doubtful());
+    }
+
+    #[test]
+    fn one_answered_stream_settles_it() {
+        let mut w = Watch::new(Instant::now());
+        w.observe(&stream(Verdict::Fail, 12), || false);
+        for _ in 0..SILENT_HANDOFFS {
+            w.observe(&stream(Verdict::Fail, 0), || false);
+        }
+        assert!(w.unresponsive().is_none());
+    }
+
+    #[test]
+    fn skipped_scenarios_count_for_nothing() {
+        let mut w = Watch::new(Instant::now());
+        for _ in 0..SILENT_HANDOFFS {
+            w.observe(
+                &ScenarioResult::skipped("1.1", "b", "basic", "", "why"),
+                || false,
+            );
+        }
+        assert!(w.unresponsive().is_none());
+        assert!(!w.doubtful());
     }
 }
