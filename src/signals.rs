@@ -7,8 +7,9 @@
 //! groups of every daemon it started and has not stopped yet, and exits at once with the same
 //! status.
 //!
-//! The handlers are installed whatever the inherited disposition: a shell starts background
-//! jobs with SIGINT ignored, and a `kill -INT` sent to such a process alone must still stop it.
+//! The handlers for SIGINT and SIGTERM are installed whatever the inherited disposition: a shell
+//! starts background jobs with SIGINT ignored, and a `kill -INT` sent to such a process alone
+//! must still stop it. SIGHUP inherited as ignored stays ignored: that is what `nohup` asks for.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -206,7 +207,11 @@ fn start_watcher() -> Result<(), String> {
         .map_err(fail)?;
     // Installed here, before `watch` returns: a signal from now on is seen.
     let mut streams = Vec::new();
-    for signal in Signal::ALL {
+    let nohup = ignored_at_start(Signal::Hangup);
+    for signal in Signal::ALL
+        .into_iter()
+        .filter(|s| !(*s == Signal::Hangup && nohup))
+    {
         let stream = runtime
             .block_on(async { tokio::signal::unix::signal(signal.kind()) })
             .map_err(fail)?;
@@ -231,6 +236,17 @@ fn start_watcher() -> Result<(), String> {
         })
         .map_err(fail)?;
     Ok(())
+}
+
+/// Whether `signal` was ignored when the process started (the `SigIgn` mask of
+/// `/proc/self/status`, bit N-1 for signal N), e.g. SIGHUP under `nohup`.
+fn ignored_at_start(signal: Signal) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal.number() - 1)) != 0)
 }
 
 /// The next signal on any of `streams`.

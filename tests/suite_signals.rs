@@ -30,6 +30,12 @@ struct Run {
 
 impl Run {
     fn start(name: &str, format: &str, before: &str, after: &str) -> Run {
+        Run::start_in(name, format, before, after, "")
+    }
+
+    /// [`Run::start`], the launching shell running `setup` first (e.g. `trap '' HUP; `, as
+    /// `nohup` does).
+    fn start_in(name: &str, format: &str, before: &str, after: &str, setup: &str) -> Run {
         let dir = tmp_path(name);
         std::fs::create_dir_all(&dir).unwrap();
         let report = dir.join(format!("report.{format}"));
@@ -37,7 +43,13 @@ impl Run {
             "{before}{BIN} ref-daemon --socket {{socket}} --fault hang-on-upstream-error{after}"
         );
         let mut child = Command::new("sh")
-            .args(["-c", r#""$@" & echo $!; wait $!"#, "sh", BIN, "run"])
+            .args([
+                "-c",
+                &format!(r#"{setup}"$@" & echo $!; wait $!"#),
+                "sh",
+                BIN,
+                "run",
+            ])
             .args(["--daemon-cmd", &daemon, "--mock-plain", "--jobs", "1"])
             .args(["--scenario", "1.1", "--scenario", "8.1", "--timeout", "60"])
             .args(["--format", format, "-o"])
@@ -300,4 +312,20 @@ fn a_signal_while_the_daemon_starts_still_writes_the_report_and_stops_it() {
             .all(|s| s["skipped"] == "not run: interrupted by SIGTERM"),
         "{doc}"
     );
+}
+
+#[test]
+fn sighup_ignored_as_under_nohup_stays_ignored() {
+    let run = Run::start_in("nohup", "json", "", "", "trap '' HUP; ");
+    run.wait_for_the_hanging_stream();
+    let pid = run.pid;
+    run.signal("HUP");
+    // SIGTERM is handled, and its report shows that SIGHUP did not stop the run.
+    std::thread::sleep(Duration::from_millis(500));
+    run.signal("TERM");
+    let (code, stderr, report, dir) = run.wait(Duration::from_secs(10));
+    assert_eq!(code, 143, "{stderr}");
+    assert_no_daemon_left(&dir, pid);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(doc["interrupted"], "SIGTERM", "{stderr}");
 }
