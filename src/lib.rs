@@ -19,6 +19,7 @@
 //!   makes of them; [`mock`] serves them, and [`scenario`] and [`verdict`] judge the result.
 //! - [`report`] formats verdicts; [`refdaemon`] is a correct daemon with fault modes;
 //!   [`prop`] and [`stress`] generate cases and load.
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP end every command with its partial report.
 //!
 //! Unsafe code lives only in [`ring`] and [`handoff`], where io_uring and SCM_RIGHTS need it.
 
@@ -34,6 +35,7 @@ pub mod refdaemon;
 pub mod report;
 pub mod ring;
 pub mod scenario;
+pub mod signals;
 pub mod sse;
 pub mod stress;
 pub mod transcript;

@@ -334,8 +334,16 @@ embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {so
 {backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
 the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
 
+A daemon that takes the first handoffs and then neither writes a byte nor calls its upstream
+is judged unresponsive: the scenarios left are listed as not run, and failed.
+
+SIGINT, SIGTERM or SIGHUP: the streams in flight are closed, the daemon started is stopped,
+and the report is written with what finished and the signal (interrupted scenarios are
+skipped); exit status 128 + the signal's number. A second signal exits at once.
+
 Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
-environment error (socket missing, permission, io_uring unavailable, mock unreachable).";
+environment error (socket missing, permission, io_uring unavailable, mock unreachable),
+129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.";
 
 /// `--pair`.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -442,6 +450,9 @@ struct RunArgs {
     /// Non-strict findings fail the run.
     #[arg(long)]
     strict: bool,
+    /// Start no more scenarios after the first failure (the rest are listed as not run).
+    #[arg(long)]
+    fail_fast: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     format: streamcheck::report::Format,
@@ -486,6 +497,8 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     use streamcheck::report::{self, Options, Output};
     use streamcheck::scenario::{self, MockOptions, SuiteConfig};
 
+    // First, so that a signal from now on stops the run cleanly, daemon included.
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
     let mock = MockOptions {
         tls: !args.mock_plain,
         chunk_count: args.chunk_count,
@@ -509,6 +522,8 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.map(Into::into);
     config.read = args.read.limits();
+    config.fail_fast = args.fail_fast;
+    config.interrupt = Some(interrupt);
     let options = Options {
         format: args.format,
         tap_version: args.tap_version,
@@ -523,6 +538,12 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(failure) = &run.daemon_failure {
         eprintln!("streamcheck: {failure}");
+    }
+    if let Some(signal) = run.interrupted {
+        eprintln!(
+            "streamcheck: interrupted by {signal}; the report lists what finished (exit status {})",
+            signal.exit_code()
+        );
     }
     Ok(ExitCode::from(run.exit_code()))
 }
@@ -717,8 +738,10 @@ fn cmd_mutation(args: MutationArgs) -> anyhow::Result<ExitCode> {
             "cannot find the streamcheck binary to start its ref-daemon: {e}; run it by its path"
         )
     })?;
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
     let mut config = MutationConfig::new(exe);
     config.jobs = args.jobs;
+    config.interrupt = Some(interrupt);
     if args.full {
         config.scope = Scope::Full;
     }
@@ -729,6 +752,12 @@ fn cmd_mutation(args: MutationArgs) -> anyhow::Result<ExitCode> {
         MutationFormat::Markdown => mutation::markdown(&report),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    if let Some(signal) = interrupt.signal() {
+        eprintln!(
+            "streamcheck: interrupted by {signal}: the runs cut short are listed as problems"
+        );
+        return Ok(ExitCode::from(signal.exit_code()));
+    }
     Ok(ExitCode::from(report.exit_code()))
 }
 
@@ -752,6 +781,10 @@ appended to the regression file: commit it, and every later run and CI replays i
 Target: --daemon-cmd 'my-daemon --socket {socket}' starts the daemon beside an embedded mock
 (as `run` does), or --socket S --backend URL tests a running daemon whose OPENAI_API_BASE is a
 running `streamcheck mock-api`.
+
+SIGINT, SIGTERM or SIGHUP: no more cases start, the cases in flight are closed and not
+judged, the daemon started is stopped, and the summary says what ran; the exit status is then
+128 + the signal's number. A second signal exits at once.
 
 Exit status: 0 every case passed, 1 a case failed or the daemon died, 2 usage or environment
 error.";
@@ -825,6 +858,8 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
     use streamcheck::prop::daemon::{self, Case, PropConfig, render};
     use streamcheck::scenario::MockOptions;
 
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
+
     let mock = MockOptions {
         tls: !args.mock_plain,
         ..MockOptions::default()
@@ -861,6 +896,7 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
     config.pair = args.pair.into();
     config.socket_type = args.socket_type.into();
     config.read = args.read.limits();
+    config.interrupt = Some(interrupt);
     let report = daemon::run(&config, &mut std::io::stderr().lock())?;
     if let Some(failure) = &report.failure {
         println!(
@@ -893,7 +929,8 @@ answer, so content meant for another connection is reported as cross-talk.
 Durations: 500ms, 2s, 1.5s, 3m (a plain number is seconds).
 Exit status: 0 integrity held; 1 a stream failed, or the daemon leaked or died; 2 usage or
 environment error, or a client limit (open files, ephemeral ports) stopped the run early.
-Ctrl-C stops the run and still prints the report.";
+SIGINT (Ctrl-C), SIGTERM or SIGHUP stops the run and still prints the report; the exit status
+is then 128 + the signal's number. A second signal exits at once.";
 
 /// `--format` of `stress`.
 #[derive(Clone, Copy, Default, clap::ValueEnum)]
@@ -1069,14 +1106,8 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
             .max_line_bytes
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
-    let stop = match stress::interrupt_flag() {
-        Ok(flag) => flag,
-        Err(e) => {
-            eprintln!("streamcheck: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let report = match stress::run(&config, stop) {
+    let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
+    let report = match stress::run(&config, interrupt.flag()) {
         Ok(report) => report,
         Err(StressError::Usage(m) | StressError::Environment(m)) => {
             eprintln!("streamcheck: {m}");
@@ -1095,6 +1126,9 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
             // A reader that stopped early (`| head`) is not an error.
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }
+    }
+    if let Some(signal) = interrupt.signal() {
+        return Ok(ExitCode::from(signal.exit_code()));
     }
     Ok(ExitCode::from(report.exit_code()))
 }

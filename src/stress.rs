@@ -46,7 +46,7 @@ mod setup;
 pub mod stream;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -283,8 +283,8 @@ impl LimitKind {
     }
 }
 
-/// Runs the stress test. `stop` ends it early (Ctrl-C): open streams are closed and the report
-/// still comes back.
+/// Runs the stress test. `stop` ends it early (a signal, see [`crate::signals`]): open streams
+/// are closed and the report still comes back.
 pub fn run(config: &StressConfig, stop: &AtomicBool) -> Result<StressReport, StressError> {
     config.validate()?;
     let fd_limit = resources::raise_fd_limit();
@@ -319,33 +319,4 @@ fn check_socket(path: &std::path::Path) -> Result<(), StressError> {
             path.display()
         ))),
     }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// A flag set when SIGINT (Ctrl-C) arrives, for [`run`]'s `stop`: the run then closes its
-/// streams and reports. A thread with a small tokio runtime waits for the signal; the run
-/// notices within its 100 ms tick.
-pub fn interrupt_flag() -> Result<&'static AtomicBool, StressError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| StressError::Environment(format!("cannot watch for Ctrl-C: {e}")))?;
-    // Install the handler before returning, so that a Ctrl-C from now on is seen.
-    let signal = runtime
-        .block_on(async {
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        })
-        .map_err(|e| StressError::Environment(format!("cannot watch for Ctrl-C: {e}")))?;
-    std::thread::Builder::new()
-        .name("stress-sigint".into())
-        .spawn(move || {
-            let mut signal = signal;
-            runtime.block_on(async {
-                signal.recv().await;
-            });
-            INTERRUPTED.store(true, Ordering::Relaxed);
-        })
-        .map_err(|e| StressError::Environment(format!("cannot watch for Ctrl-C: {e}")))?;
-    Ok(&INTERRUPTED)
 }

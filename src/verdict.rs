@@ -183,7 +183,7 @@ pub struct ScenarioResult {
     pub elapsed_ns: u64,
     /// The bytes on the wire; kept only when the verdict is `NON-STRICT` or `FAILED`.
     pub wire: Option<WireDump>,
-    /// Why the scenario did not run, when it did not.
+    /// Why the scenario did not run, or did not finish (an interrupted run), when so.
     pub skipped: Option<String>,
 }
 
@@ -264,6 +264,21 @@ impl ScenarioResult {
         result
     }
 
+    /// A scenario that was not run because running it could not tell anything (e.g. the daemon
+    /// is unresponsive): listed, and failed, with the reason as its one assertion.
+    pub fn not_run(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        category: impl Into<String>,
+        description: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut result = Self::new(id, name, category, description);
+        result.push(AssertionResult::new("not run", Verdict::Fail, reason));
+        result.verdict = Verdict::Fail;
+        result
+    }
+
     /// Whether this scenario fails the run: it ran and its verdict is `FAILED`.
     pub fn failed(&self) -> bool {
         self.skipped.is_none() && self.verdict.is_failure()
@@ -341,6 +356,10 @@ pub struct RunSummary {
     pub counts: Counts,
     /// Every scenario, in the order reported.
     pub scenarios: Vec<ScenarioResult>,
+    /// The signal that interrupted the run (e.g. `SIGTERM`), when one did: the scenarios that
+    /// had not finished are skipped, with the reason.
+    #[serde(default)]
+    pub interrupted: Option<String>,
 }
 
 impl RunSummary {
@@ -359,7 +378,14 @@ impl RunSummary {
             strict: strictness == Strictness::Strict,
             counts: Counts::of(&scenarios),
             scenarios,
+            interrupted: None,
         }
+    }
+
+    /// Marks the run as interrupted by `signal` (e.g. `SIGTERM`).
+    pub fn interrupted_by(mut self, signal: impl Into<String>) -> Self {
+        self.interrupted = Some(signal.into());
+        self
     }
 
     /// Whether any scenario failed.

@@ -2,6 +2,8 @@
 //! committed regression cases first, then 200 generated ones), the regression file replayed
 //! before anything is generated, and the command line's output and exit statuses.
 
+mod suite_support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -172,4 +174,85 @@ fn usage_errors_name_the_fix_and_exit_2() {
         stderr.contains("--replay") && stderr.contains("JSON object"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_case_the_daemon_does_nothing_with_is_reported_unresponsive_not_shrunk() {
+    let dir = std::env::temp_dir().join(format!("streamcheck-prop-silent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let regressions = dir.join("regressions.txt");
+    let mut config = PropConfig::new(ref_daemon(Some("silent")));
+    config.cases = 4;
+    config.seed = SEED;
+    config.limits.timeout = Duration::from_secs(3);
+    config.regressions = Some(regressions.clone());
+    let started = std::time::Instant::now();
+    let report = daemon::run(&config, &mut std::io::sink()).unwrap();
+    let took = started.elapsed();
+    let text = explain(&report, &config);
+    let failure = report.failure.as_ref().expect("the silent daemon fails");
+    assert!(failure.unresponsive, "{text}");
+    assert!(failure.shrink.is_none(), "not shrunk: {text}");
+    assert_eq!(failure.reproduced, (0, 0), "not replayed: {text}");
+    assert!(!regressions.exists(), "not persisted: {text}");
+    assert!(text.contains("the daemon is unresponsive"), "{text}");
+    // One deadline for the batch; shrinking and replays would add dozens.
+    assert!(took < Duration::from_secs(30), "took {took:?}: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_stops_prop_with_a_summary_and_no_daemon_left() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("streamcheck-prop-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "prop",
+            "--daemon-cmd",
+            &ref_daemon_cmd(None),
+            "--mock-plain",
+        ])
+        .args(["--cases", "1000000", "--no-regressions"])
+        .env("TMPDIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The generated phase has started once this line is out.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("prop: running") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "prop ended early");
+    }
+    let pid = child.id() as i32;
+    assert!(!suite_support::processes_under(&dir, pid).is_empty());
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            panic!("prop did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(
+        stdout.contains("prop: interrupted by SIGTERM: "),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("FAILED"),
+        "cut cases are not failures: {stdout}"
+    );
+    let left = suite_support::processes_under(&dir, pid);
+    assert!(left.is_empty(), "daemon processes left running: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

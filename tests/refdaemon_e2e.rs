@@ -383,6 +383,13 @@ fn fault_list_prints_every_mode() {
     for (line, mode) in text.lines().zip(modes) {
         assert!(line.starts_with(&format!("{mode} ")), "{line}");
     }
+    for mode in modes.iter().filter(|m| m.is_resource_abuse()) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{mode} ")))
+            .unwrap();
+        assert!(line.contains("Resource abuse"), "{line}");
+    }
     assert!(
         text.lines().any(|l| l.starts_with("truncate-handoff-4k ")),
         "{text}"

@@ -1,5 +1,5 @@
 //! What stops a run: the client's open-file limit and the daemon's accept backlog are named
-//! with the number of streams open when they were hit; Ctrl-C ends the run with a report.
+//! with the number of streams open when they were hit; SIGINT or SIGTERM ends the run with a report.
 
 mod stress_support;
 
@@ -100,7 +100,18 @@ fn a_full_accept_backlog_fails_handoffs_and_is_named() {
 
 #[test]
 fn ctrl_c_stops_the_run_and_still_reports() {
-    let dir = temp_dir("sigint");
+    interrupted_by(rustix::process::Signal::INT, 130);
+}
+
+#[test]
+fn sigterm_stops_the_run_and_still_reports() {
+    interrupted_by(rustix::process::Signal::TERM, 143);
+}
+
+/// `signal` to a running stress run: its streams are closed, the report still comes, and the
+/// exit status is `code` (128 + the signal's number).
+fn interrupted_by(signal: rustix::process::Signal, code: i32) {
+    let dir = temp_dir(&format!("signal-{code}"));
     // Slow answers, so that streams are open when the signal comes.
     let mock = MockServer::start(MockConfig {
         settings: MockSettings {
@@ -139,7 +150,7 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = rustix::process::Pid::from_raw(run.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
     let out = run.wait_with_output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
@@ -149,8 +160,8 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         .unwrap_or(0);
     assert!(interrupted > 0, "{}", report["integrity"]);
     assert_eq!(report["run"]["judged"], report["run"]["started"]);
-    // Streams cut by Ctrl-C are not failures.
-    assert_eq!(out.status.code(), Some(0), "{}", report["integrity"]);
+    // Streams cut by the signal are not failures; the status says the run was interrupted.
+    assert_eq!(out.status.code(), Some(code), "{}", report["integrity"]);
     let _ = daemon.kill();
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(&dir);

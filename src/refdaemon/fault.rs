@@ -1,5 +1,10 @@
 //! Fault modes: each one realistic bug, injected at the one place in the daemon where that bug
 //! would live (search for `Fault::` to find them). The scenario suite must catch every one.
+//!
+//! Two kinds: bugs ([`Fault::bugs`]), which the mutation table proves the suite catches, and
+//! resource-abuse modes ([`Fault::is_resource_abuse`]): a hostile daemon that would cost the
+//! tester its time or memory. Those are run by tests that hold the tester's own bounds, not by
+//! the mutation table.
 
 /// One realistic defect the reference daemon can be started with (`--fault NAME`).
 ///
@@ -55,6 +60,8 @@ pub enum Fault {
     EventFlood,
     /// Resource abuse: answers with a 10 MiB response head.
     HugeHead,
+    /// Resource abuse: reads the handoff, then never writes, never closes, never calls the upstream.
+    Silent,
 }
 
 impl Fault {
@@ -76,16 +83,20 @@ impl Fault {
         <Fault as clap::ValueEnum>::value_variants()
     }
 
-    /// Whether this mode abuses the client's resources (endless output, silence, death) rather
-    /// than being a realistic bug: those are held by their own tests, not by the mutation table.
+    /// Whether this mode abuses the tester's resources (time, memory) rather than being a bug
+    /// a scenario catches: such modes are held by their own tests, not by the mutation table.
     pub fn is_resource_abuse(self) -> bool {
         matches!(
             self,
-            Fault::EndlessStream | Fault::GiantLine | Fault::EventFlood | Fault::HugeHead
+            Fault::EndlessStream
+                | Fault::GiantLine
+                | Fault::EventFlood
+                | Fault::HugeHead
+                | Fault::Silent
         )
     }
 
-    /// The realistic bugs: every mode but the resource-abuse ones, in declaration order.
+    /// The bug modes, in declaration order: every mode that is not resource abuse.
     pub fn bugs() -> impl Iterator<Item = Fault> {
         Fault::all()
             .iter()
@@ -144,6 +155,7 @@ mod tests {
                 "giant-line",
                 "event-flood",
                 "huge-head",
+                "silent",
             ]
         );
     }

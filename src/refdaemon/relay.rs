@@ -95,6 +95,16 @@ pub(crate) async fn serve(sock: UnixStream, shared: Arc<Shared>, id: u64) {
         conn.shutdown_write();
         return;
     }
+    if fault::is(shared.fault, Fault::Silent) {
+        // Fault (silent): the handoff is taken, then nothing: no byte, no upstream call, no close
+        // until the client leaves or the daemon stops.
+        let mut abort = shared.abort.clone();
+        tokio::select! {
+            _ = conn.gone() => {}
+            () = aborted(&mut abort) => {}
+        }
+        return;
+    }
     let mut relay = Relay::new(id, conn, shared);
     match request {
         Err(rejection) => {

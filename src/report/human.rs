@@ -114,6 +114,13 @@ impl<W: Write + Send> Reporter for Human<W> {
         let c = &s.counts;
         let strict = if s.strict { " (strict)" } else { "" };
         writeln!(self.out)?;
+        if let Some(signal) = &s.interrupted {
+            let line = format!(
+                "interrupted by {}: the scenarios that had not finished are skipped",
+                safe(signal)
+            );
+            writeln!(self.out, "{}", self.paint(Verdict::Fail, &line))?;
+        }
         writeln!(
             self.out,
             "{} in {} against {}{strict}: {}",

@@ -4,7 +4,8 @@
 //! Stability: `schema_version` changes whenever a field is removed, renamed or changes meaning;
 //! a consumer should refuse a version it does not know. Durations are integers in ns (`*_ns`);
 //! verdicts are the report labels (`OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`); wire bytes
-//! are `text` when valid UTF-8 and `hex` otherwise.
+//! are `text` when valid UTF-8 and `hex` otherwise. An interrupted run names the signal in
+//! `interrupted` (else null) and lists the scenarios it did not finish as skipped.
 
 use std::io::{self, Write};
 

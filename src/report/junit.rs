@@ -7,7 +7,9 @@
 //!   expected against received, timings and the wire listing.
 //! - NON-STRICT (without `--strict`) and INFORMATIONAL: passed, with the findings in
 //!   `<system-out>` so viewers still show them.
-//! - Skipped: `<skipped message="reason"/>`.
+//! - Skipped: `<skipped message="reason"/>` (also the scenarios an interrupted run did not
+//!   finish).
+//! - An interrupted run: every `<testsuite>` has the property `interrupted` = the signal.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -52,6 +54,9 @@ pub fn report(summary: &RunSummary) -> Report {
                     .set_timestamp(started)
                     .add_property(Property::new("daemon", summary.daemon.as_str()))
                     .add_property(Property::new("strict", summary.strict.to_string()));
+                if let Some(signal) = &summary.interrupted {
+                    suite.add_property(Property::new("interrupted", signal.as_str()));
+                }
                 suites.push(suite);
                 suites.len() - 1
             }

@@ -5,7 +5,9 @@
 //! - FAILED and NON-STRICT scenarios carry a YAML diagnostics block (`---` … `...`) with the
 //!   assertions that did not pass, expected and received, timings and the wire bytes.
 //! - INFORMATIONAL facts follow their `ok` line as `# ` comments.
-//! - A skipped scenario is `ok N - … # SKIP reason`.
+//! - A skipped scenario is `ok N - … # SKIP reason` (also the scenarios an interrupted run did
+//!   not finish).
+//! - An interrupted run ends with `Bail out! interrupted by SIGNAL`: the run stopped early.
 //!
 //! `TAP version 13` is the default because the `prove` shipped with Debian 12 (Test::Harness
 //! 3.44) rejects version 14; the output is otherwise the same for 14. The YAML uses only what
@@ -93,6 +95,9 @@ impl<W: Write + Send> Reporter for Tap<W> {
             if s.strict { " (strict)" } else { "" },
             counts(c)
         )?;
+        if let Some(signal) = &s.interrupted {
+            writeln!(self.out, "Bail out! interrupted by {}", one_line(signal))?;
+        }
         self.out.flush()
     }
 }

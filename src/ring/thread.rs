@@ -223,6 +223,12 @@ impl RingHandle {
         }
     }
 
+    /// Closes every stream and stops the ring thread (e.g. when the run is interrupted): each
+    /// stream ends at once, and streams started later fail with [`HandoffError::RingStopped`].
+    pub fn shut_down(&self) {
+        let _ = self.inner.send(Cmd::Shutdown);
+    }
+
     /// Runs one stream to its end. `Err` when the handoff itself failed (e.g.
     /// [`HandoffError::WrongSocketType`]); errors after the handoff are in [`RawStream::end`].
     pub fn run_to_end(&self, spec: HandoffSpec) -> Result<RawStream, HandoffError> {

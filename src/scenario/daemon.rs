@@ -83,6 +83,7 @@ impl DaemonProcess {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run `sh -c {command}`: {e}"))?;
+        crate::signals::adopt(child.id());
         let mut daemon = DaemonProcess {
             child,
             command,
@@ -103,6 +104,10 @@ impl DaemonProcess {
                     daemon.command,
                     daemon.log_tail(20)
                 ));
+            }
+            if let Some(signal) = crate::signals::received() {
+                daemon.stop(Duration::from_secs(1));
+                return Err(format!("{signal} arrived while the daemon was starting"));
             }
             if Instant::now() >= until {
                 daemon.stop(Duration::from_secs(2));
@@ -152,6 +157,7 @@ impl DaemonProcess {
             }
             self.status = self.child.wait().ok();
         }
+        crate::signals::release(self.pid());
         if is_socket(&self.socket) {
             let _ = std::fs::remove_file(&self.socket);
         }

@@ -124,6 +124,20 @@ impl Mock {
         }
     }
 
+    /// Whether the daemon under test has made any upstream request: any request at all to an
+    /// embedded mock (it serves this run alone), a request carrying a nonce of this run (`tag`)
+    /// to a remote one. An unreadable remote log counts as a request seen: it proves nothing.
+    pub fn saw_daemon_request(&self, tag: &str) -> bool {
+        match self {
+            Mock::Embedded(m) => !m.all_requests().is_empty() || m.dropped_requests() > 0,
+            Mock::Remote(r) => r.log("/_streamcheck/requests").map_or(true, |records| {
+                records
+                    .iter()
+                    .any(|r| r.nonce.as_deref().is_some_and(|n| n.starts_with(tag)))
+            }),
+        }
+    }
+
     /// Waits until a request with `nonce` exists and all such requests have ended, at most
     /// `timeout`, and returns them (possibly still in progress, or none, after the timeout).
     pub fn wait_for_end(
@@ -273,12 +287,16 @@ impl Remote {
     }
 
     fn requests_for(&self, nonce: &str) -> Result<Vec<RequestRecord>, String> {
+        self.log(&format!("/_streamcheck/requests?nonce={nonce}"))
+    }
+
+    /// The request log at `path` (all of it, or one nonce's).
+    fn log(&self, path: &str) -> Result<Vec<RequestRecord>, String> {
         #[derive(serde::Deserialize)]
         struct Log {
             requests: Vec<RequestRecord>,
         }
-        let path = format!("/_streamcheck/requests?nonce={nonce}");
-        let reply = self.request("GET", &path, None)?;
+        let reply = self.request("GET", path, None)?;
         serde_json::from_slice::<Log>(&reply)
             .map(|log| log.requests)
             .map_err(|e| format!("the mock's request log is not what this version reads: {e}"))

@@ -38,6 +38,7 @@ mod runner;
 mod slow;
 mod splits;
 mod unicode;
+mod unresponsive;
 mod upstream;
 mod upstream_sse;
 

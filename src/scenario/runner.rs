@@ -12,12 +12,14 @@ use super::daemon::{self, DaemonProcess, Processes};
 use super::drive::{self, Ctx, SecondDaemon};
 use super::judge::Limits;
 use super::mockio::{Mock, Remote};
+use super::unresponsive::Watch;
 use super::{Drive, Scenario, SelectError, select, slow};
 use crate::handoff::{HandoffError, PairKind, SocketType};
 use crate::mock::{MockConfig, MockError, MockServer, TlsMode};
 use crate::pattern::MockSettings;
 use crate::report::Reporter;
 use crate::ring::{RingConfig, RingThread};
+use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::transcript::ReadLimits;
 use crate::verdict::{RunSummary, ScenarioResult, Strictness};
 
@@ -50,6 +52,12 @@ pub struct SuiteConfig {
     /// The socket type to connect with (`--socket-type`); `None`: SEQPACKET as Apache does,
     /// falling back to STREAM when the daemon listens as one.
     pub socket_type: Option<SocketType>,
+    /// `--fail-fast`: after the first failed scenario, start no more (the rest are listed as
+    /// not run).
+    pub fail_fast: bool,
+    /// Set when the run must stop (a signal, see [`crate::signals::watch`]): streams in flight
+    /// are closed, the scenarios not finished are skipped, and the report is still written.
+    pub interrupt: Option<&'static Interrupt>,
 }
 
 impl SuiteConfig {
@@ -68,6 +76,8 @@ impl SuiteConfig {
             pair: PairKind::Tcp,
             read: ReadLimits::default(),
             socket_type: None,
+            fail_fast: false,
+            interrupt: None,
         }
     }
 }
@@ -130,11 +140,17 @@ pub struct SuiteRun {
     pub notes: Vec<String>,
     /// The daemon died during the run: what happened and the end of its output.
     pub daemon_failure: Option<String>,
+    /// The signal that interrupted the run.
+    pub interrupted: Option<Signal>,
 }
 
 impl SuiteRun {
-    /// 0 when nothing failed; 1 when a scenario failed or the daemon died.
+    /// 0 when nothing failed; 1 when a scenario failed or the daemon died; 128 + the signal's
+    /// number when a signal interrupted the run.
     pub fn exit_code(&self) -> u8 {
+        if let Some(signal) = self.interrupted {
+            return signal.exit_code();
+        }
         u8::from(self.daemon_failure.is_some()).max(self.summary.exit_code())
     }
 }
@@ -328,8 +344,20 @@ pub fn run_suite_with(
     let clock = Instant::now();
     // The ring first: without io_uring there is no point starting a daemon.
     let ring = RingThread::spawn(RingConfig::default()).map_err(SuiteError::Handoff)?;
-    let mut setup = set_up(config)?;
-    let daemon_pid = config.daemon_pid;
+    // Interrupted, every stream in flight ends at once instead of at its deadline.
+    let _stopper = config.interrupt.map(|interrupt| {
+        let ring = ring.clone();
+        OnInterrupt::spawn(interrupt, move || ring.shut_down())
+    });
+    let signal = || config.interrupt.and_then(Interrupt::signal);
+    let mut setup = match (set_up(config), signal()) {
+        (Ok(setup), _) => setup,
+        // Interrupted before anything ran: the report still comes, every scenario not run.
+        (Err(_), Some(signal)) => {
+            return interrupted_before_start(config, &selected, reporter, started_at, signal);
+        }
+        (Err(e), None) => return Err(e),
+    };
     let processes = match (config.daemon_pid, &setup.daemon) {
         (Some(pid), _) => Some(Processes::Pid(pid)),
         (None, Some(d)) => Some(Processes::Group(d.pid())),
@@ -360,8 +388,12 @@ pub fn run_suite_with(
         .iter()
         .find(|s| s.drive == Drive::SocketType)
         .ok_or_else(|| SuiteError::Usage("the catalog has no socket-type check".to_owned()))?;
-    let (probe, error) = drive::socket_type(&ctx, probe_scenario);
+    let (mut probe, error) = drive::socket_type(&ctx, probe_scenario);
+    if let Some(signal) = signal() {
+        probe = interrupted(probe_scenario, signal, true);
+    }
     match error {
+        _ if signal().is_some() => {}
         Some(e) if e.is_wrong_socket_type() && config.socket_type.is_none() => {
             ctx.socket_type = SocketType::Stream;
             notes.push(format!(
@@ -390,31 +422,80 @@ pub fn run_suite_with(
     reporter
         .on_start(selected.len())
         .map_err(SuiteError::Report)?;
+    // The socket-type check is the first handoff the daemon got: the first sign of silence.
+    let mut watch = Watch::new(clock);
+    watch.observe(&probe, || ctx.mock.saw_daemon_request(&ctx.tag));
     let mut slots: Vec<Option<ScenarioResult>> = selected
         .iter()
         .map(|s| (s.drive == Drive::SocketType).then(|| probe.clone()))
         .collect();
-    let daemon_died = schedule(
-        config, &ctx, &selected, &mut slots, reporter, &mut setup, daemon_pid,
+    let scheduled = schedule(
+        config, &ctx, &selected, &mut slots, reporter, &mut setup, watch,
     )?;
     let scenarios: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
     drop(ctx);
+    let signal = signal();
     if let Some(mut d) = setup.daemon.take() {
-        d.stop(Duration::from_secs(5));
+        // Interrupted, the user wants the report now: the streams are closed already.
+        let grace = if signal.is_some() { 1 } else { 5 };
+        d.stop(Duration::from_secs(grace));
+    }
+    if let Some(reason) = scheduled.unresponsive {
+        notes.insert(0, reason);
     }
     let name = config.daemon_name.clone().unwrap_or(setup.name.clone());
-    let summary = RunSummary::new(
+    let mut summary = RunSummary::new(
         name,
         started_at,
         clock.elapsed(),
         config.strictness,
         scenarios,
     );
+    if let Some(signal) = signal {
+        summary = summary.interrupted_by(signal.name());
+    }
     reporter.on_finish(&summary).map_err(SuiteError::Report)?;
     Ok(SuiteRun {
         summary,
         notes,
-        daemon_failure: daemon_died,
+        daemon_failure: scheduled.died,
+        interrupted: signal,
+    })
+}
+
+/// The run of a signal that came before the daemon was up: every selected scenario is listed
+/// as not run.
+fn interrupted_before_start(
+    config: &SuiteConfig,
+    selected: &[&'static Scenario],
+    reporter: &mut dyn Reporter,
+    started_at: SystemTime,
+    signal: Signal,
+) -> Result<SuiteRun, SuiteError> {
+    let scenarios: Vec<ScenarioResult> = selected
+        .iter()
+        .map(|sc| interrupted(sc, signal, false))
+        .collect();
+    reporter
+        .on_start(scenarios.len())
+        .map_err(SuiteError::Report)?;
+    for r in &scenarios {
+        reporter.on_result(r).map_err(SuiteError::Report)?;
+    }
+    let name = match (&config.daemon_name, &config.target) {
+        (Some(name), _) => name.clone(),
+        (None, Target::Command(cmd)) => cmd.command.clone(),
+        (None, Target::Running { socket, .. }) => socket.display().to_string(),
+    };
+    let elapsed = started_at.elapsed().unwrap_or_default();
+    let summary = RunSummary::new(name, started_at, elapsed, config.strictness, scenarios)
+        .interrupted_by(signal.name());
+    reporter.on_finish(&summary).map_err(SuiteError::Report)?;
+    Ok(SuiteRun {
+        summary,
+        notes: Vec::new(),
+        daemon_failure: None,
+        interrupted: Some(signal),
     })
 }
 
@@ -457,37 +538,110 @@ impl InOrder<'_> {
 
 /// The scheduler's state.
 struct Schedule<'a, 'r> {
+    config: &'a SuiteConfig,
+    ctx: &'a Ctx,
     selected: &'a [&'static Scenario],
     slots: &'a mut [Option<ScenarioResult>],
     out: InOrder<'r>,
     setup: &'a mut Setup,
-    daemon_pid: Option<u32>,
     in_flight: usize,
     /// The daemon's failure, and the scenario after which it was noticed.
     died: Option<(String, &'static str)>,
+    /// Whether the daemon answers at all.
+    watch: Watch,
+    /// Why `--fail-fast` stopped the run.
+    failed_fast: Option<String>,
+    /// A silent stream came in: let the wave in flight finish before deciding to start more.
+    draining: bool,
+}
+
+/// What scheduling found besides the results.
+struct Scheduled {
+    /// The daemon died: what happened.
+    died: Option<String>,
+    /// The daemon was judged unresponsive: why.
+    unresponsive: Option<String>,
 }
 
 impl Schedule<'_, '_> {
-    /// Waits for one result from the workers.
+    /// Waits for one result from the workers. `cut`: the run was interrupted while it ran.
     fn receive(
         &mut self,
-        done: &mpsc::Receiver<(usize, ScenarioResult)>,
+        done: &mpsc::Receiver<(usize, ScenarioResult, bool)>,
     ) -> Result<(), SuiteError> {
-        if let Ok((i, r)) = done.recv() {
+        if let Ok((i, r, cut)) = done.recv() {
             self.in_flight -= 1;
+            let sc = self.selected[i];
+            let r = match self.config.interrupt.and_then(Interrupt::signal) {
+                Some(signal) if cut => interrupted(sc, signal, true),
+                _ => r,
+            };
             if self.died.is_none() {
-                self.died =
-                    daemon_failure(self.setup, self.daemon_pid).map(|f| (f, self.selected[i].id));
+                self.died = daemon_failure(self.setup, self.config.daemon_pid).map(|f| (f, sc.id));
             }
+            self.judge(&r, sc.id);
             self.slots[i] = Some(r);
             self.out.flush(self.slots)?;
         }
         Ok(())
     }
+
+    /// Learns from a finished scenario whether the daemon answers, and whether to stop.
+    fn judge(&mut self, r: &ScenarioResult, id: &str) {
+        let ctx = self.ctx;
+        self.watch
+            .observe(r, || ctx.mock.saw_daemon_request(&ctx.tag));
+        self.draining |= self.watch.doubtful();
+        if self.config.fail_fast && r.failed() && self.failed_fast.is_none() {
+            self.failed_fast = Some(failed_fast(id));
+        }
+    }
+
+    /// The result of `sc` without running it, when it must not run.
+    fn not_to_run(&self, sc: &Scenario) -> Option<ScenarioResult> {
+        let skipped = |reason: String| {
+            ScenarioResult::skipped(sc.id, sc.name, sc.category.name(), sc.description, reason)
+        };
+        if let Some(signal) = self.config.interrupt.and_then(Interrupt::signal) {
+            return Some(interrupted(sc, signal, false));
+        }
+        if let Some((_, during)) = &self.died {
+            return Some(skipped(format!(
+                "not run: the daemon exited during {during}"
+            )));
+        }
+        if let Some(reason) = &self.failed_fast {
+            return Some(skipped(reason.clone()));
+        }
+        let reason = self.watch.unresponsive()?;
+        Some(ScenarioResult::not_run(
+            sc.id,
+            sc.name,
+            sc.category.name(),
+            sc.description,
+            reason,
+        ))
+    }
+}
+
+/// Why scenarios are not run after `id` failed under `--fail-fast`.
+fn failed_fast(id: &str) -> String {
+    format!("not run: --fail-fast stopped the run after {id} failed")
+}
+
+/// `sc` as an interrupted run reports it: skipped, neither passed nor failed.
+fn interrupted(sc: &Scenario, signal: Signal, running: bool) -> ScenarioResult {
+    let reason = if running {
+        format!("interrupted by {signal} before it finished")
+    } else {
+        format!("not run: interrupted by {signal}")
+    };
+    ScenarioResult::skipped(sc.id, sc.name, sc.category.name(), sc.description, reason)
 }
 
 /// Runs the scenarios without a result yet, `jobs` at a time, exclusive ones alone, and reports
-/// results in catalog order. Returns the daemon's failure if it died.
+/// results in catalog order. Scenarios are not run once the run is interrupted, the daemon has
+/// died or is unresponsive, or `--fail-fast` saw a failure.
 fn schedule(
     config: &SuiteConfig,
     ctx: &Ctx,
@@ -495,9 +649,11 @@ fn schedule(
     slots: &mut [Option<ScenarioResult>],
     reporter: &mut dyn Reporter,
     setup: &mut Setup,
-    daemon_pid: Option<u32>,
-) -> Result<Option<String>, SuiteError> {
+    watch: Watch,
+) -> Result<Scheduled, SuiteError> {
     let mut st = Schedule {
+        config,
+        ctx,
         selected,
         slots,
         out: InOrder {
@@ -505,13 +661,21 @@ fn schedule(
             emitted: 0,
         },
         setup,
-        daemon_pid,
         in_flight: 0,
         died: None,
+        watch,
+        failed_fast: None,
+        draining: false,
     };
+    // The results already in (the socket-type check) count for --fail-fast.
+    if config.fail_fast {
+        st.failed_fast = (selected.iter().zip(st.slots.iter()))
+            .find(|(_, r)| r.as_ref().is_some_and(ScenarioResult::failed))
+            .map(|(sc, _)| failed_fast(sc.id));
+    }
     std::thread::scope(|scope| -> Result<(), SuiteError> {
         let (task_tx, task_rx) = mpsc::channel::<usize>();
-        let (done_tx, done_rx) = mpsc::channel::<(usize, ScenarioResult)>();
+        let (done_tx, done_rx) = mpsc::channel::<(usize, ScenarioResult, bool)>();
         let task_rx = Arc::new(Mutex::new(task_rx));
         for _ in 0..config.jobs {
             let (task_rx, done_tx) = (task_rx.clone(), done_tx.clone());
@@ -519,7 +683,9 @@ fn schedule(
                 loop {
                     let next = task_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok(i) = next else { break };
-                    if done_tx.send((i, run_one(ctx, selected[i]))).is_err() {
+                    let result = run_one(ctx, selected[i]);
+                    let cut = config.interrupt.is_some_and(Interrupt::is_raised);
+                    if done_tx.send((i, result, cut)).is_err() {
                         break;
                     }
                 }
@@ -534,17 +700,13 @@ fn schedule(
                     continue;
                 }
                 let exclusive = sc.drive.exclusive();
-                while st.in_flight > 0 && (exclusive || st.in_flight >= config.jobs) {
+                while st.in_flight > 0 && (exclusive || st.in_flight >= config.jobs || st.draining)
+                {
                     st.receive(&done_rx)?;
                 }
-                if let Some((_, during)) = &st.died {
-                    st.slots[i] = Some(ScenarioResult::skipped(
-                        sc.id,
-                        sc.name,
-                        sc.category.name(),
-                        sc.description,
-                        format!("not run: the daemon exited during {during}"),
-                    ));
+                st.draining = false;
+                if let Some(r) = st.not_to_run(sc) {
+                    st.slots[i] = Some(r);
                     st.out.flush(st.slots)?;
                     continue;
                 }
@@ -563,7 +725,10 @@ fn schedule(
         drop(task_tx);
         result
     })?;
-    Ok(st.died.map(|(f, _)| f))
+    Ok(Scheduled {
+        died: st.died.map(|(f, _)| f),
+        unresponsive: st.watch.unresponsive().map(str::to_owned),
+    })
 }
 
 fn run_one(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {

@@ -262,7 +262,7 @@ pub fn run(
     drop(ring);
     st.finish_relay();
     if let Some(d) = daemon.as_mut() {
-        // After Ctrl-C the user wants the report now.
+        // After a signal the user wants the report now.
         let settle = if st.interrupted {
             config.settle.min(Duration::from_secs(1))
         } else {

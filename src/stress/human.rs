@@ -27,7 +27,7 @@ impl StressReport {
             "INTEGRITY FAILED"
         };
         let cut = if r.interrupted {
-            " (interrupted by Ctrl-C)"
+            " (interrupted by a signal)"
         } else if self.limits.stopped_by.is_some() {
             " (stopped early by a client limit, see below)"
         } else {

@@ -1,7 +1,7 @@
 //! The verdict on each connection, and the run's tally with up to five examples per kind.
 //!
 //! Each connection gets exactly one [`Outcome`], the first that applies in this order:
-//! handoff failed, cross-talk, interrupted (Ctrl-C), timeout, zero-byte close, read error,
+//! handoff failed, cross-talk, interrupted (a signal), timeout, zero-byte close, read error,
 //! bad response, error event, aborted as planned (or wrong content before the abort), wrong
 //! content, truncated, completed. A timeout is never counted as completed, whatever arrived.
 
@@ -77,7 +77,7 @@ impl Outcome {
         match self {
             Outcome::Completed => "completed",
             Outcome::Aborted => "aborted by the client as planned",
-            Outcome::Interrupted => "interrupted (Ctrl-C)",
+            Outcome::Interrupted => "interrupted (by a signal)",
             Outcome::ClientLimit => "not handed off: a client limit was reached",
             Outcome::HandoffFailed => "handoff failed",
             Outcome::Crosstalk => "cross-talk",
@@ -156,7 +156,12 @@ pub fn judge(
         );
     }
     match ending {
-        Ending::Interrupted => return (Outcome::Interrupted, "closed at Ctrl-C".to_owned()),
+        Ending::Interrupted => {
+            return (
+                Outcome::Interrupted,
+                "closed when a signal stopped the run".to_owned(),
+            );
+        }
         Ending::Timeout => {
             let done = if p.done > 0 { "[DONE] came but " } else { "" };
             return (

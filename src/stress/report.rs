@@ -134,7 +134,7 @@ pub struct RunInfo {
     pub bytes: u64,
     /// From the first start to the last end.
     pub wall_seconds: f64,
-    /// Ctrl-C ended the run.
+    /// A signal (SIGINT, SIGTERM, SIGHUP) ended the run.
     pub interrupted: bool,
     /// The ramp-up asked for.
     pub ramp_planned_ms: f64,

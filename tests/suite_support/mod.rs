@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -84,4 +84,27 @@ pub fn first(result: &ScenarioResult, verdict: Verdict) -> String {
         .iter()
         .find(|a| a.verdict == verdict)
         .map_or_else(String::new, |a| format!("{}: {}", a.name, a.message))
+}
+
+/// PIDs of the processes whose command line mentions `dir` (the daemon, through its socket
+/// path), other than streamcheck itself.
+pub fn processes_under(dir: &Path, streamcheck: i32) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != streamcheck)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .filter(|pid| {
+            // A zombie is gone already, only not yet reaped by its parent.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| !r.starts_with(" Z"))
+            })
+        })
+        .collect()
 }

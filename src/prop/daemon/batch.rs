@@ -37,6 +37,12 @@ impl CaseResult {
         self.verdict.is_failure()
     }
 
+    /// Whether it failed without the daemon doing anything: not a byte to the client and no
+    /// upstream request. Replaying or shrinking such a case only waits out more deadlines.
+    pub fn unresponsive(&self) -> bool {
+        self.failed() && self.observed.raw.is_empty() && self.observed.requests.is_empty()
+    }
+
     /// The assertions that made it fail (or, if it passed, the non-strict ones).
     pub fn broken(&self) -> impl Iterator<Item = &AssertionResult> {
         let level = if self.failed() {

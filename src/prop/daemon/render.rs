@@ -145,6 +145,14 @@ pub fn failure(f: &Failure, target: &Target, strictness: Strictness) -> String {
         Origin::Replay => "the replayed case".to_owned(),
     };
     let _ = writeln!(out, "FAILED: {origin}");
+    if f.unresponsive {
+        let _ = writeln!(
+            out,
+            "the daemon is unresponsive: it took the handoff, then wrote not a byte within the \
+             deadline (--timeout) and never called its upstream; the case was not shrunk, \
+             replayed or persisted (it would only wait out more deadlines)"
+        );
+    }
     if let Some(s) = &f.shrink {
         let _ = writeln!(
             out,
@@ -160,11 +168,13 @@ pub fn failure(f: &Failure, target: &Target, strictness: Strictness) -> String {
             }
         );
     }
-    let _ = writeln!(
-        out,
-        "reproduced {} of {} replays",
-        f.reproduced.0, f.reproduced.1
-    );
+    if !f.unresponsive {
+        let _ = writeln!(
+            out,
+            "reproduced {} of {} replays",
+            f.reproduced.0, f.reproduced.1
+        );
+    }
     let _ = writeln!(out, "\nbroken invariants:\n{}", broken(m));
     let _ = writeln!(out, "minimal script: {}", script(&m.built));
     let _ = writeln!(
@@ -206,7 +216,10 @@ fn client_words(case: &Case) -> String {
 /// The one-paragraph summary of a run.
 pub fn summary(report: &PropReport) -> String {
     let mut out = String::new();
-    let verdict = if report.failure.is_some() || report.daemon_failure.is_some() {
+    let interrupted = report.interrupted.map(|s| format!("interrupted by {s}"));
+    let verdict = if let Some(words) = &interrupted {
+        words.as_str()
+    } else if report.failure.is_some() || report.daemon_failure.is_some() {
         "FAILED"
     } else {
         "passed"

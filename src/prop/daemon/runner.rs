@@ -11,6 +11,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use crate::handoff::{PairKind, SocketType};
 use crate::ring::{RingConfig, RingThread};
 use crate::scenario::Target;
+use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::transcript::ReadLimits;
 use crate::verdict::Strictness;
 
@@ -51,6 +52,9 @@ pub struct PropConfig {
     pub pair: PairKind,
     /// How streams are read: parser limits and budgets.
     pub read: ReadLimits,
+    /// Set when the run must stop (a signal): no more cases start, the cases in flight are
+    /// closed and not judged, and the report says so.
+    pub interrupt: Option<&'static Interrupt>,
 }
 
 impl PropConfig {
@@ -70,6 +74,7 @@ impl PropConfig {
             socket_type: SocketType::default(),
             pair: PairKind::default(),
             read: ReadLimits::default(),
+            interrupt: None,
         }
     }
 }
@@ -108,6 +113,9 @@ pub struct Failure {
     pub reproduced: (usize, usize),
     /// The regression file the case was appended to, if it was.
     pub persisted: Option<PathBuf>,
+    /// The daemon did nothing with the case (no byte, no upstream request): it was neither
+    /// shrunk, replayed nor persisted.
+    pub unresponsive: bool,
 }
 
 /// How a run went.
@@ -136,11 +144,17 @@ pub struct PropReport {
     pub unreachable_from: Option<(usize, Case)>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// The signal that interrupted the run.
+    pub interrupted: Option<Signal>,
 }
 
 impl PropReport {
-    /// 0 when every case passed; 1 when one failed or the daemon died.
+    /// 0 when every case passed; 1 when one failed or the daemon died; 128 + the signal's
+    /// number when a signal interrupted the run.
     pub fn exit_code(&self) -> u8 {
+        if let Some(signal) = self.interrupted {
+            return signal.exit_code();
+        }
         u8::from(self.failure.is_some() || self.daemon_failure.is_some())
     }
 }
@@ -153,6 +167,11 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
     let started = Instant::now();
     let mut running = target::start(&config.target)?;
     let ring = RingThread::spawn(RingConfig::default()).map_err(PropError::Handoff)?;
+    // Interrupted, the cases in flight end at once instead of at their deadlines.
+    let stopper = config.interrupt.map(|interrupt| {
+        let ring = ring.clone();
+        OnInterrupt::spawn(interrupt, move || ring.shut_down())
+    });
     let env = Env {
         ring,
         mock: &running.mock,
@@ -175,10 +194,15 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         daemon_failure: None,
         unreachable_from: None,
         elapsed: Duration::ZERO,
+        interrupted: None,
     };
     let outcome = phases(config, &runner, &mut report, log);
     drop(runner);
-    if let Err(e) = outcome {
+    drop(stopper);
+    report.interrupted = interrupted(config);
+    if report.interrupted.is_some() {
+        // What the closed streams and the stopped ring did is not the daemon's doing.
+    } else if let Err(e) = outcome {
         // A daemon that died explains a failed handoff better than the handoff error does.
         match running.daemon_failure() {
             Some(f) if matches!(e, PropError::Handoff(_)) => report.daemon_failure = Some(f),
@@ -193,7 +217,13 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
     Ok(report)
 }
 
-/// Replay, persisted cases, generated cases: stops at the first phase with a failure.
+/// The signal that interrupted the run, if one did.
+fn interrupted(config: &PropConfig) -> Option<Signal> {
+    config.interrupt.and_then(Interrupt::signal)
+}
+
+/// Replay, persisted cases, generated cases: stops at the first phase with a failure, or when
+/// interrupted (the cases cut then are not judged).
 fn phases(
     config: &PropConfig,
     runner: &CaseRunner<'_>,
@@ -222,8 +252,12 @@ fn phases(
             );
         }
         let mut cases = persisted.iter().map(|p| p.case.clone());
-        let mut batch = runner.batch(&mut || cases.next(), config.jobs, report, log);
+        let mut next = || cases.next().filter(|_| interrupted(config).is_none());
+        let mut batch = runner.batch(&mut next, config.jobs, report, log);
         report.persisted = batch.run;
+        if interrupted(config).is_some() {
+            return Ok(());
+        }
         batch.stopped(report, 0)?;
         if let Some((i, result)) = batch.failure {
             let origin = Origin::Persisted {
@@ -242,17 +276,32 @@ fn phases(
     let mut trees = generator(config.seed);
     let mut generated = 0;
     let mut next = || {
-        (generated < config.cases).then(|| {
+        (generated < config.cases && interrupted(config).is_none()).then(|| {
             generated += 1;
             trees.next().map(|tree| tree.current())
         })?
     };
     let mut batch = runner.batch(&mut next, config.jobs, report, log);
     report.generated = batch.run;
+    if interrupted(config).is_some() {
+        return Ok(());
+    }
     batch.stopped(report, report.persisted)?;
     let Some((index, first)) = batch.failure else {
         return Ok(());
     };
+    if first.unresponsive() {
+        // Nothing to learn from replays: the daemon did nothing at all with this case.
+        let _ = writeln!(
+            log,
+            "prop: case {index} failed: the daemon wrote nothing and called no upstream; not \
+             shrinking"
+        );
+        let case = first.case.clone();
+        let origin = Origin::Generated { index };
+        report.failure = Some(confirm(runner, origin, &case, first, None).0);
+        return Ok(());
+    }
     let original_writes = first.built.generated_writes();
     let broke: Vec<String> = first.broken_names().into_iter().collect();
     let _ = writeln!(
@@ -284,7 +333,11 @@ fn phases(
         Some(stats),
     );
     failure.original_writes = original_writes;
-    if let Some(path) = &config.regressions {
+    if let Some(path) = config
+        .regressions
+        .as_ref()
+        .filter(|_| !failure.unresponsive)
+    {
         let broke: Vec<String> = failure.minimal.broken_names().into_iter().collect();
         let now = crate::verdict::rfc3339::format(SystemTime::now());
         let when = now.get(..10).unwrap_or(&now);
@@ -303,8 +356,9 @@ fn phases(
     stopped.or(unconfirmed).map_or(Ok(()), Err)
 }
 
-/// Replays the minimal case to see how reliably it fails, and makes the [`Failure`]; also
-/// returns the error that cut the replays short, if one did.
+/// Replays the minimal case to see how reliably it fails (unless the daemon did nothing with
+/// it), and makes the [`Failure`]; also returns the error that cut the replays short, if one
+/// did.
 fn confirm(
     runner: &CaseRunner<'_>,
     origin: Origin,
@@ -315,7 +369,8 @@ fn confirm(
     const REPLAYS: usize = 3;
     let signature = minimal.signature();
     let (mut same, mut tried, mut stopped) = (0, 0, None);
-    for _ in 0..REPLAYS {
+    let unresponsive = minimal.unresponsive();
+    for _ in 0..if unresponsive { 0 } else { REPLAYS } {
         match runner.run(&minimal.case) {
             Ok(again) => {
                 tried += 1;
@@ -335,6 +390,7 @@ fn confirm(
         shrink,
         reproduced: (same, tried),
         persisted: None,
+        unresponsive,
     };
     (failure, stopped)
 }

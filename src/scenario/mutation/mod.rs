@@ -1,5 +1,6 @@
 //! The proof that the suite catches every fault mode of the reference daemon, behind
-//! `streamcheck mutation` and the test that runs it in `make check`.
+//! `streamcheck mutation` and the test that runs it in `make check`. Only the bug modes
+//! ([`Fault::bugs`]) are in it; the resource-abuse modes have tests of their own.
 //!
 //! [`expectation`] is the one table: each [`Fault`] with the scenarios that must catch it, the
 //! assertion of each that names the bug, and the verdict it must give. [`run`] starts the
@@ -50,6 +51,9 @@ pub struct MutationConfig {
     pub timeout: Duration,
     /// Delay between the mock's chunks of the default answer.
     pub chunk_delay: Duration,
+    /// Set when the proof must stop (a signal): the runs in flight are interrupted, no more
+    /// start.
+    pub interrupt: Option<&'static crate::signals::Interrupt>,
 }
 
 impl MutationConfig {
@@ -61,6 +65,7 @@ impl MutationConfig {
             scope: Scope::Catchers,
             timeout: Duration::from_secs(5),
             chunk_delay: Duration::from_millis(2),
+            interrupt: None,
         }
     }
 }
@@ -143,7 +148,7 @@ pub struct CorrectOutcome {
 pub struct MutationReport {
     /// How much of the catalog ran against each fault mode.
     pub scope: Scope,
-    /// Every fault mode, in declaration order.
+    /// Every bug mode ([`Fault::bugs`]), in declaration order.
     pub modes: Vec<ModeOutcome>,
     /// The daemon without a fault.
     pub correct: CorrectOutcome,
@@ -195,6 +200,9 @@ pub fn run(config: &MutationConfig) -> Result<MutationReport, SuiteError> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(fault) = plan.get(i) else { break };
+                    if config.interrupt.is_some_and(|i| i.is_raised()) {
+                        break;
+                    }
                     let run = super::run_suite(&suite_config(config, *fault));
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(run);
                 }
@@ -246,6 +254,7 @@ fn suite_config(config: &MutationConfig, fault: Option<Fault>) -> SuiteConfig {
         start_timeout: Duration::from_secs(30),
     }));
     suite.timeout = config.timeout;
+    suite.interrupt = config.interrupt;
     if let (Some(f), Scope::Catchers) = (fault, config.scope) {
         suite.scenarios = expectation(f)
             .catchers

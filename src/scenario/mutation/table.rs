@@ -173,10 +173,15 @@ pub fn expectation(fault: Fault) -> Expectation {
             },
             "an upstream error status becomes a 200 stream that ends with `data: [DONE]`",
         ),
-        // Not run by the table (see `Fault::is_resource_abuse`): tests/hostile_daemon.rs holds them.
+        // Resource abuse, not a bug to catch: `mutation` runs only `Fault::bugs()`; their own
+        // tests (tests/hostile_daemon.rs, tests/suite_unresponsive.rs) hold them.
         Fault::EndlessStream | Fault::GiantLine | Fault::EventFlood | Fault::HugeHead => (
             const { &[] },
-            "a resource-abuse mode: streamcheck must stay bounded and name the cause",
+            "resource abuse: streamcheck must stay bounded and name the cause",
+        ),
+        Fault::Silent => (
+            const { &[] },
+            "resource abuse: the runner must judge it unresponsive in seconds",
         ),
     };
     Expectation { catchers, reason }

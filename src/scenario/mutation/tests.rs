@@ -28,6 +28,7 @@ fn suite_run(scenarios: Vec<ScenarioResult>) -> SuiteRun {
         ),
         notes: Vec::new(),
         daemon_failure: None,
+        interrupted: None,
     }
 }
 
