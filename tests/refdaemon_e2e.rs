@@ -378,7 +378,7 @@ fn fault_list_prints_every_mode() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 19, "{text}");
+    assert_eq!(text.lines().count(), 22, "{text}");
     assert!(
         text.lines().any(|l| l.starts_with("truncate-handoff-4k ")),
         "{text}"

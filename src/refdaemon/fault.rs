@@ -1,5 +1,10 @@
 //! Fault modes: each one realistic bug, injected at the one place in the daemon where that bug
 //! would live (search for `Fault::` to find them). The scenario suite must catch every one.
+//!
+//! A few modes are not bugs the catalog judges but resource abuse that streamcheck itself must
+//! survive and name ([`Fault::is_resource_abuse`]): a daemon that never accepts, never reads the
+//! handoff, or dies. The mutation table runs only [`Fault::bugs`]; the abuse modes have tests of
+//! their own.
 
 /// One realistic defect the reference daemon can be started with (`--fault NAME`).
 ///
@@ -47,7 +52,16 @@ pub enum Fault {
     Cut4k,
     /// Relays an upstream error status as a normal, empty stream ending in `data: [DONE]`.
     ErrorAsDone,
+    /// Resource abuse: listens but never accepts a handoff connection.
+    NeverAccept,
+    /// Resource abuse: accepts each handoff connection but never reads its message.
+    NeverReadHandoff,
+    /// Resource abuse: serves 5 handoffs, then exits with status 1 at the 6th, socket file left.
+    ExitAfterHandoffs,
 }
+
+/// Handoffs the `exit-after-handoffs` mode serves before it exits.
+pub const EXIT_AFTER_HANDOFFS: u64 = 5;
 
 impl Fault {
     /// The name accepted by `--fault`.
@@ -66,6 +80,28 @@ impl Fault {
     /// Every fault mode, in declaration order.
     pub fn all() -> &'static [Fault] {
         <Fault as clap::ValueEnum>::value_variants()
+    }
+
+    /// True for the modes that abuse resources (never accept, never read, die) rather than get
+    /// the protocol wrong: streamcheck must name them, and the mutation table does not run them.
+    pub fn is_resource_abuse(self) -> bool {
+        matches!(
+            self,
+            Fault::NeverAccept | Fault::NeverReadHandoff | Fault::ExitAfterHandoffs
+        )
+    }
+
+    /// The protocol bugs: every mode that is not resource abuse, in declaration order. These are
+    /// what the mutation table proves caught.
+    pub fn bugs() -> &'static [Fault] {
+        static BUGS: std::sync::LazyLock<Vec<Fault>> = std::sync::LazyLock::new(|| {
+            Fault::all()
+                .iter()
+                .copied()
+                .filter(|f| !f.is_resource_abuse())
+                .collect()
+        });
+        &BUGS
     }
 
     fn possible_value(self) -> clap::builder::PossibleValue {
@@ -115,8 +151,19 @@ mod tests {
                 "escape-passthrough",
                 "cut-4k",
                 "error-as-done",
+                "never-accept",
+                "never-read-handoff",
+                "exit-after-handoffs",
             ]
         );
+    }
+
+    #[test]
+    fn bugs_are_every_mode_but_the_resource_abuse_ones() {
+        assert_eq!(Fault::bugs().len(), Fault::all().len() - 3);
+        assert!(Fault::bugs().iter().all(|f| !f.is_resource_abuse()));
+        assert!(Fault::NeverAccept.is_resource_abuse());
+        assert!(!Fault::Cut4k.is_resource_abuse());
     }
 
     #[test]

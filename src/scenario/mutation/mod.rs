@@ -184,7 +184,7 @@ pub fn run(config: &MutationConfig) -> Result<MutationReport, SuiteError> {
     }
     // The correct daemon first: it runs longest, and its failure ends the proof soonest.
     let plan: Vec<Option<Fault>> = std::iter::once(None)
-        .chain(Fault::all().iter().copied().map(Some))
+        .chain(Fault::bugs().iter().copied().map(Some))
         .collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<SuiteRun, SuiteError>>>> =
@@ -214,7 +214,7 @@ pub fn run(config: &MutationConfig) -> Result<MutationReport, SuiteError> {
             problems: vec!["the run did not happen".to_owned()],
         },
     };
-    let modes = Fault::all()
+    let modes = Fault::bugs()
         .iter()
         .zip(results)
         .map(|(fault, run)| match run {

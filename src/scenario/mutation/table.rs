@@ -173,6 +173,12 @@ pub fn expectation(fault: Fault) -> Expectation {
             },
             "an upstream error status becomes a 200 stream that ends with `data: [DONE]`",
         ),
+        // Not run by the table (`Fault::bugs` leaves them out): their own tests hold that
+        // streamcheck names them.
+        Fault::NeverAccept | Fault::NeverReadHandoff | Fault::ExitAfterHandoffs => (
+            const { &[] },
+            "a resource-abuse mode, not a protocol bug: its own tests check that it is named",
+        ),
     };
     Expectation { catchers, reason }
 }
@@ -188,7 +194,7 @@ mod tests {
 
     #[test]
     fn every_catcher_is_a_scenario_of_the_catalog_listed_in_catalog_order() {
-        for fault in Fault::all() {
+        for fault in Fault::bugs() {
             let e = expectation(*fault);
             assert!(!e.catchers.is_empty(), "{fault} has no catcher");
             let at: Vec<Option<usize>> = e.catchers.iter().map(|c| position(c.scenario)).collect();
@@ -199,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_catcher_gives_a_verdict_that_catches() {
-        for fault in Fault::all() {
+        for fault in Fault::bugs() {
             for c in expectation(*fault).catchers {
                 assert!(c.verdict >= Verdict::NonStrict, "{fault}: {c:?}");
             }
@@ -208,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_scenario_is_named_once_per_mode() {
-        for fault in Fault::all() {
+        for fault in Fault::bugs() {
             let names: Vec<&str> = expectation(*fault)
                 .catchers
                 .iter()
@@ -222,7 +228,7 @@ mod tests {
 
     #[test]
     fn every_reason_is_one_line() {
-        for fault in Fault::all() {
+        for fault in Fault::bugs() {
             let r = expectation(*fault).reason;
             assert!(
                 !r.is_empty() && !r.contains('\n') && !r.contains("  "),
