@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod diag;
 mod error;
 mod pair;
 
@@ -35,6 +36,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketFlags, sockopt};
 
+pub use diag::{HandoffFate, diagnose, peer_accepted, shut_write, unconsumed_bytes};
 pub use error::HandoffError;
 pub use pair::{Accepted, ClientPair, PendingPair, TcpPairFactory};
 

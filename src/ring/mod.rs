@@ -56,7 +56,7 @@ pub use driver::{Ring, Waker};
 pub use spec::{ClientBehaviour, HandoffSpec, Pause};
 pub use thread::{Chunk, RawStream, RingHandle, RingThread, StreamEvent, StreamHandle};
 
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 
 /// A connection on one [`Ring`]. Its [`ConnId::slot`] is not reused before the connection's
 /// [`RingEvent::End`] has been delivered.
@@ -147,6 +147,9 @@ pub enum RingEvent<'a> {
         ts: u64,
         /// Why the stream ended.
         reason: EndReason,
+        /// For a stream that ended without a byte, with [`HandoffSpec::diagnose_handoff`]:
+        /// whether the daemon accepted the connection and read the message.
+        fate: Option<HandoffFate>,
     },
 }
 

@@ -15,7 +15,7 @@ use super::driver::{Ring, Waker};
 use super::spec::HandoffSpec;
 use super::{ConnId, EndReason, HandoffTimings, RingConfig, RingEvent};
 use crate::clock::monotonic_ns;
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 
 /// Bytes read in one completion, with their arrival time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub enum StreamEvent {
         ts_ns: u64,
         /// Why the stream ended.
         reason: EndReason,
+        /// What the daemon did with a handoff that got no byte ([`RingEvent::End`]'s `fate`).
+        fate: Option<HandoffFate>,
     },
 }
 
@@ -51,6 +53,8 @@ pub struct RawStream {
     pub chunks: Vec<Chunk>,
     /// How it ended.
     pub end: EndReason,
+    /// What the daemon did with a handoff that got no byte, when known.
+    pub fate: Option<HandoffFate>,
     /// When it ended.
     pub end_ns: u64,
 }
@@ -190,6 +194,7 @@ impl RingHandle {
             let _ = events.send(StreamEvent::End {
                 ts_ns: monotonic_ns(),
                 reason: EndReason::Error(HandoffError::RingStopped),
+                fate: None,
             });
         }
         StreamHandle {
@@ -273,7 +278,11 @@ impl StreamHandle {
             match self.recv() {
                 Some(StreamEvent::HandedOff(t)) => handoff = Some(t),
                 Some(StreamEvent::Data(c)) => chunks.push(c),
-                Some(StreamEvent::End { ts_ns, reason }) => {
+                Some(StreamEvent::End {
+                    ts_ns,
+                    reason,
+                    fate,
+                }) => {
                     if handoff.is_none()
                         && let EndReason::Error(e) = reason
                     {
@@ -283,6 +292,7 @@ impl StreamHandle {
                         handoff,
                         chunks,
                         end: reason,
+                        fate,
                         end_ns: ts_ns,
                     });
                 }
@@ -338,6 +348,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                         let _ = events.send(StreamEvent::End {
                             ts_ns: monotonic_ns(),
                             reason: EndReason::Error(e),
+                            fate: None,
                         });
                     }
                 },
@@ -378,10 +389,19 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                     }));
                 }
             }
-            RingEvent::End { conn, ts, reason } => {
+            RingEvent::End {
+                conn,
+                ts,
+                reason,
+                fate,
+            } => {
                 if let Some((token, tx)) = streams.remove(&conn) {
                     by_token.remove(&token);
-                    let _ = tx.send(StreamEvent::End { ts_ns: ts, reason });
+                    let _ = tx.send(StreamEvent::End {
+                        ts_ns: ts,
+                        reason,
+                        fate,
+                    });
                 }
             }
         });
@@ -402,6 +422,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
             let _ = events.send(StreamEvent::End {
                 ts_ns,
                 reason: reason.clone(),
+                fate: None,
             });
         }
     }
@@ -409,6 +430,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
         let _ = tx.send(StreamEvent::End {
             ts_ns,
             reason: reason.clone(),
+            fate: None,
         });
     }
 }

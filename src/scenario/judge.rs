@@ -13,7 +13,7 @@ use log::{forwarded, head_timing, relayed_incrementally, upstream_cancelled};
 use super::data::Handoff;
 use super::observe::{ClientClose, Observation};
 use super::{Check, HeaderRule};
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::mock::RequestRecord;
 use crate::pattern::{Expected, ExpectedKind};
 use crate::ring::EndReason;
@@ -61,10 +61,32 @@ pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
     out
 }
 
+/// A handoff the daemon never took: the cause, not the silence that followed.
+pub(super) fn not_taken_message(fate: HandoffFate, obs: &Observation, limits: Limits) -> String {
+    let waited = match obs.end {
+        EndReason::Timeout => format!(" within {}", check::format_duration(limits.timeout)),
+        _ => String::new(),
+    };
+    let fix = match fate {
+        HandoffFate::NeverAccepted => {
+            "accept each connection on the listening socket (is the accept loop running, or              blocked?)"
+        }
+        _ => "read the message (one recvmsg with SCM_RIGHTS) as soon as the connection is accepted",
+    };
+    format!(
+        "{}{waited}, so the browser got nothing: {fix}",
+        fate.describe()
+    )
+}
+
 /// A response that is not HTTP/1.x, or a body that is not an event stream.
 fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<AssertionResult> {
     let mut out = Vec::new();
     if obs.received_bytes() == 0 && obs.client_close.is_none() {
+        if let Some(fate) = obs.not_taken() {
+            out.push(fail("HTTP response", not_taken_message(fate, obs, limits)));
+            return out;
+        }
         if !silence {
             return out;
         }

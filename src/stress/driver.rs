@@ -18,7 +18,7 @@ use super::setup::{Kind, Mock, Prepared};
 use super::stream::{Arrivals, Ctx, StreamCheck};
 use super::{LimitHit, LimitKind, StressConfig, StressError};
 use crate::clock::monotonic_ns;
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::ring::{ConnId, EndReason, HandoffSpec, Ring, RingConfig, RingEvent, RingStats};
 
 /// How often resources are sampled and the progress bar redrawn.
@@ -339,7 +339,9 @@ impl State<'_> {
         let mut spec = HandoffSpec::new(socket.clone(), kind.data.build(&nonce))
             .pair(config.pair)
             .socket_type(config.socket_type)
-            .deadline(HandoffSpec::NO_DEADLINE);
+            .deadline(HandoffSpec::NO_DEADLINE)
+            // Diagnosing a handoff keeps one more fd per waiting stream: only the first few.
+            .diagnose_handoff(index < DIAGNOSED_STREAMS);
         if role == Role::Slow {
             spec = spec.behaviour(crate::ring::ClientBehaviour::slow_reader(
                 1,
@@ -464,7 +466,12 @@ impl State<'_> {
                     cmds.close(conn);
                 }
             }
-            RingEvent::End { conn, ts, reason } => {
+            RingEvent::End {
+                conn,
+                ts,
+                reason,
+                fate,
+            } => {
                 let Some(c) = self.conns.get_mut(conn.slot()).and_then(Option::take) else {
                     return;
                 };
@@ -472,13 +479,16 @@ impl State<'_> {
                 if self.closed_loop {
                     self.freed.push_back(ts);
                 }
-                self.end(c, ts, reason);
+                self.end(c, ts, reason, fate);
             }
         }
     }
 
-    fn end(&mut self, mut c: Conn, ts: u64, reason: EndReason) {
+    fn end(&mut self, mut c: Conn, ts: u64, reason: EndReason, fate: Option<HandoffFate>) {
         let ending = match reason {
+            _ if fate.is_some_and(HandoffFate::not_taken) && !self.interrupted => {
+                Ending::NotTaken(fate.unwrap_or(HandoffFate::Unread))
+            }
             EndReason::PeerClosed => {
                 c.check.close();
                 Ending::PeerClosed
@@ -535,7 +545,9 @@ impl State<'_> {
         if c.role != Role::Slow {
             let since = |t: u64| t.saturating_sub(c.origin_ns);
             let lat = &mut self.lat;
-            if let Some(sent) = c.sent_ns {
+            // Only a handoff the daemon took: a byte came, or it closed the connection.
+            let taken = p.bytes > 0 || matches!(ending, Ending::PeerClosed);
+            if let Some(sent) = c.sent_ns.filter(|_| taken) {
                 lat.handoff.saturating_record(since(sent));
             }
             if let Some(head) = p.head_ns {
@@ -606,6 +618,10 @@ impl State<'_> {
         }
     }
 }
+
+/// Streams (the first ones started) whose handoff is diagnosed when they get no byte: each
+/// keeps its daemon connection open until its first byte, so a few, not 10,000.
+const DIAGNOSED_STREAMS: u64 = 64;
 
 /// A slow reader's receive buffer: small, so the daemon's writes to it block soon.
 const SLOW_RCVBUF: u32 = 4096;

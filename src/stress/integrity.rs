@@ -1,7 +1,7 @@
 //! The verdict on each connection, and the run's tally with up to five examples per kind.
 //!
 //! Each connection gets exactly one [`Outcome`], the first that applies in this order:
-//! handoff failed, cross-talk, interrupted (Ctrl-C), timeout, zero-byte close, read error,
+//! handoff failed, handoff never taken (checked on the first streams only), cross-talk, interrupted (Ctrl-C), timeout, zero-byte close, read error,
 //! bad response, error event, aborted as planned (or wrong content before the abort), wrong
 //! content, truncated, completed. A timeout is never counted as completed, whatever arrived.
 
@@ -27,6 +27,8 @@ pub enum Outcome {
     ClientLimit,
     /// The handoff did not complete (connect or send failed, the accept backlog was full).
     HandoffFailed,
+    /// The handoff was sent but the daemon never accepted the connection or never read it.
+    NotTaken,
     /// The stream carried content meant for another connection.
     Crosstalk,
     /// The deadline passed before the daemon closed the connection.
@@ -48,12 +50,13 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Completed,
         Outcome::Aborted,
         Outcome::Interrupted,
         Outcome::ClientLimit,
         Outcome::HandoffFailed,
+        Outcome::NotTaken,
         Outcome::Crosstalk,
         Outcome::Timeout,
         Outcome::ZeroByteClose,
@@ -80,6 +83,7 @@ impl Outcome {
             Outcome::Interrupted => "interrupted (Ctrl-C)",
             Outcome::ClientLimit => "not handed off: a client limit was reached",
             Outcome::HandoffFailed => "handoff failed",
+            Outcome::NotTaken => "handoff never taken by the daemon",
             Outcome::Crosstalk => "cross-talk",
             Outcome::Timeout => "timed out",
             Outcome::ZeroByteClose => "closed with zero bytes",
@@ -109,6 +113,8 @@ pub enum Ending {
     Timeout,
     /// The handoff failed, with the reason.
     HandoffFailed(String),
+    /// The handoff was sent and the daemon never took it.
+    NotTaken(crate::handoff::HandoffFate),
     /// The client reached its own limit during the handoff, with the reason.
     ClientLimit(String),
     /// Reading failed, with the reason.
@@ -156,6 +162,7 @@ pub fn judge(
         );
     }
     match ending {
+        Ending::NotTaken(fate) => return (Outcome::NotTaken, fate.describe().to_owned()),
         Ending::Interrupted => return (Outcome::Interrupted, "closed at Ctrl-C".to_owned()),
         Ending::Timeout => {
             let done = if p.done > 0 { "[DONE] came but " } else { "" };

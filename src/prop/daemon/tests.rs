@@ -295,6 +295,7 @@ fn observed(body: &[u8], kind: EndKind) -> Observed {
         client_closed_ns: None,
         kept_open_after_done: false,
         requests: vec![request(RequestEnd::Completed, 1_500)],
+        fate: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn observe(reads: &[&[u8]], end: EndReason, close: Option<ClientClose>) -> Obser
         reads: kept,
         end,
         end_ns,
+        fate: None,
         client_close: close,
         t: builder.finish(RecordingEnd {
             at_ns: end_ns,
