@@ -132,6 +132,16 @@ impl DaemonProcess {
         self.status
     }
 
+    /// How the daemon died, with the end of its output, if it has exited.
+    pub fn death(&mut self) -> Option<crate::verdict::DaemonDeath> {
+        let status = self.exit_status()?;
+        Some(crate::verdict::DaemonDeath::of_child(
+            self.pid(),
+            status,
+            self.log_tail(20),
+        ))
+    }
+
     /// The last `lines` lines of the daemon's output.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log, lines)

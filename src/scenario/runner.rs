@@ -18,7 +18,7 @@ use crate::mock::{MockConfig, MockError, MockServer, TlsMode};
 use crate::pattern::MockSettings;
 use crate::report::Reporter;
 use crate::ring::{RingConfig, RingThread};
-use crate::verdict::{RunSummary, ScenarioResult, Strictness};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Strictness};
 
 /// What to test and how.
 #[derive(Debug, Clone)]
@@ -188,6 +188,9 @@ impl Reporter for NoReport {
         Ok(())
     }
     fn on_finish(&mut self, _: &RunSummary) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn on_daemon_death(&mut self, _: &DaemonDeath) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -374,8 +377,8 @@ pub fn run_suite_with(
         }
         Some(e) if is_environment(&e) => {
             // A daemon the runner started and that has already died explains the error best.
-            if let Some(failure) = daemon_failure(&mut setup, None) {
-                return Err(SuiteError::DaemonStart(failure));
+            if let Some(death) = daemon_death(&mut setup, None) {
+                return Err(SuiteError::DaemonStart(death.message()));
             }
             return Err(SuiteError::Handoff(e));
         }
@@ -393,23 +396,25 @@ pub fn run_suite_with(
         config, &ctx, &selected, &mut slots, reporter, &mut setup, daemon_pid,
     )?;
     let scenarios: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+    let daemon_failure = daemon_died.as_ref().map(DaemonDeath::message);
     drop(ctx);
     if let Some(mut d) = setup.daemon.take() {
         d.stop(Duration::from_secs(5));
     }
     let name = config.daemon_name.clone().unwrap_or(setup.name.clone());
-    let summary = RunSummary::new(
+    let mut summary = RunSummary::new(
         name,
         started_at,
         clock.elapsed(),
         config.strictness,
         scenarios,
     );
+    summary.daemon_death = daemon_died;
     reporter.on_finish(&summary).map_err(SuiteError::Report)?;
     Ok(SuiteRun {
         summary,
         notes,
-        daemon_failure: daemon_died,
+        daemon_failure,
     })
 }
 
@@ -421,18 +426,18 @@ fn run_tag() -> String {
     format!("sc{:x}{:x}", std::process::id(), nanos)
 }
 
-/// If the daemon has died: what happened, and the end of its output when the runner has it.
-fn daemon_failure(setup: &mut Setup, pid: Option<u32>) -> Option<String> {
+/// If the daemon has died: how, and the end of its output when the runner has it.
+fn daemon_death(setup: &mut Setup, pid: Option<u32>) -> Option<DaemonDeath> {
     if let Some(d) = setup.daemon.as_mut() {
-        let status = d.exit_status()?;
-        return Some(format!(
-            "the daemon exited ({status}) during the run; its output ends with:\n{}",
-            d.log_tail(20)
-        ));
+        return d.death();
     }
     let pid = pid?;
-    (!daemon::alive(pid)).then(|| format!("the daemon (PID {pid}) exited during the run"))
+    (!daemon::alive(pid)).then(|| DaemonDeath::of_pid(pid))
 }
+
+/// How long a failed result waits for a daemon that may be exiting: its streams end as it
+/// closes its files, a moment before its exit can be collected.
+const EXIT_SETTLE: Duration = Duration::from_millis(50);
 
 /// Reports results in catalog order: each as soon as it and every one before it are in.
 struct InOrder<'r> {
@@ -458,8 +463,8 @@ struct Schedule<'a, 'r> {
     setup: &'a mut Setup,
     daemon_pid: Option<u32>,
     in_flight: usize,
-    /// The daemon's failure, and the scenario after which it was noticed.
-    died: Option<(String, &'static str)>,
+    /// The daemon's death, once noticed.
+    died: Option<DaemonDeath>,
 }
 
 impl Schedule<'_, '_> {
@@ -468,11 +473,29 @@ impl Schedule<'_, '_> {
         &mut self,
         done: &mpsc::Receiver<(usize, ScenarioResult)>,
     ) -> Result<(), SuiteError> {
-        if let Ok((i, r)) = done.recv() {
+        if let Ok((i, mut r)) = done.recv() {
             self.in_flight -= 1;
             if self.died.is_none() {
-                self.died =
-                    daemon_failure(self.setup, self.daemon_pid).map(|f| (f, self.selected[i].id));
+                let mut death = daemon_death(self.setup, self.daemon_pid);
+                if death.is_none() && r.failed() {
+                    std::thread::sleep(EXIT_SETTLE);
+                    death = daemon_death(self.setup, self.daemon_pid);
+                }
+                if let Some(death) = death {
+                    let sc = self.selected[i];
+                    let death = death.during(format!("while {} {} ran", sc.id, sc.name));
+                    // Said first: before the results it spoiled.
+                    self.out
+                        .reporter
+                        .on_daemon_death(&death)
+                        .map_err(SuiteError::Report)?;
+                    self.died = Some(death);
+                }
+            }
+            // Every failure from here on is the death's: the scenarios running beside the
+            // one that noticed it.
+            if let Some(death) = &self.died {
+                death.attribute(&mut r);
             }
             self.slots[i] = Some(r);
             self.out.flush(self.slots)?;
@@ -491,7 +514,7 @@ fn schedule(
     reporter: &mut dyn Reporter,
     setup: &mut Setup,
     daemon_pid: Option<u32>,
-) -> Result<Option<String>, SuiteError> {
+) -> Result<Option<DaemonDeath>, SuiteError> {
     let mut st = Schedule {
         selected,
         slots,
@@ -532,13 +555,13 @@ fn schedule(
                 while st.in_flight > 0 && (exclusive || st.in_flight >= config.jobs) {
                     st.receive(&done_rx)?;
                 }
-                if let Some((_, during)) = &st.died {
+                if let Some(death) = &st.died {
                     st.slots[i] = Some(ScenarioResult::skipped(
                         sc.id,
                         sc.name,
                         sc.category.name(),
                         sc.description,
-                        format!("not run: the daemon exited during {during}"),
+                        format!("not run: {}", death.headline()),
                     ));
                     st.out.flush(st.slots)?;
                     continue;
@@ -558,7 +581,7 @@ fn schedule(
         drop(task_tx);
         result
     })?;
-    Ok(st.died.map(|(f, _)| f))
+    Ok(st.died)
 }
 
 fn run_one(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
