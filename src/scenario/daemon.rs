@@ -197,9 +197,16 @@ pub(super) fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
-/// Whether the process `pid` still exists.
-pub(super) fn alive(pid: u32) -> bool {
-    Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok())
+/// Whether the process `pid` still runs: it exists and is not a zombie waiting for its parent
+/// to collect its status.
+pub fn alive(pid: u32) -> bool {
+    let exists = Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok());
+    // `pid (comm) S …`: the state follows the last `)`.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+        .unwrap_or(false);
+    exists && !zombie
 }
 
 /// Which processes are the daemon.

@@ -21,6 +21,9 @@ impl StressReport {
 
     fn write_human(&self, o: &mut String) -> std::fmt::Result {
         let r = &self.run;
+        if let Some(d) = &self.daemon_death {
+            writeln!(o, "streamcheck stress: DAEMON DIED: {}", d.message())?;
+        }
         let verdict = if self.integrity.held {
             "INTEGRITY HELD"
         } else {

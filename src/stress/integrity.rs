@@ -25,6 +25,8 @@ pub enum Outcome {
     Interrupted,
     /// Not handed off because the client reached its own limit (fds, ports); not judged.
     ClientLimit,
+    /// Broken by the daemon's death: it was running, or was handed off, when the daemon died.
+    DaemonDied,
     /// The handoff did not complete (connect or send failed, the accept backlog was full).
     HandoffFailed,
     /// The handoff was sent but the daemon never accepted the connection or never read it.
@@ -50,11 +52,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Completed,
         Outcome::Aborted,
         Outcome::Interrupted,
         Outcome::ClientLimit,
+        Outcome::DaemonDied,
         Outcome::HandoffFailed,
         Outcome::NotTaken,
         Outcome::Crosstalk,
@@ -82,6 +85,7 @@ impl Outcome {
             Outcome::Aborted => "aborted by the client as planned",
             Outcome::Interrupted => "interrupted (Ctrl-C)",
             Outcome::ClientLimit => "not handed off: a client limit was reached",
+            Outcome::DaemonDied => "ended by the daemon's death",
             Outcome::HandoffFailed => "handoff failed",
             Outcome::NotTaken => "handoff never taken by the daemon",
             Outcome::Crosstalk => "cross-talk",
@@ -292,6 +296,45 @@ impl Integrity {
         if t.examples.len() < EXAMPLES && outcome != Outcome::Completed {
             t.examples.push(example());
         }
+    }
+
+    /// Whether a dying daemon can cause `outcome`: the stream is cut, empty, or never
+    /// handed off.
+    pub fn death_can_cause(outcome: Outcome) -> bool {
+        matches!(
+            outcome,
+            Outcome::ZeroByteClose
+                | Outcome::Truncated
+                | Outcome::ReadError
+                | Outcome::HandoffFailed
+                | Outcome::BadResponse
+        )
+    }
+
+    /// Adds every connection of `other`, each under its own outcome.
+    pub fn merge(&mut self, other: Integrity) {
+        for (outcome, tally) in Outcome::ALL.iter().zip(other.tallies) {
+            self.add_tally(*outcome, tally, |e| e);
+        }
+    }
+
+    /// Adds every connection of `other` under `outcome`, each example's detail saying what it
+    /// would otherwise have been.
+    pub fn merge_as(&mut self, outcome: Outcome, other: Integrity) {
+        for (was, tally) in Outcome::ALL.iter().zip(other.tallies) {
+            self.add_tally(outcome, tally, |mut e| {
+                e.detail = format!("{}: {}", was.name(), e.detail);
+                e
+            });
+        }
+    }
+
+    fn add_tally(&mut self, outcome: Outcome, tally: Tally, relabel: impl Fn(Example) -> Example) {
+        let t = &mut self.tallies[outcome.index()];
+        t.count += tally.count;
+        let room = EXAMPLES.saturating_sub(t.examples.len());
+        t.examples
+            .extend(tally.examples.into_iter().take(room).map(relabel));
     }
 
     /// The tally of `outcome`.

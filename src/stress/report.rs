@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! { "version": 1,
+//!   "daemon_death": { pid, how, during, output_tail } | null,
 //!   "target":    { daemon, socket, upstream, pattern, pair, socket_type },
 //!   "load":      { model: "closed"|"open", connections, concurrency, rate, ramp_up_ms,
 //!                  duration_ms, timeout_ms, abort_rate, slow_readers, slow_pause_ms },
@@ -38,6 +39,7 @@ use super::latency::Summary;
 use super::resources::{DaemonResources, LeakVerdict};
 use super::setup::{Mock, Prepared};
 use super::{LimitHit, LoadModel, StressConfig};
+use crate::verdict::DaemonDeath;
 
 /// Facts about the client's environment gathered around the run.
 pub struct Environment {
@@ -56,6 +58,9 @@ pub struct Environment {
 pub struct StressReport {
     /// Schema version: 1.
     pub version: u32,
+    /// The daemon died during the run: how, when, and the end of its output. First, because
+    /// it explains the rest.
+    pub daemon_death: Option<DaemonDeath>,
     /// What was tested.
     pub target: TargetInfo,
     /// The load asked for.
@@ -241,9 +246,6 @@ pub(super) fn build(
                 .to_owned(),
         );
     }
-    if let Some(why) = &r.daemon_exited {
-        notes.push(why.clone());
-    }
     if matches!(config.upstream, super::Upstream::None) {
         notes.push(
             "--no-upstream: content is not compared; integrity is a 200 text/event-stream \
@@ -258,7 +260,7 @@ pub(super) fn build(
         );
     }
     let embedded_mock = matches!(prep.mock, Mock::Embedded(..));
-    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_exited.is_none();
+    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_death.is_none();
     let outcomes = r
         .integrity
         .iter()
@@ -294,6 +296,7 @@ pub(super) fn build(
     };
     StressReport {
         version: 1,
+        daemon_death: r.daemon_death.clone(),
         target: TargetInfo {
             daemon: prep.daemon_name.clone(),
             socket: prep.socket.display().to_string(),

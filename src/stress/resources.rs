@@ -38,6 +38,9 @@ pub fn sample(pid: u32) -> Result<ProcSample, String> {
 }
 
 fn unreadable(path: &str, e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return format!("cannot read {path}: the daemon is gone");
+    }
     format!(
         "cannot read {path}: {e}; the daemon must be running as this user (or run streamcheck \
          with the right to read its /proc entries)"
