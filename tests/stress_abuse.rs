@@ -23,6 +23,7 @@ fn handoffs_a_daemon_never_reads_are_named_and_not_counted_as_latency() {
     ]);
     assert_eq!(r.code, 1, "{}\n{}", r.outcomes(), r.stderr);
     assert_eq!(r.count("not_taken"), 20, "{}", r.outcomes());
+    assert_eq!(r.report["limits"]["daemon_fd_limit_reached"], false);
     let example = r.examples("not_taken")[0]["detail"].to_string();
     assert!(
         example.contains("accepted the connection but never read the handoff"),
@@ -115,4 +116,36 @@ fn a_daemon_given_by_pid_that_dies_is_named_and_blamed() {
     assert_death_reported(&r, false);
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_daemon_at_its_open_file_limit_is_named_as_the_limit_of_the_run() {
+    // The reference daemon holds about two fds per stream (client, upstream connection): 100
+    // streams need far more than 64.
+    let log = std::env::temp_dir().join(format!("sc-fd-limit-{}.log", std::process::id()));
+    let daemon = format!(
+        "ulimit -n 64; exec {} 2>'{}'",
+        ref_daemon(None),
+        log.display()
+    );
+    let r = stress(&[
+        "--daemon-cmd",
+        &daemon,
+        "--connections",
+        "200",
+        "--concurrency",
+        "100",
+        "--timeout",
+        "10s",
+        "--settle",
+        "1s",
+    ]);
+    let limits = &r.report["limits"];
+    assert_eq!(limits["daemon_fd_limit"], 64, "{limits}");
+    assert_eq!(limits["daemon_fd_limit_reached"], true, "{limits}");
+    // A client fd the kernel could not install is named for what it is.
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(said.contains("out of file descriptors ("), "{said}");
+    assert!(!said.contains("more fds than expected"), "{said}");
 }

@@ -212,6 +212,17 @@ impl StressReport {
                 hit.detail
             )?;
         }
+        if lim.daemon_fd_limit_reached
+            && let (Some(limit), Some(d)) = (lim.daemon_fd_limit, &self.daemon)
+        {
+            writeln!(
+                o,
+                "! the daemon reached its open-file limit: {} fds at peak of {limit} with {} \
+                 streams open; that limit, not the client's, bounded this run (handoffs beyond \
+                 it fail with EMFILE: raise the daemon's ulimit -n)",
+                d.peak.fds, r.peak_open
+            )?;
+        }
         if let Some(hit) = &lim.daemon_backlog {
             writeln!(
                 o,

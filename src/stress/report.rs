@@ -24,7 +24,7 @@
 //!   "limits":    { fd_limit, ephemeral_ports,
 //!                  stopped_by: { kind: "fds"|"ephemeral_ports", open_streams, detail } | null,
 //!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
-//!                  backlog_full },
+//!                  backlog_full, daemon_fd_limit, daemon_fd_limit_reached },
 //!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
 //!   "notes":     [ "…" ] }
 //! ```
@@ -209,6 +209,10 @@ pub struct Limits {
     pub daemon_backlog: Option<LimitHit>,
     /// Handoffs that found it full.
     pub backlog_full: u64,
+    /// The daemon's open-file limit, when its PID is known.
+    pub daemon_fd_limit: Option<u64>,
+    /// The daemon's fd count reached its open-file limit: that limit bounded the run.
+    pub daemon_fd_limit_reached: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -294,6 +298,8 @@ pub(super) fn build(
             client_cpu * 1000.0 / n as f64
         }
     };
+    let daemon_fd_limit = r.daemon.as_ref().and_then(|d| d.fd_limit);
+    let daemon_fd_limit_reached = r.daemon.as_ref().is_some_and(|d| d.fd_limit_reached());
     StressReport {
         version: 1,
         daemon_death: r.daemon_death.clone(),
@@ -366,6 +372,8 @@ pub(super) fn build(
             stopped_by: r.stopped_by,
             daemon_backlog: r.backlog,
             backlog_full: r.backlog_full,
+            daemon_fd_limit,
+            daemon_fd_limit_reached,
         },
         ring: RingInfo {
             completions: r.ring.completions,
