@@ -36,6 +36,10 @@ pub(super) struct Case<'a> {
     pub handoff: &'a Handoff,
     /// The mock's log for this handoff's nonce.
     pub requests: &'a [RequestRecord],
+    /// Requests without any nonce the mock received while this stream ran: the evidence that
+    /// the daemon lost the handoff's data and went on with defaults. Counted only where a
+    /// check needs it (data used or refused, and no request carried the nonce).
+    pub stray_requests: usize,
     pub limits: Limits,
 }
 
@@ -299,16 +303,27 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                 (None, None) => AssertionResult::pass(name, "the daemon closed the connection"),
             }
         }
-        (None, EndReason::Timeout) => fail(
-            name,
-            format!(
-                "the connection was still open when the client gave up {} after the handoff, \
-                 after {} bytes: the daemon neither finished the response nor closed it, and a \
-                 browser would wait forever",
-                check::format_duration(case.limits.timeout),
-                obs.received_bytes()
+        (None, EndReason::Timeout) => match obs.not_taken() {
+            Some(fate) => fail(
+                name,
+                format!(
+                    "the connection was still open when the client gave up {} after the \
+                     handoff: {}",
+                    check::format_duration(case.limits.timeout),
+                    fate.describe()
+                ),
             ),
-        ),
+            None => fail(
+                name,
+                format!(
+                    "the connection was still open when the client gave up {} after the \
+                     handoff, after {} bytes: the daemon neither finished the response nor \
+                     closed it, and a browser would wait forever",
+                    check::format_duration(case.limits.timeout),
+                    obs.received_bytes()
+                ),
+            ),
+        },
         (None, EndReason::Error(HandoffError::Receive { errno })) => fail(
             name,
             format!(
@@ -394,16 +409,30 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
             ),
             closed(case),
         ],
+        (Some(head), _) if case.stray_requests > 0 => vec![fail(
+            name,
+            format!(
+                "the daemon answered {} and called the upstream without this handoff's prompt \
+                 (the mock received {} request(s) without it while the stream ran): the data \
+                 was dropped or cut and the daemon went on without it; read the whole message \
+                 (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
+                 MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
+                head.status, case.stray_requests
+            ),
+        )],
         (Some(head), _) => vec![fail(
             name,
             format!(
-                "the daemon answered {} but the upstream never received this handoff's prompt: \
-                 the data was dropped or cut and the daemon went on without it; read the whole \
-                 message (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
-                 MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
+                "the daemon answered {} but never called the upstream (the mock received no \
+                 request while the stream ran): a daemon that uses the data sends its prompt \
+                 upstream; one that refuses it answers with an HTTP error such as 400 or 413",
                 head.status
             ),
         )],
+        (None, 0) if obs.not_taken().is_some() => {
+            let fate = obs.not_taken().unwrap_or(HandoffFate::Unread);
+            vec![fail(name, not_taken_message(fate, obs, case.limits))]
+        }
         (None, 0) if obs.end == EndReason::PeerClosed => vec![fail(
             name,
             "the daemon closed the connection without writing a byte: the browser gets an empty \

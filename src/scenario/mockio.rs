@@ -124,6 +124,20 @@ impl Mock {
         }
     }
 
+    /// How many requests without any nonce arrived from `from_ns` to `to_ns`
+    /// ([`crate::clock::monotonic_ns`]): a daemon that lost a handoff's data and went on with
+    /// defaults sends one.
+    pub fn requests_without_nonce(&self, from_ns: u64, to_ns: u64) -> Result<usize, String> {
+        let all = match self {
+            Mock::Embedded(m) => m.all_requests(),
+            Mock::Remote(r) => r.requests("/_streamcheck/requests")?,
+        };
+        Ok(all
+            .iter()
+            .filter(|r| r.nonce.is_none() && (from_ns..=to_ns).contains(&r.arrival_ns))
+            .count())
+    }
+
     /// Waits until a request with `nonce` exists and all such requests have ended, at most
     /// `timeout`, and returns them (possibly still in progress, or none, after the timeout).
     pub fn wait_for_end(
@@ -273,12 +287,16 @@ impl Remote {
     }
 
     fn requests_for(&self, nonce: &str) -> Result<Vec<RequestRecord>, String> {
+        self.requests(&format!("/_streamcheck/requests?nonce={nonce}"))
+    }
+
+    /// The request log at `path`.
+    fn requests(&self, path: &str) -> Result<Vec<RequestRecord>, String> {
         #[derive(serde::Deserialize)]
         struct Log {
             requests: Vec<RequestRecord>,
         }
-        let path = format!("/_streamcheck/requests?nonce={nonce}");
-        let reply = self.request("GET", &path, None)?;
+        let reply = self.request("GET", path, None)?;
         serde_json::from_slice::<Log>(&reply)
             .map(|log| log.requests)
             .map_err(|e| format!("the mock's request log is not what this version reads: {e}"))
