@@ -626,7 +626,7 @@ impl State<'_> {
 
 /// Streams (the first ones started) whose handoff is diagnosed when they get no byte: each
 /// keeps its daemon connection open until its first byte, so a few, not 10,000.
-const DIAGNOSED_STREAMS: u64 = 64;
+pub(super) const DIAGNOSED_STREAMS: u64 = 64;
 
 /// A slow reader's receive buffer: small, so the daemon's writes to it block soon.
 const SLOW_RCVBUF: u32 = 4096;

@@ -250,6 +250,14 @@ pub(super) fn build(
                 .to_owned(),
         );
     }
+    if r.integrity.get(Outcome::NotTaken).count > 0 {
+        notes.push(format!(
+            "whether the daemon took a handoff is checked on the first {} streams only (each \
+             keeps one more fd until its first byte); later streams that got nothing count as \
+             timed out",
+            super::driver::DIAGNOSED_STREAMS
+        ));
+    }
     if matches!(config.upstream, super::Upstream::None) {
         notes.push(
             "--no-upstream: content is not compared; integrity is a 200 text/event-stream \
