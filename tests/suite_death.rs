@@ -66,3 +66,56 @@ fn junit_opens_with_a_failed_daemon_testcase() {
     );
     assert!(xml.contains("exited with status 1"), "{xml}");
 }
+
+#[test]
+fn a_daemon_given_by_pid_that_dies_is_reported_too() {
+    let mock =
+        streamcheck::mock::MockServer::start(streamcheck::mock::MockConfig::default()).unwrap();
+    let dir = suite_support::tmp_path("death-by-pid");
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("d.sock");
+    let mut daemon = std::process::Command::new(suite_support::BIN)
+        .args(["ref-daemon", "--fault", "exit-after-handoffs", "--socket"])
+        .arg(&socket)
+        .env("OPENAI_API_BASE", mock.base_url())
+        .env("OPENAI_API_KEY", "test")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = daemon.id().to_string();
+    let (socket_arg, backend) = (socket.to_string_lossy().into_owned(), mock.base_url());
+    let (code, out, _) = outcome(&streamcheck(&[
+        "run",
+        "--socket",
+        &socket_arg,
+        "--backend",
+        &backend,
+        "--daemon-pid",
+        &pid,
+        "--format",
+        "json",
+        "--timeout",
+        "5",
+    ]));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let death = &doc["daemon_death"];
+    assert_eq!(death["pid"].to_string(), pid, "{death}");
+    assert!(
+        death["how"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("exited")
+    );
+}

@@ -377,7 +377,7 @@ pub fn run_suite_with(
         }
         Some(e) if is_environment(&e) => {
             // A daemon the runner started and that has already died explains the error best.
-            if let Some(death) = daemon_death(&mut setup, None) {
+            if let Some(death) = daemon_death(&mut setup, daemon_pid) {
                 return Err(SuiteError::DaemonStart(death.message()));
             }
             return Err(SuiteError::Handoff(e));
