@@ -43,10 +43,7 @@ impl HandoffFate {
     /// What happened, as the subject of a sentence: "the daemon never accepted the connection".
     pub fn describe(self) -> &'static str {
         match self {
-            HandoffFate::NeverAccepted => {
-                "the daemon never accepted the connection (the handoff waited in its listen \
-                 backlog)"
-            }
+            HandoffFate::NeverAccepted => "the daemon never accepted the connection",
             HandoffFate::NotRead => "the daemon accepted the connection but never read the handoff",
             HandoffFate::Unread => "the daemon never read the handoff message",
             HandoffFate::Read => "the daemon read the handoff",

@@ -73,14 +73,15 @@ pub(super) fn not_taken_message(fate: HandoffFate, obs: &Observation, limits: Li
     };
     let fix = match fate {
         HandoffFate::NeverAccepted => {
-            "accept each connection on the listening socket (is the accept loop running, or              blocked?)"
+            "the handoff waited in its listen backlog and the browser got nothing; accept each \
+             connection on the listening socket (is the accept loop running, or blocked?)"
         }
-        _ => "read the message (one recvmsg with SCM_RIGHTS) as soon as the connection is accepted",
+        _ => {
+            "the browser got nothing; read the message (one recvmsg with SCM_RIGHTS) as soon as \
+             the connection is accepted"
+        }
     };
-    format!(
-        "{}{waited}, so the browser got nothing: {fix}",
-        fate.describe()
-    )
+    format!("{}{waited}: {fix}", fate.describe())
 }
 
 /// A response that is not HTTP/1.x, or a body that is not an event stream.
