@@ -50,6 +50,14 @@ fn fail(name: &str, message: impl Into<String>) -> AssertionResult {
 /// The assertions of one stream scenario: response problems, each check, and (where the data
 /// carries a nonce and the daemon is expected to call the upstream) what reached the upstream.
 pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
+    if let Some(fate) = case.obs.not_taken() {
+        // The daemon never had the client socket: nothing else can be judged, and advice
+        // about the response would presume it had.
+        return vec![fail(
+            "handoff taken",
+            not_taken_message(fate, case.obs, case.limits),
+        )];
+    }
     // Where the data may be refused, an empty answer gets its own, more specific message.
     let silence_reported = !checks.contains(&Check::ProcessedOrRejected);
     let mut out = response_problems(case.obs, case.limits, silence_reported);
@@ -88,10 +96,6 @@ pub(super) fn not_taken_message(fate: HandoffFate, obs: &Observation, limits: Li
 fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<AssertionResult> {
     let mut out = Vec::new();
     if obs.received_bytes() == 0 && obs.client_close.is_none() {
-        if let Some(fate) = obs.not_taken() {
-            out.push(fail("HTTP response", not_taken_message(fate, obs, limits)));
-            return out;
-        }
         if !silence {
             return out;
         }
@@ -430,10 +434,6 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
                 head.status
             ),
         )],
-        (None, 0) if obs.not_taken().is_some() => {
-            let fate = obs.not_taken().unwrap_or(HandoffFate::Unread);
-            vec![fail(name, not_taken_message(fate, obs, case.limits))]
-        }
         (None, 0) if obs.end == EndReason::PeerClosed => vec![fail(
             name,
             "the daemon closed the connection without writing a byte: the browser gets an empty \

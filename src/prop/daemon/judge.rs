@@ -39,6 +39,7 @@ pub fn judge(built: &Built, obs: &Observed, limits: &Limits) -> Vec<AssertionRes
             "handoff taken",
             format!("{}: the stream got nothing", fate.describe()),
         ));
+        return out;
     }
     out.push(upstream_request(obs, aborted));
     if let Some(e) = &t.http.error
