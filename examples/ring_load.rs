@@ -307,9 +307,11 @@ fn main() {
         while started < due {
             let tag = format!("s{started:05}");
             let want = expected(&tag, o.events);
+            // A load measurement: one fd per stream after the handoff, as in `stress`.
             let spec = HandoffSpec::new(path.clone(), tag.into_bytes())
                 .pair(o.pair)
-                .deadline(Duration::from_secs(60));
+                .deadline(Duration::from_secs(60))
+                .diagnose_handoff(false);
             match ring.start(spec) {
                 Ok(id) => {
                     if checks.len() <= id.slot() {

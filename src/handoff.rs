@@ -20,11 +20,12 @@
 //! and when it does not, the ring waits for the listener to become readable. `TCP_NODELAY` and
 //! `SO_KEEPALIVE` are set once on the listener: Linux copies both to every accepted socket. Each
 //! stream holds three fds during its handoff (kept end, handed end, daemon connection) and one
-//! afterwards, and one ephemeral port (`net.ipv4.ip_local_port_range`, 28,232 by default) while it
-//! is open.
+//! afterwards (two until its first byte when the handoff is diagnosed: see [`diagnose`]), and
+//! one ephemeral port (`net.ipv4.ip_local_port_range`, 28,232 by default) while it is open.
 
 #![deny(missing_docs)]
 
+mod diag;
 mod error;
 mod pair;
 
@@ -35,6 +36,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketFlags, sockopt};
 
+pub use diag::{HandoffFate, diagnose, peer_accepted, shut_write, unconsumed_bytes};
 pub use error::HandoffError;
 pub use pair::{Accepted, ClientPair, PendingPair, TcpPairFactory};
 

@@ -32,6 +32,7 @@
 //! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`] or
 //! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
 
+mod death;
 mod driver;
 pub mod expect;
 mod human;

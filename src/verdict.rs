@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod death;
 mod render;
 mod timing;
 mod wire;
@@ -33,6 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use death::{DaemonDeath, describe_status};
 pub use render::escape_bytes;
 pub use timing::{Spread, Timings};
 pub use wire::{Omitted, WireChunk, WireDump, WireLimits, WireRecorder};
@@ -345,6 +347,9 @@ impl Counts {
 pub struct RunSummary {
     /// What was tested, e.g. the socket path or the `--daemon-cmd` command line.
     pub daemon: String,
+    /// The daemon died during the run: reported before everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_death: Option<DaemonDeath>,
     /// Wall-clock start of the run; RFC 3339 UTC in JSON.
     #[serde(with = "rfc3339")]
     pub started_at: SystemTime,
@@ -373,6 +378,7 @@ impl RunSummary {
     ) -> Self {
         RunSummary {
             daemon: daemon.into(),
+            daemon_death: None,
             started_at,
             duration_ns: duration_ns(duration),
             strict: strictness == Strictness::Strict,

@@ -71,11 +71,7 @@ fn the_reference_daemon_passes_the_persisted_cases_and_200_generated_ones() {
     config.regressions = Some(committed_regressions());
     let report = daemon::run(&config, &mut std::io::sink()).unwrap();
     assert!(report.failure.is_none(), "{}", explain(&report, &config));
-    assert!(
-        report.daemon_failure.is_none(),
-        "{:?}",
-        report.daemon_failure
-    );
+    assert!(report.daemon_death.is_none(), "{:?}", report.daemon_death);
     assert_eq!(report.persisted, committed.len());
     assert_eq!(report.generated, 200);
     assert_eq!(report.exit_code(), 0);
@@ -255,4 +251,41 @@ fn sigterm_stops_prop_with_a_summary_and_no_daemon_left() {
     let left = suite_support::processes_under(&dir, pid);
     assert!(left.is_empty(), "daemon processes left running: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_daemon_that_dies_stops_the_run_with_its_death_as_the_finding_and_nothing_shrunk() {
+    let mut config = PropConfig::new(ref_daemon(Some("exit-after-handoffs")));
+    config.cases = 40;
+    config.seed = SEED;
+    config.regressions = None;
+    let report = daemon::run(&config, &mut std::io::sink()).unwrap();
+    let death = report
+        .daemon_death
+        .as_ref()
+        .expect("the death is the finding");
+    assert_eq!(death.how, "exited with status 1");
+    assert!(
+        death
+            .output_tail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("exiting after 5 handoffs"),
+        "{death:?}"
+    );
+    assert!(
+        report.failure.is_none(),
+        "nothing shrunk against a dead daemon"
+    );
+    assert!(
+        report.generated < 40,
+        "the run stopped: {}",
+        report.generated
+    );
+    let (origin, _, replay) = report.death_case.as_ref().expect("the case it died with");
+    assert!(origin.starts_with("generated case "), "{origin}");
+    assert!(replay.contains("--replay '"), "{replay}");
+    let text = render::summary(&report);
+    assert!(text.starts_with("prop: DAEMON DIED: the daemon"), "{text}");
+    assert_eq!(report.exit_code(), 1);
 }

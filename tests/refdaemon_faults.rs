@@ -310,3 +310,40 @@ fn error_as_done_turns_an_upstream_error_into_a_complete_empty_answer() {
     assert_eq!(response.status, 200);
     assert_eq!(response.events(), ["[DONE]"]);
 }
+
+#[test]
+fn exit_after_handoffs_serves_five_then_dies_with_status_1_leaving_its_socket() {
+    let (upstream, mut daemon) = start("exit-after-handoffs");
+    upstream.script("p", Script::answer(&["x"]));
+    for _ in 0..5 {
+        assert!(exchange(&daemon.socket, &data_for("p", json!({}))).done());
+    }
+    let mut browser = handoff(&daemon.socket, &data_for("p", json!({})));
+    let (bytes, eof) = read_to_end(&mut browser, HANG);
+    assert!(bytes.is_empty() && eof, "the 6th stream gets nothing");
+    assert_eq!(daemon.wait().code(), Some(1));
+    assert!(daemon.socket.exists(), "a crash leaves the socket file");
+    assert!(
+        daemon.log().contains("exiting after 5 handoffs"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn never_read_handoff_accepts_but_leaves_the_message_queued() {
+    let (_upstream, daemon) = start("never-read-handoff");
+    let before = daemon.fd_count();
+    let mut browser = handoff(&daemon.socket, &data_for("p", json!({})));
+    // The accepted connection is held (one more fd); the client fd never arrives.
+    let start = std::time::Instant::now();
+    while daemon.fd_count() <= before {
+        assert!(start.elapsed() < HANG, "the connection was never accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (bytes, eof) = read_to_end(&mut browser, WATCH);
+    assert!(
+        bytes.is_empty() && !eof,
+        "nothing is written, nothing closed"
+    );
+}

@@ -119,3 +119,18 @@ fn schema_rejects_documents_that_break_it() {
         );
     }
 }
+
+#[test]
+fn a_daemon_death_validates_and_reads_back() {
+    let mut run = summary(scenarios(Strictness::Lenient), Strictness::Lenient);
+    run.daemon_death =
+        Some(streamcheck::verdict::DaemonDeath::of_pid(42).during("while 1.2 basic_content ran"));
+    let mut reporter = Json::new(Vec::new());
+    drive(&mut reporter, &run);
+    let text = String::from_utf8(reporter.into_inner()).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(errors(&validator(), &doc), Vec::<String>::new());
+    assert_eq!(doc["daemon_death"]["pid"], 42);
+    let back: RunSummary = serde_json::from_value(doc).unwrap();
+    assert_eq!(back.daemon_death, run.daemon_death);
+}

@@ -63,7 +63,9 @@ fn drive(ring: &mut Ring, expected: &HashMap<ConnId, Vec<u8>>) -> HashMap<ConnId
                 g.last_ts = ts;
                 g.bytes.extend_from_slice(bytes);
             }
-            RingEvent::End { conn, ts, reason } => {
+            RingEvent::End {
+                conn, ts, reason, ..
+            } => {
                 let g = got.entry(conn).or_default();
                 assert!(g.end.is_none(), "two ends for {conn}");
                 assert!(ts >= g.last_ts);

@@ -372,3 +372,47 @@ fn a_second_pause_replaces_the_first() {
         })
     ));
 }
+
+#[test]
+fn a_stream_that_gets_nothing_says_what_the_daemon_did_with_the_handoff() {
+    use streamcheck::handoff::HandoffFate;
+    let dir = ring_support::TempDir::new("fate");
+    let path = dir.path("d.sock");
+    let listener = ring_support::listen(&path, SocketType::SEQPACKET, 8);
+    let spec = || {
+        HandoffSpec::new(std::sync::Arc::from(path.as_path()), b"{}".to_vec())
+            .deadline(Duration::from_millis(200))
+    };
+    let ring = ring();
+
+    let waiting = ring.run_to_end(spec()).unwrap();
+    assert_eq!(waiting.end, EndReason::Timeout);
+    assert_eq!(waiting.fate, Some(HandoffFate::NeverAccepted));
+
+    // Accepted (the one still queued from above comes first, then ours), never read.
+    let mut held = Vec::new();
+    let s = ring.start(spec());
+    std::thread::sleep(Duration::from_millis(50));
+    while let Ok(conn) = rustix::net::accept(&listener) {
+        held.push(conn);
+        if held.len() == 2 {
+            break;
+        }
+    }
+    let unread = s.wait().unwrap();
+    assert_eq!(unread.fate, Some(HandoffFate::NotRead));
+
+    // Read, then silence: the handoff was taken.
+    let s = ring.start(spec());
+    let conn = rustix::net::accept(&listener).unwrap();
+    let _handoff = ring_support::recv_handoff(&conn);
+    let read = s.wait().unwrap();
+    assert_eq!(read.end, EndReason::Timeout);
+    assert_eq!(read.fate, Some(HandoffFate::Read));
+
+    // Not asked for: nothing kept, nothing said.
+    let s = ring.start(spec().diagnose_handoff(false));
+    let conn = rustix::net::accept(&listener).unwrap();
+    assert_eq!(s.wait().unwrap().fate, None);
+    drop((conn, held));
+}

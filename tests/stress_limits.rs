@@ -92,8 +92,10 @@ fn a_full_accept_backlog_fails_handoffs_and_is_named() {
     let failed = r.count("handoff_failed");
     assert!(failed > 0, "{}", r.outcomes());
     assert_eq!(r.report["limits"]["backlog_full"], failed);
-    // The ones the kernel queued were handed off and never answered.
-    assert_eq!(failed + r.count("timeout"), 20, "{}", r.outcomes());
+    // The ones the kernel queued were handed off and never accepted, and are named so.
+    assert_eq!(failed + r.count("not_taken"), 20, "{}", r.outcomes());
+    let detail = r.examples("not_taken")[0]["detail"].to_string();
+    assert!(detail.contains("never accepted the connection"), "{detail}");
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,8 +3,8 @@
 //!
 //! Two kinds: bugs ([`Fault::bugs`]), which the mutation table proves the suite catches, and
 //! resource-abuse modes ([`Fault::is_resource_abuse`]): a hostile daemon that would cost the
-//! tester its time or memory. Those are run by tests that hold the tester's own bounds, not by
-//! the mutation table.
+//! tester its time or memory (endless output, silence, a handoff never taken, death). Those are
+//! run by tests that hold the tester's own bounds and check that it names them.
 
 /// One realistic defect the reference daemon can be started with (`--fault NAME`).
 ///
@@ -62,7 +62,16 @@ pub enum Fault {
     HugeHead,
     /// Resource abuse: reads the handoff, then never writes, never closes, never calls the upstream.
     Silent,
+    /// Resource abuse: listens but never accepts a handoff connection.
+    NeverAccept,
+    /// Resource abuse: accepts each handoff connection but never reads its message.
+    NeverReadHandoff,
+    /// Resource abuse: serves 5 handoffs, then exits with status 1 at the 6th, socket file left.
+    ExitAfterHandoffs,
 }
+
+/// Handoffs the `exit-after-handoffs` mode serves before it exits.
+pub const EXIT_AFTER_HANDOFFS: u64 = 5;
 
 impl Fault {
     /// The name accepted by `--fault`.
@@ -93,6 +102,9 @@ impl Fault {
                 | Fault::EventFlood
                 | Fault::HugeHead
                 | Fault::Silent
+                | Fault::NeverAccept
+                | Fault::NeverReadHandoff
+                | Fault::ExitAfterHandoffs
         )
     }
 
@@ -156,8 +168,19 @@ mod tests {
                 "event-flood",
                 "huge-head",
                 "silent",
+                "never-accept",
+                "never-read-handoff",
+                "exit-after-handoffs",
             ]
         );
+    }
+
+    #[test]
+    fn bugs_are_every_mode_but_the_resource_abuse_ones() {
+        assert_eq!(Fault::bugs().count(), 19, "the mutation table's 19 bugs");
+        assert!(Fault::bugs().all(|f| !f.is_resource_abuse()));
+        assert!(Fault::NeverAccept.is_resource_abuse());
+        assert!(!Fault::Cut4k.is_resource_abuse());
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub(crate) enum HandoffError {
     )]
     ControlTruncated,
     #[error(
+        "out of file descriptors ({open} open, limit {limit}): the kernel could not install the \
+         handed-off client fd and truncated the control data (MSG_CTRUNC); the client is lost. \
+         Raise the daemon's open-file limit (ulimit -n) or lower the load"
+    )]
+    OutOfFds { open: u64, limit: u64 },
+    #[error(
         "the handed-off fd is not a stream socket ({0:?}); hand off the client's TCP connection"
     )]
     NotStream(SocketType),
@@ -91,7 +97,7 @@ pub(crate) fn recv_handoff(sock: BorrowedFd<'_>, buffer: usize) -> Result<Handof
         }
     }
     if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(HandoffError::ControlTruncated);
+        return Err(truncated_control(fd_usage()));
     }
     if fds.is_empty() {
         return Err(if msg.bytes == 0 {
@@ -116,6 +122,32 @@ pub(crate) fn recv_handoff(sock: BorrowedFd<'_>, buffer: usize) -> Result<Handof
         full_len: msg.bytes,
         client,
     })
+}
+
+/// Free fds under which a truncated control message means the fd could not be installed.
+const FD_HEADROOM: u64 = 2 * MAX_FDS as u64;
+
+/// Why the control data was truncated: the kernel sets MSG_CTRUNC both when the sender passed
+/// more fds than there was room for and when the receiver cannot install one (EMFILE). With
+/// the process at its open-file limit (`usage`: open fds and RLIMIT_NOFILE), it is the latter.
+fn truncated_control(usage: Option<(u64, u64)>) -> HandoffError {
+    match usage {
+        Some((open, limit)) if open + FD_HEADROOM >= limit => {
+            HandoffError::OutOfFds { open, limit }
+        }
+        _ => HandoffError::ControlTruncated,
+    }
+}
+
+/// This process's open fds and its soft RLIMIT_NOFILE, if they can be read.
+fn fd_usage() -> Option<(u64, u64)> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+    // The size of /proc/self/fd is its number of entries; older kernels report 0 there.
+    let open = match std::fs::metadata("/proc/self/fd").map(|m| m.len()) {
+        Ok(n) if n > 0 => n,
+        _ => std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
+    };
+    Some((open, limit))
 }
 
 /// The handoff data, validated: what to ask the upstream and how to answer the client.
@@ -360,6 +392,26 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn truncated_control_data_at_the_fd_limit_is_named_as_out_of_fds() {
+        let at_limit = truncated_control(Some((20_000, 20_000))).to_string();
+        assert!(
+            at_limit.starts_with("out of file descriptors (20000 open, limit 20000)"),
+            "{at_limit}"
+        );
+        assert!(at_limit.contains("ulimit -n"), "{at_limit}");
+        assert!(matches!(
+            truncated_control(Some((100, 20_000))),
+            HandoffError::ControlTruncated
+        ));
+        assert!(matches!(
+            truncated_control(None),
+            HandoffError::ControlTruncated
+        ));
+        let (open, limit) = fd_usage().unwrap();
+        assert!(open >= 3 && open <= limit, "{open} of {limit}");
     }
 
     #[test]

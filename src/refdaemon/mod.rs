@@ -48,7 +48,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use fault::Fault;
+pub use fault::{EXIT_AFTER_HANDOFFS, Fault};
 pub use relay::Timeouts;
 pub use upstream::{ConfigError, DEFAULT_MODEL, Http2Mode, UpstreamConfig};
 
@@ -153,14 +153,33 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
     ));
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
+    // Resource abuse (never-accept): the listener's backlog fills and nobody takes a handoff.
+    let accepts = !fault::is(config.fault, Fault::NeverAccept);
+    // Resource abuse (never-read-handoff): accepted connections held, their message unread.
+    let mut unread = Vec::new();
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if accepts => match accepted {
                 Ok(sock) => {
                     next_id += 1;
-                    tasks.spawn(relay::serve(sock, shared.clone(), next_id));
+                    if fault::is(config.fault, Fault::ExitAfterHandoffs)
+                        && next_id > fault::EXIT_AFTER_HANDOFFS
+                    {
+                        // Resource abuse (exit-after-handoffs): dies like a crash, leaving
+                        // its socket file and every open stream behind.
+                        eprintln!(
+                            "ref-daemon: exiting after {} handoffs (fault exit-after-handoffs)",
+                            fault::EXIT_AFTER_HANDOFFS
+                        );
+                        std::process::exit(1);
+                    }
+                    if fault::is(config.fault, Fault::NeverReadHandoff) {
+                        unread.push(sock);
+                    } else {
+                        tasks.spawn(relay::serve(sock, shared.clone(), next_id));
+                    }
                 }
                 Err(err) => match rustix::io::Errno::from_io_error(&err) {
                     // Out of fds or memory: keep serving what is open; retry shortly.
@@ -181,6 +200,7 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
         }
     }
     listener.close();
+    drop(unread);
     eprintln!(
         "ref-daemon: stopping; {} connection(s) open, draining for up to {:?}",
         tasks.len(),

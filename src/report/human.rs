@@ -25,7 +25,7 @@ use std::io::{self, Write};
 use super::Reporter;
 use super::text::{assertion_lines, counts, safe, scenarios, timings_line, wire_lines};
 use crate::verdict::check::format_ns;
-use crate::verdict::{RunSummary, ScenarioResult, Verdict};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
 
 /// Writes the human report to `W`.
 pub struct Human<W: Write> {
@@ -110,10 +110,26 @@ impl<W: Write + Send> Reporter for Human<W> {
         self.out.flush()
     }
 
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        let label = self.paint(Verdict::Fail, "DAEMON DIED");
+        writeln!(self.out, "  {label}   {}", safe(&death.headline()))?;
+        if let Some(tail) = &death.output_tail {
+            writeln!(self.out, "      its output ends with:")?;
+            for line in tail.lines() {
+                writeln!(self.out, "        {}", safe(line))?;
+            }
+        }
+        self.out.flush()
+    }
+
     fn on_finish(&mut self, s: &RunSummary) -> io::Result<()> {
         let c = &s.counts;
         let strict = if s.strict { " (strict)" } else { "" };
         writeln!(self.out)?;
+        if let Some(death) = &s.daemon_death {
+            let line = format!("DAEMON DIED: {}", death.headline());
+            writeln!(self.out, "{}", self.paint(Verdict::Fail, &safe(&line)))?;
+        }
         if let Some(signal) = &s.interrupted {
             let line = format!(
                 "interrupted by {}: the scenarios that had not finished are skipped",

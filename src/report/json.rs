@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Reporter;
-use crate::verdict::{RunSummary, ScenarioResult};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 
 /// Version of the report's schema, the `schema_version` field.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -74,6 +74,11 @@ impl<W: Write + Send> Reporter for Json<W> {
     }
 
     fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Said from the summary, before the scenarios.
+    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
         Ok(())
     }
 

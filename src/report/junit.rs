@@ -10,6 +10,9 @@
 //! - Skipped: `<skipped message="reason"/>` (also the scenarios an interrupted run did not
 //!   finish).
 //! - An interrupted run: every `<testsuite>` has the property `interrupted` = the signal.
+//!
+//! A daemon that died during the run comes first: a `daemon` testsuite whose one testcase,
+//! `daemon alive`, fails with how it died and the end of its output.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -18,7 +21,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::Reporter;
 use super::text::diagnostic;
-use crate::verdict::{RunSummary, ScenarioResult, Verdict};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
 
 /// Writes the JUnit report to `W`.
 pub struct Junit<W: Write> {
@@ -45,6 +48,18 @@ pub fn report(summary: &RunSummary) -> Report {
         .set_timestamp(started)
         .set_time(Duration::from_nanos(summary.duration_ns));
     let mut suites: Vec<TestSuite> = Vec::new();
+    if let Some(death) = &summary.daemon_death {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_message(death.headline())
+            .set_type(Verdict::Fail.label())
+            .set_description(death.message());
+        let mut case = TestCase::new("daemon alive", status);
+        case.set_classname("streamcheck.daemon");
+        let mut suite = TestSuite::new("daemon");
+        suite.set_timestamp(started).add_test_case(case);
+        suites.push(suite);
+    }
     for r in &summary.scenarios {
         let index = match suites.iter().position(|s| s.name.as_str() == r.category) {
             Some(i) => i,
@@ -113,6 +128,11 @@ impl<W: Write + Send> Reporter for Junit<W> {
     }
 
     fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Said from the summary, before the scenarios.
+    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
         Ok(())
     }
 

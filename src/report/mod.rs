@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use crate::verdict::{RunSummary, ScenarioResult};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 
 /// Receives results as a run produces them.
 ///
@@ -43,6 +43,9 @@ pub trait Reporter: Send {
     fn on_result(&mut self, result: &ScenarioResult) -> io::Result<()>;
     /// The run finished; `summary` holds every result again, with the counts.
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()>;
+    /// The daemon died; called as soon as that is noticed, before the results it spoiled.
+    /// (Whole-document formats say it from [`RunSummary::daemon_death`] instead.)
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()>;
 }
 
 impl<R: Reporter + ?Sized> Reporter for Box<R> {
@@ -54,6 +57,9 @@ impl<R: Reporter + ?Sized> Reporter for Box<R> {
     }
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         (**self).on_finish(summary)
+    }
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        (**self).on_daemon_death(death)
     }
 }
 
@@ -238,6 +244,11 @@ impl Reporter for Named {
     }
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         self.inner.on_finish(summary).map_err(|e| self.context(e))
+    }
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        self.inner
+            .on_daemon_death(death)
+            .map_err(|e| self.context(e))
     }
 }
 

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Reporter;
 use super::text::safe;
-use crate::verdict::{RunSummary, ScenarioResult};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 
 /// Wraps a reporter with a progress line: `[00:03] 12/42 scenarios · 1 failed · 3.2 unicode_emoji`.
 pub struct Progress<R: Reporter> {
@@ -82,6 +82,11 @@ impl<R: Reporter> Reporter for Progress<R> {
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         self.bar.finish_and_clear();
         self.inner.on_finish(summary)
+    }
+
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.on_daemon_death(death))
     }
 }
 

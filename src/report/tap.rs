@@ -19,7 +19,7 @@ use std::io::{self, Write};
 
 use super::text::{counts, safe, scenarios};
 use super::{Reporter, TapVersion};
-use crate::verdict::{RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
 /// Writes TAP to `W`.
 pub struct Tap<W: Write> {
@@ -79,6 +79,18 @@ impl<W: Write + Send> Reporter for Tap<W> {
                         one_line(&a.message)
                     );
                 }
+            }
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        let mut text = format!("# DAEMON DIED: {}\n", one_line(&death.headline()));
+        if let Some(tail) = &death.output_tail {
+            text.push_str("# its output ends with:\n");
+            for line in tail.lines() {
+                let _ = writeln!(text, "#   {}", one_line(line));
             }
         }
         self.out.write_all(text.as_bytes())?;

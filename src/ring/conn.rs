@@ -67,6 +67,8 @@ pub(crate) struct Conn {
     pub(crate) kept: Option<OwnedFd>,
     pub(crate) handed: Option<OwnedFd>,
     pub(crate) daemon: Option<OwnedFd>,
+    /// Keep `daemon` after the send, until the first byte or the end, to diagnose the handoff.
+    pub(crate) diagnose: bool,
     /// The local port of the kept end while its accepted end is awaited.
     pub(crate) pending_port: Option<u16>,
     pub(crate) phase: Phase,

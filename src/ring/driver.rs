@@ -19,7 +19,7 @@ use super::{
     Command, Commands, ConnId, EndReason, HandoffTimings, RingConfig, RingEvent, RingStats,
 };
 use crate::clock::monotonic_ns;
-use crate::handoff::{self, ClientPair, HandoffError, PairKind, TcpPairFactory};
+use crate::handoff::{self, ClientPair, HandoffError, HandoffFate, PairKind, TcpPairFactory};
 
 /// How long [`Ring`]'s drop waits for the kernel to confirm its cancellations.
 const DROP_GRACE: Duration = Duration::from_secs(5);
@@ -64,7 +64,7 @@ pub struct Ring {
     pub(super) wake_reading: bool,
     pub(super) skip_success: bool,
     /// End events waiting to be delivered (ends decided outside a callback, or inside one).
-    pub(super) ends: VecDeque<(ConnId, u64, EndReason)>,
+    pub(super) ends: VecDeque<(ConnId, u64, EndReason, Option<HandoffFate>)>,
     pub(super) commands: Commands,
     cqes: Vec<cqueue::Entry>,
     lost_seen: u32,
@@ -142,6 +142,7 @@ impl Ring {
             kept: Some(kept),
             handed,
             daemon: None,
+            diagnose: spec.diagnose_handoff,
             pending_port,
             phase: if pending_port.is_some() {
                 Phase::Pairing
@@ -348,8 +349,16 @@ impl Ring {
         F: FnMut(RingEvent<'_>, &mut Commands),
     {
         let mut n = 0;
-        while let Some((conn, ts, reason)) = self.ends.pop_front() {
-            f(RingEvent::End { conn, ts, reason }, &mut self.commands);
+        while let Some((conn, ts, reason, fate)) = self.ends.pop_front() {
+            f(
+                RingEvent::End {
+                    conn,
+                    ts,
+                    reason,
+                    fate,
+                },
+                &mut self.commands,
+            );
             if let Some((c, _)) = self.slab.get_mut(conn) {
                 c.end_delivered = true;
             }

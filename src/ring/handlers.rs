@@ -5,7 +5,7 @@
 //! connect waits for the previous attempt's linked timeout, the rest of a stream-socket message
 //! for the previous send's linked timeout, a receive for the previous receive.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types};
@@ -287,7 +287,11 @@ impl Ring {
         conn.timings.sent_ns = now;
         // The daemon has the client now. Nothing queued names these fds any more.
         conn.handed = None;
-        conn.daemon = None;
+        match &conn.daemon {
+            // Kept for the diagnosis; the daemon reads the message's end as if it were closed.
+            Some(daemon) if conn.diagnose => handoff::shut_write(daemon),
+            _ => conn.daemon = None,
+        }
         conn.data = Vec::new();
         conn.phase = Phase::Receiving;
         self.handing_off -= 1;
@@ -394,6 +398,10 @@ impl Ring {
             take = take.min(limit.saturating_sub(conn.received));
         }
         conn.received += take;
+        if take > 0 {
+            // A byte came: the daemon took the handoff; the diagnosis is not needed.
+            conn.daemon = None;
+        }
         let received = conn.received;
         let close = conn
             .behaviour
@@ -553,10 +561,18 @@ impl Ring {
         if conn.phase != Phase::Receiving {
             self.handing_off -= 1;
         }
+        // Nothing in flight names the daemon connection once handed off.
+        let fate = match conn.phase {
+            Phase::Receiving if conn.received == 0 => conn
+                .daemon
+                .take()
+                .and_then(|d| handoff::diagnose(d.as_fd()).ok()),
+            _ => None,
+        };
         let inflight = conn.inflight;
         let port = conn.pending_port.take();
         self.slab.active -= 1;
-        self.ends.push_back((id, now, reason));
+        self.ends.push_back((id, now, reason, fate));
         if let Some(port) = port
             && self.pending_accept.get(&port) == Some(&id)
         {

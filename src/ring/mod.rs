@@ -3,9 +3,16 @@
 //! A stream starts from a [`HandoffSpec`]. The ring makes the client pair ([`crate::handoff`]),
 //! connects to the daemon's Unix socket (`IORING_OP_CONNECT` with a linked timeout), sends the
 //! data and the handed end in one `IORING_OP_SENDMSG` carrying `SCM_RIGHTS` (linked timeout
-//! again), closes its copies of the handed end and the daemon connection, and reads the response
-//! from the kept end with a multishot receive drawing on one shared provided-buffer ring. Every
-//! completion is stamped with [`crate::clock::monotonic_ns`].
+//! again), closes its copy of the handed end, and reads the response from the kept end with a
+//! multishot receive drawing on one shared provided-buffer ring. Every completion is stamped
+//! with [`crate::clock::monotonic_ns`].
+//!
+//! The daemon connection is closed too, unless the spec asks for the handoff's diagnosis
+//! ([`HandoffSpec::diagnose_handoff`], on by default): then its write side is shut (the daemon
+//! reads the end of the message at once, as when Apache closes it) and the socket is kept until
+//! the first response byte. A stream that ends without a byte says in its
+//! [`RingEvent::End`] whether the daemon accepted the connection and read the message
+//! ([`crate::handoff::HandoffFate`]).
 //!
 //! Nothing on the loop blocks: socket creation, the loopback `connect`/`accept4` and `close` are
 //! non-blocking system calls; everything that waits is an io_uring operation. Each stream has an
@@ -56,7 +63,7 @@ pub use driver::{Ring, Waker};
 pub use spec::{ClientBehaviour, HandoffSpec, Pause};
 pub use thread::{Chunk, RawStream, RingHandle, RingThread, StreamEvent, StreamHandle};
 
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 
 /// A connection on one [`Ring`]. Its [`ConnId::slot`] is not reused before the connection's
 /// [`RingEvent::End`] has been delivered.
@@ -147,6 +154,9 @@ pub enum RingEvent<'a> {
         ts: u64,
         /// Why the stream ended.
         reason: EndReason,
+        /// For a stream that ended without a byte, with [`HandoffSpec::diagnose_handoff`]:
+        /// whether the daemon accepted the connection and read the message.
+        fate: Option<HandoffFate>,
     },
 }
 

@@ -25,6 +25,11 @@ pub struct HandoffSpec {
     /// The whole stream (handoff included) ends as [`crate::ring::EndReason::Timeout`] this long
     /// after it started, keeping what was received.
     pub deadline: Duration,
+    /// Keep our end of the daemon connection (write side shut) until the first response byte
+    /// or the end, so a stream that gets nothing can say whether the daemon accepted the
+    /// connection and read the message ([`crate::handoff::HandoffFate`]). Costs one fd per
+    /// waiting stream; on by default.
+    pub diagnose_handoff: bool,
 }
 
 impl HandoffSpec {
@@ -48,6 +53,7 @@ impl HandoffSpec {
             behaviour: ClientBehaviour::default(),
             policy: ConnectPolicy::APACHE,
             deadline: HandoffSpec::DEFAULT_DEADLINE,
+            diagnose_handoff: true,
         }
     }
 
@@ -78,6 +84,12 @@ impl HandoffSpec {
     /// Sets the deadline.
     pub fn deadline(mut self, deadline: Duration) -> HandoffSpec {
         self.deadline = deadline;
+        self
+    }
+
+    /// Keeps (or not) the daemon connection for the handoff's diagnosis.
+    pub fn diagnose_handoff(mut self, on: bool) -> HandoffSpec {
+        self.diagnose_handoff = on;
         self
     }
 }

@@ -21,7 +21,7 @@ use super::driver::{Ring, Waker};
 use super::spec::HandoffSpec;
 use super::{ConnId, EndReason, HandoffTimings, RingConfig, RingEvent};
 use crate::clock::monotonic_ns;
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 
 /// Bytes waiting in one stream's channel past which the ring stops reading it.
 const BACKLOG_HIGH: u64 = 256 << 10;
@@ -57,6 +57,8 @@ pub enum StreamEvent {
         ts_ns: u64,
         /// Why the stream ended.
         reason: EndReason,
+        /// What the daemon did with a handoff that got no byte ([`RingEvent::End`]'s `fate`).
+        fate: Option<HandoffFate>,
     },
 }
 
@@ -69,6 +71,8 @@ pub struct RawStream {
     pub chunks: Vec<Chunk>,
     /// How it ended.
     pub end: EndReason,
+    /// What the daemon did with a handoff that got no byte, when known.
+    pub fate: Option<HandoffFate>,
     /// When it ended.
     pub end_ns: u64,
 }
@@ -212,6 +216,7 @@ impl RingHandle {
             let _ = events.send(StreamEvent::End {
                 ts_ns: monotonic_ns(),
                 reason: EndReason::Error(HandoffError::RingStopped),
+                fate: None,
             });
         }
         StreamHandle {
@@ -314,7 +319,11 @@ impl StreamHandle {
             match self.recv() {
                 Some(StreamEvent::HandedOff(t)) => handoff = Some(t),
                 Some(StreamEvent::Data(c)) => chunks.push(c),
-                Some(StreamEvent::End { ts_ns, reason }) => {
+                Some(StreamEvent::End {
+                    ts_ns,
+                    reason,
+                    fate,
+                }) => {
                     if handoff.is_none()
                         && let EndReason::Error(e) = reason
                     {
@@ -324,6 +333,7 @@ impl StreamHandle {
                         handoff,
                         chunks,
                         end: reason,
+                        fate,
                         end_ns: ts_ns,
                     });
                 }
@@ -380,6 +390,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                         let _ = events.send(StreamEvent::End {
                             ts_ns: monotonic_ns(),
                             reason: EndReason::Error(e),
+                            fate: None,
                         });
                     }
                 },
@@ -430,10 +441,19 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
                     }));
                 }
             }
-            RingEvent::End { conn, ts, reason } => {
+            RingEvent::End {
+                conn,
+                ts,
+                reason,
+                fate,
+            } => {
                 if let Some((token, tx, _)) = streams.remove(&conn) {
                     by_token.remove(&token);
-                    let _ = tx.send(StreamEvent::End { ts_ns: ts, reason });
+                    let _ = tx.send(StreamEvent::End {
+                        ts_ns: ts,
+                        reason,
+                        fate,
+                    });
                 }
             }
         });
@@ -454,6 +474,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
             let _ = events.send(StreamEvent::End {
                 ts_ns,
                 reason: reason.clone(),
+                fate: None,
             });
         }
     }
@@ -461,6 +482,7 @@ fn run(config: RingConfig, shared: &Shared, ready: mpsc::SyncSender<Result<Waker
         let _ = tx.send(StreamEvent::End {
             ts_ns,
             reason: reason.clone(),
+            fate: None,
         });
     }
 }

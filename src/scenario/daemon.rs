@@ -137,6 +137,16 @@ impl DaemonProcess {
         self.status
     }
 
+    /// How the daemon died, with the end of its output, if it has exited.
+    pub fn death(&mut self) -> Option<crate::verdict::DaemonDeath> {
+        let status = self.exit_status()?;
+        Some(crate::verdict::DaemonDeath::of_child(
+            self.pid(),
+            status,
+            self.log_tail(20),
+        ))
+    }
+
     /// The last `lines` lines of the daemon's output.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log, lines)
@@ -193,9 +203,16 @@ pub(super) fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
-/// Whether the process `pid` still exists.
-pub(super) fn alive(pid: u32) -> bool {
-    Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok())
+/// Whether the process `pid` still runs: it exists and is not a zombie waiting for its parent
+/// to collect its status.
+pub fn alive(pid: u32) -> bool {
+    let exists = Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok());
+    // `pid (comm) S …`: the state follows the last `)`.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+        .unwrap_or(false);
+    exists && !zombie
 }
 
 /// Which processes are the daemon.

@@ -196,11 +196,23 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
         let what = format!("cannot read the mock's request log: {e}");
         Stop::Result(Box::new(broken(ctx, sc, &what, started)))
     })?;
+    // Evidence of data lost on the way: looked for only where it decides a message.
+    let stray_requests = match (obs.sent_ns(), requests.is_empty()) {
+        (Some(sent), true) if sc.checks.contains(&Check::ProcessedOrRejected) => ctx
+            .mock
+            .requests_without_nonce(sent, obs.end_ns)
+            .map_err(|e| {
+                let what = format!("cannot read the mock's request log: {e}");
+                Stop::Result(Box::new(broken(ctx, sc, &what, started)))
+            })?,
+        _ => 0,
+    };
     let case = Case {
         obs: &obs,
         expected: &expected,
         handoff: &handoff,
         requests: &requests,
+        stray_requests,
         limits: ctx.limits,
     };
     let assertions = judge::judge(&case, sc.checks);
@@ -328,6 +340,7 @@ pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         expected: &expected,
         handoff: &handoff,
         requests: &[],
+        stray_requests: 0,
         limits: ctx.limits,
     };
     let mut assertions = judge::judge(&case, sc.checks);

@@ -13,7 +13,7 @@ use log::{forwarded, head_timing, relayed_incrementally, upstream_cancelled};
 use super::data::Handoff;
 use super::observe::{ClientClose, Observation};
 use super::{Check, HeaderRule};
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::http1;
 use crate::mock::RequestRecord;
 use crate::pattern::{Expected, ExpectedKind};
@@ -38,6 +38,10 @@ pub(super) struct Case<'a> {
     pub handoff: &'a Handoff,
     /// The mock's log for this handoff's nonce.
     pub requests: &'a [RequestRecord],
+    /// Requests without any nonce the mock received while this stream ran: the evidence that
+    /// the daemon lost the handoff's data and went on with defaults. Counted only where a
+    /// check needs it (data used or refused, and no request carried the nonce).
+    pub stray_requests: usize,
     pub limits: Limits,
 }
 
@@ -48,6 +52,14 @@ fn fail(name: &str, message: impl Into<String>) -> AssertionResult {
 /// The assertions of one stream scenario: response problems, each check, and (where the data
 /// carries a nonce and the daemon is expected to call the upstream) what reached the upstream.
 pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
+    if let Some(fate) = case.obs.not_taken() {
+        // The daemon never had the client socket: nothing else can be judged, and advice
+        // about the response would presume it had.
+        return vec![fail(
+            "handoff taken",
+            not_taken_message(fate, case.obs, case.limits),
+        )];
+    }
     // Where the data may be refused, an empty answer gets its own, more specific message.
     let silence_reported = !checks.contains(&Check::ProcessedOrRejected);
     let mut out = response_problems(case.obs, case.limits, silence_reported);
@@ -61,6 +73,25 @@ pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
         out.extend(forwarded(case));
     }
     out
+}
+
+/// A handoff the daemon never took: the cause, not the silence that followed.
+pub(super) fn not_taken_message(fate: HandoffFate, obs: &Observation, limits: Limits) -> String {
+    let waited = match obs.end {
+        EndReason::Timeout => format!(" within {}", check::format_duration(limits.timeout)),
+        _ => String::new(),
+    };
+    let fix = match fate {
+        HandoffFate::NeverAccepted => {
+            "the handoff waited in its listen backlog and the browser got nothing; accept each \
+             connection on the listening socket (is the accept loop running, or blocked?)"
+        }
+        _ => {
+            "the browser got nothing; read the message (one recvmsg with SCM_RIGHTS) as soon as \
+             the connection is accepted"
+        }
+    };
+    format!("{}{waited}: {fix}", fate.describe())
 }
 
 /// A response that is not HTTP/1.x, or a body that is not an event stream.
@@ -308,16 +339,27 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                 (None, None) => AssertionResult::pass(name, "the daemon closed the connection"),
             }
         }
-        (None, EndReason::Timeout) => fail(
-            name,
-            format!(
-                "the connection was still open when the client gave up {} after the handoff, \
-                 after {} bytes: the daemon neither finished the response nor closed it, and a \
-                 browser would wait forever",
-                check::format_duration(case.limits.timeout),
-                obs.received_bytes()
+        (None, EndReason::Timeout) => match obs.not_taken() {
+            Some(fate) => fail(
+                name,
+                format!(
+                    "the connection was still open when the client gave up {} after the \
+                     handoff: {}",
+                    check::format_duration(case.limits.timeout),
+                    fate.describe()
+                ),
             ),
-        ),
+            None => fail(
+                name,
+                format!(
+                    "the connection was still open when the client gave up {} after the \
+                     handoff, after {} bytes: the daemon neither finished the response nor \
+                     closed it, and a browser would wait forever",
+                    check::format_duration(case.limits.timeout),
+                    obs.received_bytes()
+                ),
+            ),
+        },
         (None, EndReason::Error(HandoffError::Receive { errno })) => fail(
             name,
             format!(
@@ -403,13 +445,23 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
             ),
             closed(case),
         ],
+        (Some(head), _) if case.stray_requests > 0 => vec![fail(
+            name,
+            format!(
+                "the daemon answered {} and called the upstream without this handoff's prompt \
+                 (the mock received {} request(s) without it while the stream ran): the data \
+                 was dropped or cut and the daemon went on without it; read the whole message \
+                 (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
+                 MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
+                head.status, case.stray_requests
+            ),
+        )],
         (Some(head), _) => vec![fail(
             name,
             format!(
-                "the daemon answered {} but the upstream never received this handoff's prompt: \
-                 the data was dropped or cut and the daemon went on without it; read the whole \
-                 message (one recvmsg with a buffer as large as the SEQPACKET limit, checking \
-                 MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
+                "the daemon answered {} but never called the upstream (the mock received no \
+                 request while the stream ran): a daemon that uses the data sends its prompt \
+                 upstream; one that refuses it answers with an HTTP error such as 400 or 413",
                 head.status
             ),
         )],

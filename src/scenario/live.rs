@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::Client;
 use super::observe::{ClientClose, Observation};
 use crate::clock::monotonic_ns;
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::ring::{EndReason, HandoffSpec, HandoffTimings, RingHandle, StreamEvent, StreamHandle};
 use crate::transcript::{
     EndKind, EventKind, HandoffTimes, RecordingEnd, TranscriptBuilder, TranscriptOptions,
@@ -41,6 +41,7 @@ pub(super) struct Live {
     /// When a daemon that sent `[DONE]` must have closed by.
     close_by: Option<Instant>,
     end: Option<(u64, EndReason)>,
+    fate: Option<HandoffFate>,
 }
 
 fn times(t: &HandoffTimings) -> HandoffTimes {
@@ -75,6 +76,7 @@ impl Live {
             content_events: 0,
             close_by: None,
             end: None,
+            fate: None,
         }
     }
 
@@ -116,7 +118,14 @@ impl Live {
                 self.wire.push(chunk.ts_ns, &chunk.bytes);
                 self.after_data();
             }
-            Ok(StreamEvent::End { ts_ns, reason }) => self.end = Some((ts_ns, reason)),
+            Ok(StreamEvent::End {
+                ts_ns,
+                reason,
+                fate,
+            }) => {
+                self.end = Some((ts_ns, reason));
+                self.fate = fate;
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 self.end = Some((monotonic_ns(), EndReason::Error(HandoffError::RingStopped)));
@@ -185,6 +194,7 @@ impl Live {
             wire: self.wire,
             end,
             end_ns,
+            fate: self.fate,
             client_close: self.client_close,
             t,
         }

@@ -130,12 +130,28 @@ impl Mock {
     pub fn saw_daemon_request(&self, tag: &str) -> bool {
         match self {
             Mock::Embedded(m) => !m.all_requests().is_empty() || m.dropped_requests() > 0,
-            Mock::Remote(r) => r.log("/_streamcheck/requests").map_or(true, |records| {
-                records
-                    .iter()
-                    .any(|r| r.nonce.as_deref().is_some_and(|n| n.starts_with(tag)))
-            }),
+            Mock::Remote(r) => r
+                .requests("/_streamcheck/requests")
+                .map_or(true, |records| {
+                    records
+                        .iter()
+                        .any(|r| r.nonce.as_deref().is_some_and(|n| n.starts_with(tag)))
+                }),
         }
+    }
+
+    /// How many requests without any nonce arrived from `from_ns` to `to_ns`
+    /// ([`crate::clock::monotonic_ns`]): a daemon that lost a handoff's data and went on with
+    /// defaults sends one.
+    pub fn requests_without_nonce(&self, from_ns: u64, to_ns: u64) -> Result<usize, String> {
+        let all = match self {
+            Mock::Embedded(m) => m.all_requests(),
+            Mock::Remote(r) => r.requests("/_streamcheck/requests")?,
+        };
+        Ok(all
+            .iter()
+            .filter(|r| r.nonce.is_none() && (from_ns..=to_ns).contains(&r.arrival_ns))
+            .count())
     }
 
     /// Waits until a request with `nonce` exists and all such requests have ended, at most
@@ -287,11 +303,11 @@ impl Remote {
     }
 
     fn requests_for(&self, nonce: &str) -> Result<Vec<RequestRecord>, String> {
-        self.log(&format!("/_streamcheck/requests?nonce={nonce}"))
+        self.requests(&format!("/_streamcheck/requests?nonce={nonce}"))
     }
 
-    /// The request log at `path` (all of it, or one nonce's).
-    fn log(&self, path: &str) -> Result<Vec<RequestRecord>, String> {
+    /// The request log at `path`.
+    fn requests(&self, path: &str) -> Result<Vec<RequestRecord>, String> {
         #[derive(serde::Deserialize)]
         struct Log {
             requests: Vec<RequestRecord>,

@@ -47,7 +47,7 @@ use std::sync::OnceLock;
 use crate::verdict::Verdict;
 
 // For `prop`, which drives the same daemon and mock its own way.
-pub(crate) use daemon::{DaemonProcess, daemon_env, substitute};
+pub(crate) use daemon::{DaemonProcess, alive as process_alive, daemon_env, substitute};
 pub use list::{list_human, list_json};
 pub(crate) use mockio::{Mock, Remote};
 pub use runner::{

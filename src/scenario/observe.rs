@@ -2,7 +2,7 @@
 //! beside it (the data sent, the reads themselves for the wire dump, how the ring ended the
 //! stream, and whether the client closed it on purpose).
 
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::mock::WriteRecord;
 use crate::pattern::UpstreamPlan;
 use crate::ring::{EndReason, HandoffTimings};
@@ -36,6 +36,9 @@ pub(super) struct Observation {
     pub end: EndReason,
     /// When.
     pub end_ns: u64,
+    /// For a stream that got no byte: whether the daemon accepted the connection and read the
+    /// handoff.
+    pub fate: Option<HandoffFate>,
     /// Whether and why the client closed.
     pub client_close: Option<ClientClose>,
     /// What the reads mean.
@@ -43,6 +46,11 @@ pub(super) struct Observation {
 }
 
 impl Observation {
+    /// What the daemon did with a handoff it never took (never accepted, or never read).
+    pub fn not_taken(&self) -> Option<HandoffFate> {
+        self.fate.filter(|f| f.not_taken())
+    }
+
     /// The response status, when a head arrived.
     pub fn status(&self) -> Option<u16> {
         self.t.status()
@@ -214,7 +222,10 @@ impl Observation {
                 ),
                 None => "closed by streamcheck".to_owned(),
             },
-            None => self.end.to_string(),
+            None => match self.not_taken() {
+                Some(fate) => format!("{}: {}", self.end, fate.describe()),
+                None => self.end.to_string(),
+            },
         };
         dump.with_end(end)
     }

@@ -21,7 +21,7 @@ use crate::report::Reporter;
 use crate::ring::{RingConfig, RingThread};
 use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::transcript::ReadLimits;
-use crate::verdict::{RunSummary, ScenarioResult, Strictness};
+use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Strictness};
 
 /// What to test and how.
 #[derive(Debug, Clone)]
@@ -208,6 +208,9 @@ impl Reporter for NoReport {
         Ok(())
     }
     fn on_finish(&mut self, _: &RunSummary) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn on_daemon_death(&mut self, _: &DaemonDeath) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -411,8 +414,8 @@ pub fn run_suite_with(
         }
         Some(e) if is_environment(&e) => {
             // A daemon the runner started and that has already died explains the error best.
-            if let Some(failure) = daemon_failure(&mut setup, None) {
-                return Err(SuiteError::DaemonStart(failure));
+            if let Some(death) = daemon_death(&mut setup, config.daemon_pid) {
+                return Err(SuiteError::DaemonStart(death.message()));
             }
             return Err(SuiteError::Handoff(e));
         }
@@ -433,6 +436,8 @@ pub fn run_suite_with(
         config, &ctx, &selected, &mut slots, reporter, &mut setup, watch,
     )?;
     let scenarios: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+    let daemon_died = scheduled.died;
+    let daemon_failure = daemon_died.as_ref().map(DaemonDeath::message);
     drop(ctx);
     let signal = signal();
     if let Some(mut d) = setup.daemon.take() {
@@ -454,11 +459,12 @@ pub fn run_suite_with(
     if let Some(signal) = signal {
         summary = summary.interrupted_by(signal.name());
     }
+    summary.daemon_death = daemon_died;
     reporter.on_finish(&summary).map_err(SuiteError::Report)?;
     Ok(SuiteRun {
         summary,
         notes,
-        daemon_failure: scheduled.died,
+        daemon_failure,
         interrupted: signal,
     })
 }
@@ -507,18 +513,18 @@ fn run_tag() -> String {
     format!("sc{:x}{:x}", std::process::id(), nanos)
 }
 
-/// If the daemon has died: what happened, and the end of its output when the runner has it.
-fn daemon_failure(setup: &mut Setup, pid: Option<u32>) -> Option<String> {
+/// If the daemon has died: how, and the end of its output when the runner has it.
+fn daemon_death(setup: &mut Setup, pid: Option<u32>) -> Option<DaemonDeath> {
     if let Some(d) = setup.daemon.as_mut() {
-        let status = d.exit_status()?;
-        return Some(format!(
-            "the daemon exited ({status}) during the run; its output ends with:\n{}",
-            d.log_tail(20)
-        ));
+        return d.death();
     }
     let pid = pid?;
-    (!daemon::alive(pid)).then(|| format!("the daemon (PID {pid}) exited during the run"))
+    (!daemon::alive(pid)).then(|| DaemonDeath::of_pid(pid))
 }
+
+/// How long a failed result waits for a daemon that may be exiting: its streams end as it
+/// closes its files, a moment before its exit can be collected.
+const EXIT_SETTLE: Duration = Duration::from_millis(50);
 
 /// Reports results in catalog order: each as soon as it and every one before it are in.
 struct InOrder<'r> {
@@ -545,8 +551,8 @@ struct Schedule<'a, 'r> {
     out: InOrder<'r>,
     setup: &'a mut Setup,
     in_flight: usize,
-    /// The daemon's failure, and the scenario after which it was noticed.
-    died: Option<(String, &'static str)>,
+    /// The daemon's death, once noticed.
+    died: Option<DaemonDeath>,
     /// Whether the daemon answers at all.
     watch: Watch,
     /// Why `--fail-fast` stopped the run.
@@ -557,8 +563,8 @@ struct Schedule<'a, 'r> {
 
 /// What scheduling found besides the results.
 struct Scheduled {
-    /// The daemon died: what happened.
-    died: Option<String>,
+    /// The daemon died: how.
+    died: Option<DaemonDeath>,
     /// The daemon was judged unresponsive: why.
     unresponsive: Option<String>,
 }
@@ -572,12 +578,30 @@ impl Schedule<'_, '_> {
         if let Ok((i, r, cut)) = done.recv() {
             self.in_flight -= 1;
             let sc = self.selected[i];
-            let r = match self.config.interrupt.and_then(Interrupt::signal) {
+            let mut r = match self.config.interrupt.and_then(Interrupt::signal) {
                 Some(signal) if cut => interrupted(sc, signal, true),
                 _ => r,
             };
             if self.died.is_none() {
-                self.died = daemon_failure(self.setup, self.config.daemon_pid).map(|f| (f, sc.id));
+                let mut death = daemon_death(self.setup, self.config.daemon_pid);
+                if death.is_none() && r.failed() {
+                    std::thread::sleep(EXIT_SETTLE);
+                    death = daemon_death(self.setup, self.config.daemon_pid);
+                }
+                if let Some(death) = death {
+                    let death = death.during(format!("while {} {} ran", sc.id, sc.name));
+                    // Said first: before the results it spoiled.
+                    self.out
+                        .reporter
+                        .on_daemon_death(&death)
+                        .map_err(SuiteError::Report)?;
+                    self.died = Some(death);
+                }
+            }
+            // Every failure from here on is the death's: the scenarios running beside the
+            // one that noticed it.
+            if let Some(death) = &self.died {
+                death.attribute(&mut r);
             }
             self.judge(&r, sc.id);
             self.slots[i] = Some(r);
@@ -605,10 +629,8 @@ impl Schedule<'_, '_> {
         if let Some(signal) = self.config.interrupt.and_then(Interrupt::signal) {
             return Some(interrupted(sc, signal, false));
         }
-        if let Some((_, during)) = &self.died {
-            return Some(skipped(format!(
-                "not run: the daemon exited during {during}"
-            )));
+        if let Some(death) = &self.died {
+            return Some(skipped(format!("not run: {}", death.headline())));
         }
         if let Some(reason) = &self.failed_fast {
             return Some(skipped(reason.clone()));
@@ -726,7 +748,7 @@ fn schedule(
         result
     })?;
     Ok(Scheduled {
-        died: st.died.map(|(f, _)| f),
+        died: st.died,
         unresponsive: st.watch.unresponsive().map(str::to_owned),
     })
 }

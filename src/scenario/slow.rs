@@ -140,6 +140,7 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         expected: &expected,
         handoff: &handoff,
         requests: &requests,
+        stray_requests: 0,
         limits: ctx.limits,
     };
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
@@ -226,6 +227,7 @@ fn slow_stream(
         expected: &expected,
         handoff,
         requests: &[],
+        stray_requests: 0,
         limits: ctx.limits,
     };
     let out = judge::judge(&case, &[Check::Content, Check::Ending])
@@ -295,6 +297,7 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             expected,
             handoff,
             requests: &requests,
+            stray_requests: 0,
             limits: ctx.limits,
         };
         let judged = judge::judge(&case, &[Check::Outcome]);

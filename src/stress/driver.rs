@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::death::DeathWatch;
 use super::integrity::{Ending, Example, Integrity, judge};
 use super::latency::Latencies;
 use super::plan::{LoadModel, Role, Roles, duration_ns};
@@ -18,8 +19,9 @@ use super::setup::{Kind, Mock, Prepared};
 use super::stream::{Arrivals, Ctx, StreamCheck, StreamLimits};
 use super::{LimitHit, LimitKind, StressConfig, StressError};
 use crate::clock::monotonic_ns;
-use crate::handoff::HandoffError;
+use crate::handoff::{HandoffError, HandoffFate};
 use crate::ring::{ConnId, EndReason, HandoffSpec, Ring, RingConfig, RingEvent, RingStats};
+use crate::verdict::DaemonDeath;
 
 /// How often resources are sampled and the progress bar redrawn.
 const TICK_NS: u64 = 100_000_000;
@@ -66,7 +68,8 @@ pub struct RunResult {
     pub rss_before: u64,
     pub rss_per_open: Option<f64>,
     pub ring: RingStats,
-    pub daemon_exited: Option<String>,
+    /// The daemon died during the run.
+    pub daemon_death: Option<DaemonDeath>,
 }
 
 struct State<'p> {
@@ -89,6 +92,8 @@ struct State<'p> {
     /// kind has the same timeout, so each queue is in deadline order. The ring gets no
     /// deadlines (removing thousands of kernel timeouts costs more than this).
     deadlines: [VecDeque<(u64, ConnId, u64)>; 2],
+    /// The daemon's liveness; ends a death can cause wait on it.
+    watch: DeathWatch,
 }
 
 /// Runs the load on this thread.
@@ -110,6 +115,7 @@ pub fn run(
     let bar = progress_bar(config.progress, planned);
 
     let mut daemon = prep.pid.map(DaemonResources::start);
+    let watch = DeathWatch::new(prep.pid.filter(|_| prep.daemon.is_none()));
     let rss_before = resources::own_rss_bytes();
     let (cpu0, thread0) = (resources::process_cpu_ns(), resources::thread_cpu_ns());
     let t0 = monotonic_ns();
@@ -129,13 +135,13 @@ pub fn run(
         freed: VecDeque::new(),
         closed_loop: !model.is_open(),
         deadlines: [VecDeque::new(), VecDeque::new()],
+        watch,
     };
     let (mut next, mut peak_open, mut ramp_used) = (0u64, 0usize, 0u64);
     // When the closed loop's ramp started its last stream.
     let mut ramp_done_ns = None;
     let (mut next_tick, mut best_rss) = (t0, (0usize, 0u64));
     let mut starting = true;
-    let mut daemon_exited = None;
     loop {
         let now = monotonic_ns();
         if stop.load(Ordering::Relaxed) && !st.interrupted {
@@ -232,15 +238,11 @@ pub fn run(
                 best_rss = (st.open, resources::own_rss_bytes());
             }
             st.drain_mock();
-            if let Some(d) = st.prep.daemon.as_mut()
-                && daemon_exited.is_none()
-                && d.exit_status().is_some()
-            {
-                daemon_exited = Some(format!(
-                    "the daemon exited during the run; its output ends with:\n{}",
-                    d.log_tail(20)
-                ));
+            if st.watch.check(st.prep.daemon.as_mut(), next) {
+                // Nothing more is started against a dead daemon.
+                starting = false;
             }
+            st.watch.settle(&mut st.integrity, now, false);
             if let Some(bar) = &bar {
                 bar.set_position(st.integrity.total());
                 bar.set_message(format!(
@@ -257,6 +259,8 @@ pub fn run(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    st.watch.check(st.prep.daemon.as_mut(), next);
+    st.watch.settle(&mut st.integrity, monotonic_ns(), true);
     let pair_port = ring.pair_listener_addr().map(|a| a.port());
     let ring_stats = ring.stats();
     drop(ring);
@@ -290,7 +294,7 @@ pub fn run(
         rss_per_open: (best_rss.0 > 0)
             .then(|| best_rss.1.saturating_sub(rss_before) as f64 / best_rss.0 as f64),
         ring: ring_stats,
-        daemon_exited,
+        daemon_death: st.watch.death().cloned(),
     })
 }
 
@@ -339,7 +343,9 @@ impl State<'_> {
         let mut spec = HandoffSpec::new(socket.clone(), kind.data.build(&nonce))
             .pair(config.pair)
             .socket_type(config.socket_type)
-            .deadline(HandoffSpec::NO_DEADLINE);
+            .deadline(HandoffSpec::NO_DEADLINE)
+            // Diagnosing a handoff keeps one more fd per waiting stream: only the first few.
+            .diagnose_handoff(index < DIAGNOSED_STREAMS);
         if role == Role::Slow {
             spec = spec.behaviour(crate::ring::ClientBehaviour::slow_reader(
                 1,
@@ -473,7 +479,12 @@ impl State<'_> {
                     cmds.close(conn);
                 }
             }
-            RingEvent::End { conn, ts, reason } => {
+            RingEvent::End {
+                conn,
+                ts,
+                reason,
+                fate,
+            } => {
                 let Some(c) = self.conns.get_mut(conn.slot()).and_then(Option::take) else {
                     return;
                 };
@@ -481,13 +492,16 @@ impl State<'_> {
                 if self.closed_loop {
                     self.freed.push_back(ts);
                 }
-                self.end(c, ts, reason);
+                self.end(c, ts, reason, fate);
             }
         }
     }
 
-    fn end(&mut self, mut c: Conn, ts: u64, reason: EndReason) {
+    fn end(&mut self, mut c: Conn, ts: u64, reason: EndReason, fate: Option<HandoffFate>) {
         let ending = match reason {
+            _ if fate.is_some_and(HandoffFate::not_taken) && !self.interrupted => {
+                Ending::NotTaken(fate.unwrap_or(HandoffFate::Unread))
+            }
             EndReason::PeerClosed => {
                 c.check.close();
                 Ending::PeerClosed
@@ -535,16 +549,19 @@ impl State<'_> {
             c.nonce.as_bytes(),
             |i| nonces.nonce(i),
         );
-        self.integrity.add(outcome, || Example {
-            connection: c.index,
-            nonce: c.nonce.clone(),
-            bytes: p.bytes,
-            detail,
-        });
+        self.watch
+            .add(&mut self.integrity, outcome, ts, || Example {
+                connection: c.index,
+                nonce: c.nonce.clone(),
+                bytes: p.bytes,
+                detail,
+            });
         if c.role != Role::Slow {
             let since = |t: u64| t.saturating_sub(c.origin_ns);
             let lat = &mut self.lat;
-            if let Some(sent) = c.sent_ns {
+            // Only a handoff the daemon took: a byte came, or it closed the connection.
+            let taken = p.bytes > 0 || matches!(ending, Ending::PeerClosed);
+            if let Some(sent) = c.sent_ns.filter(|_| taken) {
                 lat.handoff.saturating_record(since(sent));
             }
             if let Some(head) = p.head_ns {
@@ -615,6 +632,10 @@ impl State<'_> {
         }
     }
 }
+
+/// Streams (the first ones started) whose handoff is diagnosed when they get no byte: each
+/// keeps its daemon connection open until its first byte, so a few, not 10,000.
+pub(super) const DIAGNOSED_STREAMS: u64 = 64;
 
 /// A slow reader's receive buffer: small, so the daemon's writes to it block soon.
 const SLOW_RCVBUF: u32 = 4096;

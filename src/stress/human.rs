@@ -21,6 +21,9 @@ impl StressReport {
 
     fn write_human(&self, o: &mut String) -> std::fmt::Result {
         let r = &self.run;
+        if let Some(d) = &self.daemon_death {
+            writeln!(o, "streamcheck stress: DAEMON DIED: {}", d.message())?;
+        }
         let verdict = if self.integrity.held {
             "INTEGRITY HELD"
         } else {
@@ -207,6 +210,17 @@ impl StressReport {
                 hit.kind.name(),
                 hit.open_streams,
                 hit.detail
+            )?;
+        }
+        if lim.daemon_fd_limit_reached
+            && let (Some(limit), Some(d)) = (lim.daemon_fd_limit, &self.daemon)
+        {
+            writeln!(
+                o,
+                "! the daemon reached its open-file limit: {} fds at peak of {limit} with {} \
+                 streams open; that limit, not the client's, bounded this run (handoffs beyond \
+                 it fail with EMFILE: raise the daemon's ulimit -n)",
+                d.peak.fds, r.peak_open
             )?;
         }
         if let Some(hit) = &lim.daemon_backlog {

@@ -1,7 +1,8 @@
 //! The verdict on each connection, and the run's tally with up to five examples per kind.
 //!
 //! Each connection gets exactly one [`Outcome`], the first that applies in this order:
-//! handoff failed, cross-talk, interrupted (a signal), timeout, zero-byte close, read error,
+//! handoff failed, handoff never taken (checked on the first streams only), cross-talk,
+//! interrupted (a signal), timeout, zero-byte close, read error,
 //! bad response, error event, aborted as planned (or wrong content before the abort), wrong
 //! content, truncated, completed. A timeout is never counted as completed, whatever arrived.
 
@@ -25,8 +26,12 @@ pub enum Outcome {
     Interrupted,
     /// Not handed off because the client reached its own limit (fds, ports); not judged.
     ClientLimit,
+    /// Broken by the daemon's death: it was running, or was handed off, when the daemon died.
+    DaemonDied,
     /// The handoff did not complete (connect or send failed, the accept backlog was full).
     HandoffFailed,
+    /// The handoff was sent but the daemon never accepted the connection or never read it.
+    NotTaken,
     /// The stream carried content meant for another connection.
     Crosstalk,
     /// The deadline passed before the daemon closed the connection.
@@ -48,12 +53,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Completed,
         Outcome::Aborted,
         Outcome::Interrupted,
         Outcome::ClientLimit,
+        Outcome::DaemonDied,
         Outcome::HandoffFailed,
+        Outcome::NotTaken,
         Outcome::Crosstalk,
         Outcome::Timeout,
         Outcome::ZeroByteClose,
@@ -79,7 +86,9 @@ impl Outcome {
             Outcome::Aborted => "aborted by the client as planned",
             Outcome::Interrupted => "interrupted (by a signal)",
             Outcome::ClientLimit => "not handed off: a client limit was reached",
+            Outcome::DaemonDied => "ended by the daemon's death",
             Outcome::HandoffFailed => "handoff failed",
+            Outcome::NotTaken => "handoff never taken by the daemon",
             Outcome::Crosstalk => "cross-talk",
             Outcome::Timeout => "timed out",
             Outcome::ZeroByteClose => "closed with zero bytes",
@@ -109,6 +118,8 @@ pub enum Ending {
     Timeout,
     /// The handoff failed, with the reason.
     HandoffFailed(String),
+    /// The handoff was sent and the daemon never took it.
+    NotTaken(crate::handoff::HandoffFate),
     /// The client reached its own limit during the handoff, with the reason.
     ClientLimit(String),
     /// Reading failed, with the reason.
@@ -156,6 +167,7 @@ pub fn judge(
         );
     }
     match ending {
+        Ending::NotTaken(fate) => return (Outcome::NotTaken, fate.describe().to_owned()),
         Ending::Interrupted => {
             return (
                 Outcome::Interrupted,
@@ -290,6 +302,45 @@ impl Integrity {
         if t.examples.len() < EXAMPLES && outcome != Outcome::Completed {
             t.examples.push(example());
         }
+    }
+
+    /// Whether a dying daemon can cause `outcome`: the stream is cut, empty, or never
+    /// handed off.
+    pub fn death_can_cause(outcome: Outcome) -> bool {
+        matches!(
+            outcome,
+            Outcome::ZeroByteClose
+                | Outcome::Truncated
+                | Outcome::ReadError
+                | Outcome::HandoffFailed
+                | Outcome::BadResponse
+        )
+    }
+
+    /// Adds every connection of `other`, each under its own outcome.
+    pub fn merge(&mut self, other: Integrity) {
+        for (outcome, tally) in Outcome::ALL.iter().zip(other.tallies) {
+            self.add_tally(*outcome, tally, |e| e);
+        }
+    }
+
+    /// Adds every connection of `other` under `outcome`, each example's detail saying what it
+    /// would otherwise have been.
+    pub fn merge_as(&mut self, outcome: Outcome, other: Integrity) {
+        for (was, tally) in Outcome::ALL.iter().zip(other.tallies) {
+            self.add_tally(outcome, tally, |mut e| {
+                e.detail = format!("{}: {}", was.name(), e.detail);
+                e
+            });
+        }
+    }
+
+    fn add_tally(&mut self, outcome: Outcome, tally: Tally, relabel: impl Fn(Example) -> Example) {
+        let t = &mut self.tallies[outcome.index()];
+        t.count += tally.count;
+        let room = EXAMPLES.saturating_sub(t.examples.len());
+        t.examples
+            .extend(tally.examples.into_iter().take(room).map(relabel));
     }
 
     /// The tally of `outcome`.

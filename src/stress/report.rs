@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! { "version": 1,
+//!   "daemon_death": { pid, how, during, output_tail } | null,
 //!   "target":    { daemon, socket, upstream, pattern, pair, socket_type },
 //!   "load":      { model: "closed"|"open", connections, concurrency, rate, ramp_up_ms,
 //!                  duration_ms, timeout_ms, abort_rate, slow_readers, slow_pause_ms },
@@ -23,7 +24,7 @@
 //!   "limits":    { fd_limit, ephemeral_ports,
 //!                  stopped_by: { kind: "fds"|"ephemeral_ports", open_streams, detail } | null,
 //!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
-//!                  backlog_full },
+//!                  backlog_full, daemon_fd_limit, daemon_fd_limit_reached },
 //!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
 //!   "notes":     [ "…" ] }
 //! ```
@@ -38,6 +39,7 @@ use super::latency::Summary;
 use super::resources::{DaemonResources, LeakVerdict};
 use super::setup::{Mock, Prepared};
 use super::{LimitHit, LoadModel, StressConfig};
+use crate::verdict::DaemonDeath;
 
 /// Facts about the client's environment gathered around the run.
 pub struct Environment {
@@ -56,6 +58,9 @@ pub struct Environment {
 pub struct StressReport {
     /// Schema version: 1.
     pub version: u32,
+    /// The daemon died during the run: how, when, and the end of its output. First, because
+    /// it explains the rest.
+    pub daemon_death: Option<DaemonDeath>,
     /// What was tested.
     pub target: TargetInfo,
     /// The load asked for.
@@ -204,6 +209,10 @@ pub struct Limits {
     pub daemon_backlog: Option<LimitHit>,
     /// Handoffs that found it full.
     pub backlog_full: u64,
+    /// The daemon's open-file limit, when its PID is known.
+    pub daemon_fd_limit: Option<u64>,
+    /// The daemon's fd count reached its open-file limit: that limit bounded the run.
+    pub daemon_fd_limit_reached: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -241,8 +250,13 @@ pub(super) fn build(
                 .to_owned(),
         );
     }
-    if let Some(why) = &r.daemon_exited {
-        notes.push(why.clone());
+    if r.integrity.get(Outcome::NotTaken).count > 0 {
+        notes.push(format!(
+            "whether the daemon took a handoff is checked on the first {} streams only (each \
+             keeps one more fd until its first byte); later streams that got nothing count as \
+             timed out",
+            super::driver::DIAGNOSED_STREAMS
+        ));
     }
     if matches!(config.upstream, super::Upstream::None) {
         notes.push(
@@ -258,7 +272,7 @@ pub(super) fn build(
         );
     }
     let embedded_mock = matches!(prep.mock, Mock::Embedded(..));
-    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_exited.is_none();
+    let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_death.is_none();
     let outcomes = r
         .integrity
         .iter()
@@ -292,8 +306,11 @@ pub(super) fn build(
             client_cpu * 1000.0 / n as f64
         }
     };
+    let daemon_fd_limit = r.daemon.as_ref().and_then(|d| d.fd_limit);
+    let daemon_fd_limit_reached = r.daemon.as_ref().is_some_and(|d| d.fd_limit_reached());
     StressReport {
         version: 1,
+        daemon_death: r.daemon_death.clone(),
         target: TargetInfo {
             daemon: prep.daemon_name.clone(),
             socket: prep.socket.display().to_string(),
@@ -363,6 +380,8 @@ pub(super) fn build(
             stopped_by: r.stopped_by,
             daemon_backlog: r.backlog,
             backlog_full: r.backlog_full,
+            daemon_fd_limit,
+            daemon_fd_limit_reached,
         },
         ring: RingInfo {
             completions: r.ring.completions,

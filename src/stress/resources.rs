@@ -37,7 +37,29 @@ pub fn sample(pid: u32) -> Result<ProcSample, String> {
     })
 }
 
+/// Fds under the limit at which the daemon counts as having reached it (at least; 1% of the
+/// limit for large ones).
+const FD_LIMIT_MARGIN: u64 = 8;
+
+/// The soft "Max open files" of `pid`, from `/proc/PID/limits`.
+pub fn fd_limit(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_fd_limit(&text)
+}
+
+fn parse_fd_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn unreadable(path: &str, e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return format!("cannot read {path}: the daemon is gone");
+    }
     format!(
         "cannot read {path}: {e}; the daemon must be running as this user (or run streamcheck \
          with the right to read its /proc entries)"
@@ -260,6 +282,8 @@ pub struct DaemonResources {
     pub leak: LeakVerdict,
     /// A sampling error, if the daemon could not be read (e.g. it exited).
     pub error: Option<String>,
+    /// Its open-file limit (the soft RLIMIT_NOFILE, from `/proc/PID/limits`).
+    pub fd_limit: Option<u64>,
 }
 
 /// Whether the daemon kept resources the run gave it.
@@ -280,6 +304,7 @@ impl DaemonResources {
     pub fn start(pid: u32) -> DaemonResources {
         let mut r = DaemonResources {
             pid,
+            fd_limit: fd_limit(pid),
             ..DaemonResources::default()
         };
         match sample(pid) {
@@ -290,6 +315,15 @@ impl DaemonResources {
             Err(e) => r.error = Some(e),
         }
         r
+    }
+
+    /// Whether the daemon's fd count came within a few fds of its open-file limit: from
+    /// there on, accepting a handoff or installing its client fd fails with EMFILE, and that
+    /// limit, not the client's, bounds the run.
+    pub fn fd_limit_reached(&self) -> bool {
+        // Samples are 100 ms apart: the true peak may be a little higher than the one seen.
+        self.fd_limit
+            .is_some_and(|limit| self.peak.fds + FD_LIMIT_MARGIN.max(limit / 100) >= limit)
     }
 
     /// Takes a sample during the run and keeps the peaks.
@@ -486,6 +520,24 @@ mod tests {
         assert_eq!(census(me, port).unwrap().on_port, 1, "the accepted end");
         drop(accepted);
         assert_eq!(census(me, port).unwrap().on_port, 0);
+    }
+
+    #[test]
+    fn the_soft_open_file_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max cpu time              unlimited            unlimited            seconds\n\
+                      Max open files            20000                524288               files\n";
+        assert_eq!(parse_fd_limit(limits), Some(20_000));
+        assert_eq!(parse_fd_limit("Max cpu time unlimited"), None);
+        assert!(fd_limit(std::process::id()).is_some_and(|l| l > 3));
+        let mut d = DaemonResources {
+            fd_limit: Some(20_000),
+            ..DaemonResources::default()
+        };
+        d.peak.fds = 19_700;
+        assert!(!d.fd_limit_reached());
+        d.peak.fds = 19_850;
+        assert!(d.fd_limit_reached(), "within 1% of the limit");
     }
 
     #[test]

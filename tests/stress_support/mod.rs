@@ -86,10 +86,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts it; waits (up to 20 s) for its socket.
     pub fn start(dir: &Path, backend: &str) -> Daemon {
+        Daemon::start_with(dir, backend, None)
+    }
+
+    /// Starts it with a fault mode, if given.
+    pub fn start_with(dir: &Path, backend: &str, fault: Option<&str>) -> Daemon {
         let socket = dir.join("d.sock");
+        let fault = fault.map(|f| vec!["--fault", f]).unwrap_or_default();
         let child = Command::new(BIN)
             .args(["ref-daemon", "--socket"])
             .arg(&socket)
+            .args(fault)
             .env("OPENAI_API_BASE", backend)
             .env("OPENAI_API_KEY", "test")
             .stdout(Stdio::null())

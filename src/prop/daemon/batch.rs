@@ -124,6 +124,16 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// The failing or stopped case with the lowest index.
+    pub(crate) fn first_bad(&self) -> Option<(usize, &Case)> {
+        let failed = self.failure.as_ref().map(|(i, r)| (*i, &r.case));
+        let stopped = self.error.as_ref().map(|(i, c, _)| (*i, c));
+        match (failed, stopped) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The error that stopped the batch, noting in `report` the first case whose handoff
     /// failed (if the daemon died, it or a case running beside it killed it).
     pub(crate) fn stopped(

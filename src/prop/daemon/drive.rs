@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::monotonic_ns;
-use crate::handoff::{HandoffError, PairKind, SocketType};
+use crate::handoff::{HandoffError, HandoffFate, PairKind, SocketType};
 use crate::mock::RequestRecord;
 use crate::pattern::{nonce_directive, pattern_directive};
 use crate::ring::{ClientBehaviour, EndReason, HandoffSpec, RingHandle, StreamEvent};
@@ -75,6 +75,9 @@ pub struct Observed {
     pub kept_open_after_done: bool,
     /// The mock's records of requests carrying the case's nonce.
     pub requests: Vec<RequestRecord>,
+    /// For a stream that got no byte: whether the daemon accepted the connection and read the
+    /// handoff.
+    pub fate: Option<HandoffFate>,
 }
 
 /// The handoff data: the script's pattern as `test_pattern` and in the prompt, with the nonce.
@@ -131,6 +134,7 @@ pub(crate) fn run(
     let (mut client_closed_ns, mut kept_open_after_done) = (None, false);
     let (mut content_events, mut scanned) = (0usize, 0usize);
     let mut close_by: Option<Instant> = None;
+    let mut fate = None;
     let (end_ns, reason) = loop {
         let wait = close_by.map_or(Duration::from_secs(3600), |by| {
             by.saturating_duration_since(Instant::now())
@@ -172,7 +176,14 @@ pub(crate) fn run(
                     close_by = Some(Instant::now() + env.limits.done_grace);
                 }
             }
-            Ok(StreamEvent::End { ts_ns, reason }) => break (ts_ns, reason),
+            Ok(StreamEvent::End {
+                ts_ns,
+                reason,
+                fate: f,
+            }) => {
+                fate = f;
+                break (ts_ns, reason);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if close_by.is_some_and(|by| Instant::now() >= by) {
                     kept_open_after_done = true;
@@ -223,6 +234,7 @@ pub(crate) fn run(
         client_closed_ns,
         kept_open_after_done,
         requests,
+        fate,
     })
 }
 

@@ -33,6 +33,14 @@ pub fn judge(built: &Built, obs: &Observed, limits: &Limits) -> Vec<AssertionRes
     let end = built.expected.end;
     let mut out = Vec::new();
 
+    if let Some(fate) = obs.fate.filter(|f| f.not_taken()) {
+        // Nothing below means anything when the daemon never had the client socket.
+        out.push(fail(
+            "handoff taken",
+            format!("{}: the stream got nothing", fate.describe()),
+        ));
+        return out;
+    }
     out.push(upstream_request(obs, aborted));
     if let Some(e) = &t.http.error
         && t.http.body != BodyEnd::Unfinished

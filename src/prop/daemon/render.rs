@@ -213,13 +213,25 @@ fn client_words(case: &Case) -> String {
     }
 }
 
-/// The one-paragraph summary of a run.
+/// The one-paragraph summary of a run; a daemon's death comes first.
 pub fn summary(report: &PropReport) -> String {
     let mut out = String::new();
+    if let Some(d) = &report.daemon_death {
+        let _ = writeln!(out, "prop: DAEMON DIED: {}", d.message());
+        if let Some((origin, case, replay)) = &report.death_case {
+            let _ = writeln!(
+                out,
+                "the first case that failed with it, {origin} (it or a case running beside \
+                 it killed the daemon; --jobs 1 tells which); nothing was shrunk against the \
+                 dead daemon:\n  case: {}\nreplay:\n  {replay}",
+                case.to_json()
+            );
+        }
+    }
     let interrupted = report.interrupted.map(|s| format!("interrupted by {s}"));
     let verdict = if let Some(words) = &interrupted {
         words.as_str()
-    } else if report.failure.is_some() || report.daemon_failure.is_some() {
+    } else if report.failure.is_some() || report.daemon_death.is_some() {
         "FAILED"
     } else {
         "passed"
@@ -259,16 +271,15 @@ pub fn summary(report: &PropReport) -> String {
             );
         }
     }
-    if let Some(f) = &report.daemon_failure {
-        let _ = write!(out, "\n{f}");
-        if let Some((n, case)) = &report.unreachable_from {
-            let _ = write!(
-                out,
-                "\nthe first case that could not reach it (after {n} case(s) had run; it or a \
-                 case running beside it stopped the daemon, --jobs 1 tells which):\n  {}",
-                case.to_json()
-            );
-        }
+    if report.daemon_death.is_some()
+        && let Some((n, case)) = &report.unreachable_from
+    {
+        let _ = write!(
+            out,
+            "\nthe first case that could not reach it (after {n} case(s) had run; it or a case \
+             running beside it stopped the daemon, --jobs 1 tells which):\n  {}",
+            case.to_json()
+        );
     }
     out
 }

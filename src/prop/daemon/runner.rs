@@ -1,6 +1,7 @@
 //! `prop` end to end: set up, replay persisted cases, generate cases with a seeded proptest
 //! [`TestRunner`], run them concurrently on one ring, shrink the first failure, persist it.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,16 +11,16 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::handoff::{PairKind, SocketType};
 use crate::ring::{RingConfig, RingThread};
-use crate::scenario::Target;
+use crate::scenario::{DaemonProcess, Target};
 use crate::signals::{Interrupt, OnInterrupt, Signal};
 use crate::transcript::ReadLimits;
-use crate::verdict::Strictness;
+use crate::verdict::{DaemonDeath, Strictness};
 
 use super::batch::{CaseResult, CaseRunner, note};
 use super::case::Case;
 use super::drive::{Env, Limits};
 use super::shrink::{self, ShrinkStats};
-use super::{PropError, regressions, strategy, target};
+use super::{PropError, regressions, render, strategy, target};
 
 /// Where failing cases are kept unless told otherwise (relative to the working directory).
 pub const DEFAULT_REGRESSIONS: &str = "proptest-regressions/prop-daemon.txt";
@@ -137,8 +138,11 @@ pub struct PropReport {
     pub first_nonstrict: Option<CaseResult>,
     /// The failure, if a case failed.
     pub failure: Option<Failure>,
-    /// The daemon died: what happened.
-    pub daemon_failure: Option<String>,
+    /// The daemon died: how, and the end of its output.
+    pub daemon_death: Option<DaemonDeath>,
+    /// The first case that failed when the daemon died (it, or one running beside it, killed
+    /// it): where it came from, the case, and the command that replays it.
+    pub death_case: Option<(String, Case, String)>,
     /// The first case whose handoff failed, when a run stopped on one (with how many cases
     /// had run before it): with the daemon dead, it or a case running beside it killed it.
     pub unreachable_from: Option<(usize, Case)>,
@@ -155,7 +159,7 @@ impl PropReport {
         if let Some(signal) = self.interrupted {
             return signal.exit_code();
         }
-        u8::from(self.failure.is_some() || self.daemon_failure.is_some())
+        u8::from(self.failure.is_some() || self.daemon_death.is_some())
     }
 }
 
@@ -166,6 +170,9 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
     }
     let started = Instant::now();
     let mut running = target::start(&config.target)?;
+    // Declared after `running`, so the daemon stops before the mock does.
+    let daemon = RefCell::new(running.daemon_process());
+    let death = || daemon.borrow_mut().as_mut().and_then(DaemonProcess::death);
     let ring = RingThread::spawn(RingConfig::default()).map_err(PropError::Handoff)?;
     // Interrupted, the cases in flight end at once instead of at their deadlines.
     let stopper = config.interrupt.map(|interrupt| {
@@ -191,12 +198,13 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         nonstrict: 0,
         first_nonstrict: None,
         failure: None,
-        daemon_failure: None,
+        daemon_death: None,
+        death_case: None,
         unreachable_from: None,
         elapsed: Duration::ZERO,
         interrupted: None,
     };
-    let outcome = phases(config, &runner, &mut report, log);
+    let outcome = phases(config, &runner, &mut report, log, &death);
     drop(runner);
     drop(stopper);
     report.interrupted = interrupted(config);
@@ -204,14 +212,15 @@ pub fn run(config: &PropConfig, log: &mut dyn Write) -> Result<PropReport, PropE
         // What the closed streams and the stopped ring did is not the daemon's doing.
     } else if let Err(e) = outcome {
         // A daemon that died explains a failed handoff better than the handoff error does.
-        match running.daemon_failure() {
-            Some(f) if matches!(e, PropError::Handoff(_)) => report.daemon_failure = Some(f),
+        match death() {
+            Some(d) if matches!(e, PropError::Handoff(_)) => report.daemon_death = Some(d),
             _ => return Err(e),
         }
     }
-    if report.daemon_failure.is_none() {
-        report.daemon_failure = running.daemon_failure();
+    if report.daemon_death.is_none() {
+        report.daemon_death = death();
     }
+    drop(daemon);
     drop(running);
     report.elapsed = started.elapsed();
     Ok(report)
@@ -222,16 +231,48 @@ fn interrupted(config: &PropConfig) -> Option<Signal> {
     config.interrupt.and_then(Interrupt::signal)
 }
 
-/// Replay, persisted cases, generated cases: stops at the first phase with a failure, or when
-/// interrupted (the cases cut then are not judged).
+/// How long a failed case waits for a daemon that may be exiting: its streams end as it
+/// closes its files, a moment before its exit can be collected.
+const EXIT_SETTLE: Duration = Duration::from_millis(50);
+
+/// If the daemon died while `case` (from `origin`) ran: records the death and the case in
+/// `report` and returns true: the run stops there, nothing is shrunk against a dead daemon.
+fn died_with(
+    config: &PropConfig,
+    report: &mut PropReport,
+    death: &dyn Fn() -> Option<DaemonDeath>,
+    origin: String,
+    case: &Case,
+) -> bool {
+    let Some(d) = death().or_else(|| {
+        std::thread::sleep(EXIT_SETTLE);
+        death()
+    }) else {
+        return false;
+    };
+    report.daemon_death = Some(d.during(format!("while {origin} ran")));
+    let replay = render::replay_command(&config.target, case, config.strictness);
+    report.death_case = Some((origin, case.clone(), replay));
+    true
+}
+
+/// Replay, persisted cases, generated cases: stops at the first phase with a failure, when
+/// the daemon died, or when interrupted (the cases cut then are not judged).
 fn phases(
     config: &PropConfig,
     runner: &CaseRunner<'_>,
     report: &mut PropReport,
     log: &mut dyn Write,
+    death: &dyn Fn() -> Option<DaemonDeath>,
 ) -> Result<(), PropError> {
     if let Some(case) = &config.replay {
-        let result = runner.run(case)?;
+        let result = runner.run(case);
+        if result.as_ref().map_or(true, CaseResult::failed)
+            && died_with(config, report, death, "the replayed case".to_owned(), case)
+        {
+            return Ok(());
+        }
+        let result = result?;
         report.replayed = true;
         note(report, &result);
         if result.failed() {
@@ -257,6 +298,15 @@ fn phases(
         report.persisted = batch.run;
         if interrupted(config).is_some() {
             return Ok(());
+        }
+        if let Some((i, case)) = batch.first_bad() {
+            let origin = format!(
+                "persisted case (regression file line {})",
+                persisted[i].line
+            );
+            if died_with(config, report, death, origin, case) {
+                return Ok(());
+            }
         }
         batch.stopped(report, 0)?;
         if let Some((i, result)) = batch.failure {
@@ -284,6 +334,11 @@ fn phases(
     let mut batch = runner.batch(&mut next, config.jobs, report, log);
     report.generated = batch.run;
     if interrupted(config).is_some() {
+        return Ok(());
+    }
+    if let Some((i, case)) = batch.first_bad()
+        && died_with(config, report, death, format!("generated case {i}"), case)
+    {
         return Ok(());
     }
     batch.stopped(report, report.persisted)?;

@@ -34,14 +34,9 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// If the daemon `prop` started has exited: how, and the end of its output.
-    pub fn daemon_failure(&mut self) -> Option<String> {
-        let daemon = self.daemon.as_mut()?;
-        let status = daemon.exit_status()?;
-        Some(format!(
-            "the daemon exited ({status}) during the run; its output ends with:\n{}",
-            daemon.log_tail(20)
-        ))
+    /// The daemon process `prop` started, taken out to be watched (dropping it stops it).
+    pub fn daemon_process(&mut self) -> Option<DaemonProcess> {
+        self.daemon.take()
     }
 }
 

@@ -295,6 +295,7 @@ fn observed(body: &[u8], kind: EndKind) -> Observed {
         client_closed_ns: None,
         kept_open_after_done: false,
         requests: vec![request(RequestEnd::Completed, 1_500)],
+        fate: None,
     }
 }
 
@@ -431,4 +432,17 @@ fn a_daemon_that_never_called_the_upstream_is_told_so() {
     let mut obs = observed(b"data: [DONE]\n\n", EndKind::PeerClosed);
     obs.requests.clear();
     assert_eq!(verdict_of(&k, &obs, "upstream request"), Verdict::Fail);
+}
+
+#[test]
+fn a_handoff_never_taken_is_the_one_finding() {
+    let k = case(Vec::new(), done());
+    let obs = Observed {
+        fate: Some(crate::handoff::HandoffFate::NotRead),
+        ..observed(b"", EndKind::Timeout)
+    };
+    let results = judge::judge(&k.build(), &obs, &Limits::default());
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0].name, "handoff taken");
+    assert!(results[0].message.contains("never read the handoff"));
 }

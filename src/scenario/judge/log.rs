@@ -18,14 +18,24 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
     };
     let name = "upstream request";
     let first = match case.requests {
+        // The advice below presumes the daemon acted on the handoff; say so only when it did.
+        [] if case.obs.received_bytes() == 0 => {
+            return vec![fail(
+                name,
+                format!(
+                    "the mock never received a request carrying this handoff's [[nonce:{nonce}]], \
+                     and the client got nothing either: the daemon did not act on the handoff"
+                ),
+            )];
+        }
         [] => {
             return vec![fail(
                 name,
                 format!(
-                    "the mock never received a request carrying this handoff's [[nonce:{nonce}]]: \
-                     the daemon did not forward the prompt to $OPENAI_API_BASE/chat/completions \
-                     (check its upstream settings, and that the prompt goes out as the last user \
-                     message)"
+                    "the mock never received a request carrying this handoff's [[nonce:{nonce}]] \
+                     although the daemon answered the client: the daemon did not forward the \
+                     prompt to $OPENAI_API_BASE/chat/completions (check its upstream settings, \
+                     and that the prompt goes out as the last user message)"
                 ),
             )];
         }

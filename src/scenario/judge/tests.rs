@@ -53,6 +53,7 @@ fn observe(reads: &[&[u8]], end: EndReason, close: Option<ClientClose>) -> Obser
         wire,
         end,
         end_ns,
+        fate: None,
         client_close: close,
         t: builder.finish(RecordingEnd {
             at_ns: end_ns,
@@ -110,12 +111,24 @@ fn run(
     requests: &[RequestRecord],
     checks: &[Check],
 ) -> Vec<AssertionResult> {
+    run_with_strays(obs, spec, requests, 0, checks)
+}
+
+/// [`run`], with `stray` requests without a nonce seen by the mock while the stream ran.
+fn run_with_strays(
+    obs: &Observation,
+    spec: &str,
+    requests: &[RequestRecord],
+    stray_requests: usize,
+    checks: &[Check],
+) -> Vec<AssertionResult> {
     let (e, h) = (expected(spec), handoff(spec));
     let case = Case {
         obs,
         expected: &e,
         handoff: &h,
         requests,
+        stray_requests,
         limits: LIMITS,
     };
     judge(&case, checks)
@@ -316,17 +329,27 @@ fn handoff_data_is_used_or_refused_cleanly() {
     let refused = closed(&[b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"]);
     let r = run(&refused, "finish:stop", &[], &check);
     assert!(r.iter().all(|a| a.verdict == Verdict::Pass), "{r:#?}");
+    // Answered, and the mock saw a request without the prompt: the data was lost.
+    let lost = run_with_strays(
+        &closed(&[&good_finish_stream()]),
+        "finish:stop",
+        &[],
+        1,
+        &check,
+    );
+    let why = &verdict_of(&lost, "data used or refused").message;
+    assert!(why.contains("dropped or cut"), "{why}");
+    assert!(why.contains("1 request(s) without it"), "{why}");
+    // Answered, and the mock saw nothing: no evidence the data was lost, so no such advice.
     let ignored = run(
         &closed(&[&good_finish_stream()]),
         "finish:stop",
         &[],
         &check,
     );
-    assert!(
-        verdict_of(&ignored, "data used or refused")
-            .message
-            .contains("dropped or cut")
-    );
+    let why = &verdict_of(&ignored, "data used or refused").message;
+    assert!(why.contains("never called the upstream"), "{why}");
+    assert!(!why.contains("dropped or cut"), "{why}");
     let empty = run(&closed(&[]), "finish:stop", &[], &check);
     assert_eq!(empty.len(), 1, "one message for an empty reply: {empty:#?}");
     assert!(empty[0].message.contains("without writing a byte"));
@@ -547,6 +570,7 @@ fn response_headers_must_be_passed_through() {
             expected: &e,
             handoff: &h,
             requests: &[],
+            stray_requests: 0,
             limits: LIMITS,
         };
         let r = judge(&case, &[Check::ResponseHeadersEchoed]);
@@ -584,4 +608,52 @@ fn replacement_characters_point_at_decoding_per_read() {
     let short = stream(&["Test"], "data: [DONE]\n\n");
     let r = run(&closed(&[&short]), "finish:stop", &[], &[Check::Content]);
     assert!(!verdict_of(&r, "content").message.contains("U+FFFD"));
+}
+
+#[test]
+fn upstream_advice_needs_an_answer_to_the_client() {
+    let check = [Check::Content];
+    let silent = run(&closed(&[]), "finish:stop", &[], &check);
+    let why = &verdict_of(&silent, "upstream request").message;
+    assert!(why.contains("did not act on the handoff"), "{why}");
+    assert!(!why.contains("upstream settings"), "{why}");
+    let answered = run(
+        &closed(&[&good_finish_stream()]),
+        "finish:stop",
+        &[],
+        &check,
+    );
+    let why = &verdict_of(&answered, "upstream request").message;
+    assert!(why.contains("upstream settings"), "{why}");
+}
+
+#[test]
+fn a_handoff_never_taken_is_named_not_blamed_on_silence() {
+    for (fate, said) in [
+        (
+            crate::handoff::HandoffFate::NeverAccepted,
+            "never accepted the connection",
+        ),
+        (
+            crate::handoff::HandoffFate::NotRead,
+            "accepted the connection but never read the handoff",
+        ),
+    ] {
+        let mut obs = observe(&[], EndReason::Timeout, None);
+        obs.fate = Some(fate);
+        let r = run(&obs, "finish:stop", &[], &[Check::Outcome]);
+        assert_eq!(r.len(), 1, "nothing else is judged: {r:#?}");
+        let why = &verdict_of(&r, "handoff taken").message;
+        assert!(why.contains(said), "{why}");
+        assert!(!why.contains("wrote nothing"), "{why}");
+    }
+    // A handoff that was read and then met silence is still silence.
+    let mut obs = observe(&[], EndReason::Timeout, None);
+    obs.fate = Some(crate::handoff::HandoffFate::Read);
+    let r = run(&obs, "finish:stop", &[], &[Check::Outcome]);
+    assert!(
+        verdict_of(&r, "HTTP response")
+            .message
+            .contains("wrote nothing")
+    );
 }

@@ -183,6 +183,10 @@ pub fn expectation(fault: Fault) -> Expectation {
             const { &[] },
             "resource abuse: the runner must judge it unresponsive in seconds",
         ),
+        Fault::NeverAccept | Fault::NeverReadHandoff | Fault::ExitAfterHandoffs => (
+            const { &[] },
+            "resource abuse: streamcheck must name what happened to the handoff or the daemon",
+        ),
     };
     Expectation { catchers, reason }
 }
