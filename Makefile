@@ -64,13 +64,13 @@ list: build ## Print the scenario catalog
 
 check: fmt clippy unit fuzz ## The project's own tests (what CI runs)
 
-fmt:
+fmt: ## Check formatting (cargo fmt)
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: ## Lint, warnings as errors
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit:
+unit: ## Unit, property and end-to-end tests (cargo test)
 	$(CARGO) test --locked
 
 fuzz: ## Run each fuzz target for FUZZ_SECONDS (stable toolchain, no sanitizer)

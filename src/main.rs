@@ -71,7 +71,9 @@ Output, one JSON object per line:
       (data not valid UTF-8 is shown with U+FFFD and given exactly in \"data_hex\")
   {\"status\":200,\"reason\":\"OK\",\"headers\":[[name,value],…]}  the head, with --http
   {\"warning\":\"…\",\"offset\":N}  a problem (\"http_offset\" for offsets in the response)
-The output is the same for every --feed-size.")]
+The output is the same for every --feed-size.
+Exit status: 0 parsed; 1 with --http, the input is not a well-formed HTTP/1 response (a warning
+says why); 2 the input cannot be read.")]
 struct ParseArgs {
     /// The captured stream; `-` or nothing reads standard input.
     #[arg(value_name = "FILE|-")]
@@ -120,6 +122,7 @@ fn cmd_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     };
     let out = BufWriter::new(std::io::stdout().lock());
     match inspect(input, out, &options) {
+        Ok(inspected) if inspected.malformed => Ok(ExitCode::FAILURE),
         Ok(_) => Ok(ExitCode::SUCCESS),
         // A reader that stopped early (`| head`) is not an error.
         Err(InspectError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

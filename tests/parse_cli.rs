@@ -458,3 +458,23 @@ fn the_binary_names_a_missing_file_and_exits_2() {
     let out = streamcheck(&["--feed-size", "0"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_capture_whose_chunk_framing_was_removed_is_named_and_fails() {
+    // What `curl -i` saves: the head as sent, the body already de-chunked.
+    let capture = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+        Transfer-Encoding: chunked\r\n\r\ndata: {\"content\":\"hi\"}\n\ndata: [DONE]\n\n";
+    let out = streamcheck(&["--http"], capture);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("curl --raw"), "{stdout}");
+    // The same body, chunked as sent, parses and exits 0.
+    let raw = chunked_response("text/event-stream", b"data: {\"content\":\"hi\"}\n\n", 8);
+    let out = streamcheck(&["--http"], &raw);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

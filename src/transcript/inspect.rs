@@ -104,6 +104,8 @@ impl<W: Write> Inspector<W> {
                 unterminated: None,
                 http_error: None,
                 excess: None,
+                chunked_from: None,
+                malformed: false,
             },
         })
     }
@@ -120,14 +122,26 @@ impl<W: Write> Inspector<W> {
     }
 
     /// The input ended: prints what only the end reveals and returns the output.
-    pub fn finish(mut self) -> Result<W, InspectError> {
+    pub fn finish(mut self) -> Result<Inspected<W>, InspectError> {
         // A capture file ends where the connection closed.
         self.decoder.finish(true, &mut self.printer);
         self.printer.end();
         self.printer.take_error()?;
         self.printer.out.flush().map_err(InspectError::Write)?;
-        Ok(self.printer.out)
+        Ok(Inspected {
+            out: self.printer.out,
+            malformed: self.printer.malformed,
+        })
     }
+}
+
+/// What [`inspect`] produced.
+#[derive(Debug)]
+pub struct Inspected<W> {
+    /// The output.
+    pub out: W,
+    /// The input was read as an HTTP response (`--http`) and is not a well-formed one.
+    pub malformed: bool,
 }
 
 /// Reads `input` to its end and writes its JSON lines to `out`, flushing after each read.
@@ -135,7 +149,7 @@ pub fn inspect<R: Read, W: Write>(
     mut input: R,
     out: W,
     options: &InspectOptions,
-) -> Result<W, InspectError> {
+) -> Result<Inspected<W>, InspectError> {
     let mut inspector = Inspector::new(options, out)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -177,7 +191,7 @@ pub fn inspect<R: Read, W: Write>(
 
 /// The JSON lines for `input`, fed in pieces of `options.feed_size`.
 pub fn inspect_bytes(input: &[u8], options: &InspectOptions) -> Result<Vec<u8>, InspectError> {
-    inspect(input, Vec::new(), options)
+    inspect(input, Vec::new(), options).map(|i| i.out)
 }
 
 #[derive(Serialize)]
@@ -238,6 +252,10 @@ struct Printer<W: Write> {
     unterminated: Option<sse::Unterminated>,
     http_error: Option<http1::Error>,
     excess: Option<(u64, u64)>,
+    /// Where a chunked body starts, when the head says the body is chunked.
+    chunked_from: Option<u64>,
+    /// The response was not well-formed HTTP/1.
+    malformed: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -335,7 +353,22 @@ impl<W: Write> Printer<W> {
             );
         }
         if let Some(error) = self.http_error.take() {
-            self.warn(&error.to_string(), None, Some(error.offset()));
+            self.malformed = true;
+            let message = match (&error, self.chunked_from) {
+                // The first chunk-size line is not one: the body is plain event-stream text.
+                (http1::Error::InvalidChunkSize { offset, .. }, Some(from))
+                    if *offset < from + 18 =>
+                {
+                    format!(
+                        "{error}: the head says Transfer-Encoding: chunked but the body is not \
+                         chunked, as in a capture made with `curl -i`, which removes the chunk \
+                         framing; capture the bytes as sent with `curl --raw -i`, or parse the \
+                         body alone without --http"
+                    )
+                }
+                _ => error.to_string(),
+            };
+            self.warn(&message, None, Some(error.offset()));
         }
         if let Some((offset, len)) = self.excess.take() {
             self.warn(
@@ -355,7 +388,10 @@ impl<W: Write> Sink for Printer<W> {
         self.print_head(&head, true);
     }
 
-    fn head(&mut self, head: http1::Head, _framing: http1::Framing) {
+    fn head(&mut self, head: http1::Head, framing: http1::Framing) {
+        if framing == http1::Framing::Chunked {
+            self.chunked_from = Some(head.end());
+        }
         self.print_head(&head, false);
         if head.status() != 200 {
             self.warn(
