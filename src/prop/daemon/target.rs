@@ -34,6 +34,11 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// The working directory of the daemon `prop` started (its socket and log).
+    pub fn work_dir(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|d| d.0.as_path())
+    }
+
     /// If the daemon `prop` started has exited: how, and the end of its output.
     pub fn daemon_failure(&mut self) -> Option<String> {
         let daemon = self.daemon.as_mut()?;
