@@ -53,13 +53,7 @@ fuzz_target!(
             }
             Err(e) => {
                 let why = fuzzed.session.daemon_failure().unwrap_or_else(|| e.to_string());
-                eprintln!(
-                    "\n==== streamcheck: the case could not be run against the daemon ====\n\
-                     {why}\ncase: {}\nreplay:\n  {}\n",
-                    case.to_json(),
-                    replay(fuzzed, &case)
-                );
-                std::process::abort();
+                stopped(fuzzed, &case, &why);
             }
         }
     }
@@ -69,8 +63,23 @@ fn replay(fuzzed: &Fuzzed, case: &Case) -> String {
     render::replay_command(&fuzzed.replay_target, case, fuzzed.session.strictness())
 }
 
-/// Reports a failing case (and keeps it, if asked), then aborts: libFuzzer saves the input.
+/// Reports a case that stopped the daemon (or could not reach it), then aborts.
+fn stopped(fuzzed: &Fuzzed, case: &Case, why: &str) -> ! {
+    eprintln!(
+        "\n==== streamcheck: the case could not be run against the daemon ====\n\
+         {why}\ncase: {}\nreplay:\n  {}\n",
+        case.to_json(),
+        replay(fuzzed, case)
+    );
+    std::process::abort();
+}
+
+/// Reports a failing case (and keeps it, if asked), then aborts: libFuzzer saves the input. A
+/// daemon that died during the case (or its replays) is reported as that instead.
 fn failed(fuzzed: &mut Fuzzed, result: &CaseResult) -> ! {
+    if let Some(death) = fuzzed.session.daemon_failure() {
+        stopped(fuzzed, &result.case, &death);
+    }
     let signature = result.signature();
     let again = (0..REPLAYS)
         .filter(|_| {
@@ -80,6 +89,9 @@ fn failed(fuzzed: &mut Fuzzed, result: &CaseResult) -> ! {
                 .is_ok_and(|r| r.fails_like(&signature))
         })
         .count();
+    if let Some(death) = fuzzed.session.daemon_failure() {
+        stopped(fuzzed, &result.case, &death);
+    }
     let broke: Vec<String> = result.broken_names().into_iter().collect();
     let daemon = match &fuzzed.replay_target {
         streamcheck::scenario::Target::Command(c) => c.command.clone(),

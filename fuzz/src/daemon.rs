@@ -130,6 +130,13 @@ pub fn start() -> Result<Fuzzed, String> {
     let fault = std::env::var(FAULT_VAR).ok();
     let (run_target, replay_target) = match std::env::var(DAEMON_VAR) {
         Ok(command) => {
+            if !command.contains("{socket}") {
+                return Err(format!(
+                    "{DAEMON_VAR} must say where the daemon listens: put {{socket}} where its \
+                     socket path goes, e.g. {DAEMON_VAR}='my-daemon --socket {{socket}}' (it was \
+                     `{command}`)"
+                ));
+            }
             if fault.is_some() {
                 return Err(format!(
                     "{FAULT_VAR} selects a fault of the reference daemon, but {DAEMON_VAR} names \

@@ -12,7 +12,7 @@
 //! |------|-------|
 //! | framing | 1: bit 0 BOM, bit 1 no space after `data:`, bits 2–3 line end (0 LF, 1 CRLF, 2 CR, 3 LF) |
 //! | ending | tag % 5: 0 `[DONE]` (+1: finish_reason, % 5 = 4 none), 1 finish_reason only (+1), 2 truncate, 3 reset (each +1: bit 0 partial, +2 LE: where), 4 error status (+1: % 8 a common status, else 400 + byte % 200) |
-//! | client | tag % 16: 0–12 reads all, 13 leaves after bytes (+2 LE: 1 + % 256), 14 after events (+1: 1 + % 4, at most the chunks), 15 pauses (+2 LE after bytes % 401, +1: 1 + % 20 ms) |
+//! | client | tag % 16: 0–12 reads all, 13 leaves after bytes (+2 LE: 1 + % 160), 14 after events (+1: 1 + % 4, at most the chunks with content), 15 pauses (+2 LE after bytes % 401, +1: 1 + % 20 ms) |
 //! | ending cuts | up to 2, each after a byte with bit 0 set; a byte with it clear ends the list |
 //! | chunks | up to 6, the same way; each: atoms (up to 4), then cuts (up to 2), the same way |
 //! | atom | text kind (% 8) and entry bytes, escape (% 6: 0–2 raw, 3 short, 4 `\u` lower, 5 upper), split (bit 0: present, then selector and delay) |
@@ -135,14 +135,14 @@ impl<'a> Arbitrary<'a> for Ending {
 impl<'a> Arbitrary<'a> for Client {
     /// Clients that leave or pause cost time in every run (the cancel tail's events are
     /// [`TAIL_GAP`](super::TAIL_GAP) apart, a pause lasts its length), so they are one in six
-    /// and leave early in the stream: after 1 to 256 bytes (a client that leaves before the
-    /// first byte makes the run wait out the cancel limit for an upstream request that may
-    /// never come), or within the generated events ([`Case::arbitrary`] caps `events` at the
-    /// number of chunks).
+    /// and leave early in the stream: after 1 to 160 bytes, in the response head or the first
+    /// events (a client that leaves before the first byte makes the run wait out the cancel
+    /// limit for an upstream request that may never come), or within the generated events
+    /// ([`Case::arbitrary`] caps `events` at the number of chunks with content).
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         Ok(match byte(u)? % 16 {
             13 => Client::AbortAfterBytes {
-                bytes: 1 + le16(u)? % 256,
+                bytes: 1 + le16(u)? % 160,
             },
             14 => Client::AbortAfterEvents {
                 events: 1 + byte(u)? % 4,
@@ -246,10 +246,14 @@ impl<'a> Arbitrary<'a> for Case {
         let client = Client::arbitrary(u)?;
         let ending_cuts = list(u, MAX_CUTS, Cut::arbitrary)?;
         let chunks = list(u, MAX_CHUNKS, Chunk::arbitrary)?;
+        let with_content = chunks
+            .iter()
+            .filter(|c| c.atoms.iter().any(|a| !a.text.is_empty()))
+            .count();
         let client = match client {
             Client::AbortAfterEvents { events } => Client::AbortAfterEvents {
                 events: events
-                    .min(u8::try_from(chunks.len()).unwrap_or(u8::MAX))
+                    .min(u8::try_from(with_content).unwrap_or(u8::MAX))
                     .max(1),
             },
             other => other,
