@@ -13,7 +13,7 @@ use super::batch::{CaseResult, run_case, run_tag};
 use super::case::Case;
 use super::drive::Env;
 use super::runner::PropConfig;
-use super::{PropError, render, target};
+use super::{PropError, target};
 
 /// A started (or reached) daemon, its mock and a ring. Dropping it stops the daemon it
 /// started, then the mock.
@@ -72,21 +72,6 @@ impl Session {
     /// removed when the session is dropped.
     pub fn work_dir(&self) -> Option<&Path> {
         self.running.work_dir()
-    }
-
-    /// The daemon's socket.
-    pub fn socket(&self) -> &Path {
-        &self.running.socket
-    }
-
-    /// What reports call the daemon: the command as given, or the socket.
-    pub fn daemon_name(&self) -> &str {
-        &self.running.name
-    }
-
-    /// The `streamcheck prop --replay '…'` command that runs `case` against the same daemon.
-    pub fn replay_command(&self, case: &Case) -> String {
-        render::replay_command(&self.config.target, case, self.config.strictness)
     }
 
     /// The strictness cases are judged under.
