@@ -8,13 +8,16 @@ CATEGORY       ?=
 MOCK_API_PORT  ?= 28080
 DAEMON_SOCKET  ?= /tmp/streamcheck-daemon.sock
 FUZZ_SECONDS   ?= 30
+FUZZ_POWER_RUNS ?= 3000
+JOBS           ?= $(shell nproc)
 
 export FORMAT CATEGORY MOCK_API_PORT DAEMON_SOCKET STREAMCHECK
 
 DAEMONS := ref uring go rust php swoole swow python-http2
 
 .PHONY: help build test $(addprefix test-,$(DAEMONS)) test-category test-tap test-json list \
-        check fmt clippy unit fuzz bench mutation prop readme
+        check fmt clippy unit fuzz fuzz-tool fuzz-power fuzz-daemon fuzz-regression fuzz-cmin \
+        bench mutation prop readme
 
 help: ## List the targets
 	@grep -E '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -67,16 +70,70 @@ check: fmt clippy unit fuzz ## The project's own tests (what CI runs)
 fmt: ## Check formatting (cargo fmt)
 	$(CARGO) fmt --all -- --check
 
-clippy: ## Lint, warnings as errors
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+# With the `fuzzing` feature: the Arbitrary impls the fuzz targets use are checked and tested too.
+clippy: ## Lint with the fuzzing feature, warnings as errors
+	$(CARGO) clippy --locked --all-targets --features fuzzing -- -D warnings
 
-unit: ## Unit, property and end-to-end tests (cargo test)
-	$(CARGO) test --locked
+unit: ## Unit, property and end-to-end tests (cargo test, with the fuzzing feature)
+	$(CARGO) test --locked --features fuzzing
 
-fuzz: ## Run each fuzz target for FUZZ_SECONDS (stable toolchain, no sanitizer)
-	@for t in $$(cd fuzz && $(CARGO) fuzz list); do \
+# The libFuzzer flags of a target: its dictionary, fuzz/TARGET.dict, when there is one.
+# Runs read the committed corpus fuzz/corpus/TARGET and add what they find to
+# fuzz/target/corpus/TARGET (libFuzzer writes to the first directory), so the checkout stays clean.
+fuzz_flags = $$(test -f fuzz/$(1).dict && echo -dict=fuzz/$(1).dict)
+
+fuzz-tool: ## Install cargo-fuzz if it is missing (cargo install --locked cargo-fuzz)
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || { \
+	    echo "fuzz-tool: cargo-fuzz is missing; installing it: $(CARGO) install --locked cargo-fuzz"; \
+	    $(CARGO) install --locked cargo-fuzz || { \
+	        echo "fuzz-tool: could not install cargo-fuzz; install it by hand" \
+	             "(cargo install --locked cargo-fuzz) and run make again"; exit 1; }; }
+	@# The fuzz crate's lock file must be current, so fuzz builds never rewrite it.
+	@$(CARGO) fetch --locked --manifest-path fuzz/Cargo.toml >/dev/null 2>&1 || { \
+	    echo "fuzz-tool: fuzz/Cargo.lock is out of date; run" \
+	         "'$(CARGO) update --workspace --manifest-path fuzz/Cargo.toml' and commit it"; exit 1; }
+
+fuzz: fuzz-tool ## Run every fuzz target for FUZZ_SECONDS (stable, no sanitizer), then fuzz-power
+	@targets=$$($(CARGO) fuzz list) || { echo "fuzz: cargo fuzz list failed"; exit 1; }; \
+	test -n "$$targets" || { echo "fuzz: cargo fuzz list named no target"; exit 1; }; \
+	logs=fuzz/target/make-fuzz; rm -rf $$logs; mkdir -p $$logs; \
+	for t in $$targets; do \
 	    echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-	    (cd fuzz && $(CARGO) fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	    mkdir -p fuzz/target/corpus/$$t; \
+	    $(CARGO) fuzz run -s none $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+	        $(call fuzz_flags,$$t) -max_total_time=$(FUZZ_SECONDS) 2>&1 \
+	        | tee $$logs/$$t.log | grep -E '^(Done|==== )' ; \
+	    grep -q '^Done [0-9]* runs' $$logs/$$t.log || { \
+	        tail -n 40 $$logs/$$t.log; echo "fuzz: $$t failed (log: $$logs/$$t.log)"; exit 1; }; \
+	done; \
+	ran=$$(grep -l '^Done [0-9]* runs' $$logs/*.log | wc -l); \
+	test "$$ran" -eq "$$(echo $$targets | wc -w)" || { \
+	    echo "fuzz: $$ran target(s) ran to the end, cargo fuzz list names: $$targets"; exit 1; }; \
+	echo "fuzz: all $$ran target(s) ran:" $$targets
+	@$(MAKE) --no-print-directory fuzz-power
+
+fuzz-power: fuzz-tool ## The daemon target finds three reference-daemon faults in FUZZ_POWER_RUNS runs, and nothing in a correct one
+	@sh fuzz/daemon_power.sh $(FUZZ_POWER_RUNS)
+
+fuzz-daemon: fuzz-tool ## Fuzz a daemon until stopped, JOBS processes: make fuzz-daemon DAEMON='BIN --socket {socket}' [FAULT=name] [FUZZ_ARGS=…]
+	@mkdir -p fuzz/target/corpus/daemon
+	$(if $(DAEMON),STREAMCHECK_FUZZ_DAEMON='$(DAEMON)') $(if $(FAULT),STREAMCHECK_FUZZ_FAULT='$(FAULT)') \
+	    $(CARGO) fuzz run -s none daemon fuzz/target/corpus/daemon fuzz/corpus/daemon -- \
+	    -dict=fuzz/daemon.dict $(if $(filter-out 1,$(JOBS)),-fork=$(JOBS)) $(FUZZ_ARGS)
+
+fuzz-regression: fuzz-tool ## Keep a daemon-target crash as a prop regression case: make fuzz-regression CRASH=FILE [DAEMON=…|FAULT=…]
+	@test -n "$(CRASH)" || { echo "set CRASH to the crash file libFuzzer saved, e.g." \
+	    "CRASH=fuzz/artifacts/daemon/crash-…"; exit 2; }
+	@out=$$($(if $(DAEMON),STREAMCHECK_FUZZ_DAEMON='$(DAEMON)') $(if $(FAULT),STREAMCHECK_FUZZ_FAULT='$(FAULT)') \
+	    STREAMCHECK_FUZZ_PERSIST='$(abspath proptest-regressions/prop-daemon.txt)' \
+	    $(CARGO) fuzz run -s none daemon '$(abspath $(CRASH))' 2>&1); \
+	echo "$$out" | grep -A2 '^regression case: ' || { echo "$$out" | tail -n 30; \
+	    echo "fuzz-regression: $(CRASH) passed against this daemon; nothing kept (give the DAEMON or FAULT it failed against)"; exit 1; }
+
+fuzz-cmin: fuzz-tool ## Minimise every target's corpus in place (cargo fuzz cmin), then commit fuzz/corpus
+	@for t in $$($(CARGO) fuzz list); do \
+	    echo "fuzz-cmin: $$t"; \
+	    $(CARGO) fuzz cmin -s none $$t -- $(call fuzz_flags,$$t) || exit 1; \
 	done
 
 prop: build ## Generated streams against the reference daemon: make prop CASES=1000 SEED=7

@@ -17,8 +17,12 @@
 //! seeded proptest [`proptest::test_runner::TestRunner`], `jobs` at a time on one ring; the
 //! first failure (lowest case index, so the result does not depend on timing) is shrunk with
 //! its value tree, replayed to see how reliably it fails, reported ([`render`]) and appended to
-//! the regression file.
+//! the regression file. A [`Session`] keeps one daemon and mock for cases run one at a time
+//! (the `daemon` fuzz target); with the `fuzzing` feature, [`Case`] implements
+//! `arbitrary::Arbitrary`, so fuzz inputs decode into the cases `prop` generates.
 
+#[cfg(feature = "fuzzing")]
+mod arbitrary_case;
 mod batch;
 mod build;
 mod case;
@@ -27,6 +31,7 @@ mod judge;
 pub mod regressions;
 pub mod render;
 mod runner;
+mod session;
 mod shrink;
 pub mod strategy;
 mod target;
@@ -43,6 +48,7 @@ pub use case::{Atom, Case, Chunk, Client, Cut, CutAt, Ending, Eol, Escape, Frami
 pub use drive::{Limits, Observed};
 pub use judge::judge;
 pub use runner::{DEFAULT_REGRESSIONS, Failure, Origin, PropConfig, PropReport, run, seed_bytes};
+pub use session::Session;
 pub use shrink::ShrinkStats;
 
 /// Why a `prop` run could not be carried out (exit status 2). Each message names the cause

@@ -10,6 +10,7 @@
 mod runner;
 mod strategies;
 
+#[cfg(feature = "fuzzing")]
 use arbitrary::Arbitrary;
 
 use crate::http1::Framing;
@@ -18,7 +19,8 @@ pub use runner::{Mutation, Observed, Outcome, mutate, pieces, run};
 pub use strategies::{body_spec, cuts, mutations, response_spec};
 
 /// One response to encode: optional 1xx heads, the final head, and a body.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub struct ResponseSpec {
     /// 1xx heads sent before the final one.
     pub interim: Vec<InterimSpec>,
@@ -37,7 +39,8 @@ pub struct ResponseSpec {
 }
 
 /// A 1xx head.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub struct InterimSpec {
     /// Status, mapped into 100..=199 except 101.
     pub status: u8,
@@ -46,7 +49,8 @@ pub struct InterimSpec {
 }
 
 /// A body and its framing.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub enum BodySpec {
     /// No framing headers: the body runs until close.
     UntilClose {
@@ -82,7 +86,8 @@ pub enum BodySpec {
 }
 
 /// One data chunk.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub struct ChunkSpec {
     /// Chunk data.
     pub data: Vec<u8>,
@@ -95,7 +100,8 @@ pub struct ChunkSpec {
 }
 
 /// One chunk extension, `;name` or `;name=value`.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub struct ExtSpec {
     /// Name bytes (mapped to a token).
     pub name: Vec<u8>,
@@ -106,7 +112,8 @@ pub struct ExtSpec {
 }
 
 /// A chunk extension value.
-#[derive(Debug, Clone, Arbitrary)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub enum ExtValue {
     /// A token (bytes mapped to tchar).
     Token(Vec<u8>),

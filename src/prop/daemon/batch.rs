@@ -85,8 +85,29 @@ pub(crate) fn note(report: &mut PropReport, result: &CaseResult) {
     }
 }
 
+/// Runs `case` under `nonce` (unique to this case) in `env` and judges it under `strictness`.
+pub(crate) fn run_case(
+    env: &Env<'_>,
+    strictness: Strictness,
+    case: &Case,
+    nonce: &str,
+) -> Result<CaseResult, PropError> {
+    let built = case.build();
+    let observed = drive::run(env, &built, case.client, nonce)?;
+    let assertions = judge::judge(&built, &observed, &env.limits);
+    let verdict = Verdict::worst(assertions.iter().map(|a| a.verdict)).under(strictness);
+    Ok(CaseResult {
+        case: case.clone(),
+        built,
+        observed,
+        assertions,
+        verdict,
+        strictness,
+    })
+}
+
 /// A nonce prefix unique to this run.
-fn run_tag() -> String {
+pub(crate) fn run_tag() -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -157,19 +178,12 @@ impl CaseRunner<'_> {
     /// Runs one case with a fresh nonce and judges it.
     pub(crate) fn run(&self, case: &Case) -> Result<CaseResult, PropError> {
         let n = self.count.fetch_add(1, Ordering::Relaxed);
-        let nonce = format!("{}-{n}", self.tag);
-        let built = case.build();
-        let observed = drive::run(&self.env, &built, case.client, &nonce)?;
-        let assertions = judge::judge(&built, &observed, &self.env.limits);
-        let verdict = Verdict::worst(assertions.iter().map(|a| a.verdict)).under(self.strictness);
-        Ok(CaseResult {
-            case: case.clone(),
-            built,
-            observed,
-            assertions,
-            verdict,
-            strictness: self.strictness,
-        })
+        run_case(
+            &self.env,
+            self.strictness,
+            case,
+            &format!("{}-{n}", self.tag),
+        )
     }
 
     /// Runs `cases`, `jobs` at a time, until one fails; every case before the failing one with

@@ -10,15 +10,15 @@ use proptest::sample::select;
 use super::case::{Atom, Case, Chunk, Client, Cut, CutAt, Ending, Eol, Escape, Framing, Split};
 
 /// Characters two bytes long in UTF-8.
-const TWO_BYTE: &[&str] = &["é", "ß", "ñ", "Ω", "ж", "ü", "\u{85}", "\u{7ff}"];
+pub(super) const TWO_BYTE: &[&str] = &["é", "ß", "ñ", "Ω", "ж", "ü", "\u{85}", "\u{7ff}"];
 /// Three bytes long.
-const THREE_BYTE: &[&str] = &[
+pub(super) const THREE_BYTE: &[&str] = &[
     "€", "中", "文", "✓", "ー", "\u{800}", "\u{FFFD}", "\u{FFFF}",
 ];
 /// Four bytes long.
-const FOUR_BYTE: &[&str] = &["😀", "🎉", "𝄞", "𠀋", "\u{10000}", "\u{10FFFF}"];
+pub(super) const FOUR_BYTE: &[&str] = &["😀", "🎉", "𝄞", "𠀋", "\u{10000}", "\u{10FFFF}"];
 /// Base characters with combining marks.
-const COMBINING: &[&str] = &[
+pub(super) const COMBINING: &[&str] = &[
     "e\u{301}",
     "a\u{308}",
     "o\u{302}\u{323}",
@@ -26,7 +26,7 @@ const COMBINING: &[&str] = &[
     "n\u{303}",
 ];
 /// Emoji sequences joined by ZWJ, with skin tones, flags, keycaps.
-const SEQUENCES: &[&str] = &[
+pub(super) const SEQUENCES: &[&str] = &[
     "👩\u{200D}💻",
     "👨\u{200D}👩\u{200D}👧\u{200D}👦",
     "👍🏽",
@@ -35,16 +35,16 @@ const SEQUENCES: &[&str] = &[
     "🏳\u{FE0F}\u{200D}🌈",
 ];
 /// Characters some splitters treat as line ends, and invisible ones.
-const SEPARATORS: &[&str] = &["\u{2028}", "\u{2029}", "\u{FEFF}", "\u{200B}", "\u{85}"];
+pub(super) const SEPARATORS: &[&str] = &["\u{2028}", "\u{2029}", "\u{FEFF}", "\u{200B}", "\u{85}"];
 /// NUL and control characters (JSON escapes them; DEL it does not).
-const CONTROLS: &[&str] = &[
+pub(super) const CONTROLS: &[&str] = &[
     "\n", "\t", "\r", "\0", "\u{1}", "\u{8}", "\u{b}", "\u{c}", "\u{1b}", "\u{1f}", "\u{7f}",
     "\r\n",
 ];
 /// Characters with JSON escapes, and text that looks like escapes.
-const JSON_SPECIAL: &[&str] = &["\"", "\\", "/", "\\u00e9", "\\n", "\"}"];
+pub(super) const JSON_SPECIAL: &[&str] = &["\"", "\\", "/", "\\u00e9", "\\n", "\"}"];
 /// Text that looks like SSE framing, which a relay must escape, not interpret.
-const SSE_LOOKALIKE: &[&str] = &[
+pub(super) const SSE_LOOKALIKE: &[&str] = &[
     "data: x",
     "[DONE]",
     "\n\ndata: [DONE]\n\n",
@@ -53,9 +53,9 @@ const SSE_LOOKALIKE: &[&str] = &[
     "event: error",
 ];
 /// finish_reason values.
-const REASONS: &[&str] = &["stop", "length", "content_filter", "tool_calls"];
+pub(super) const REASONS: &[&str] = &["stop", "length", "content_filter", "tool_calls"];
 /// Upstream error statuses.
-const STATUSES: &[u16] = &[500, 400, 401, 403, 404, 429, 502, 503];
+pub(super) const STATUSES: &[u16] = &[500, 400, 401, 403, 404, 429, 502, 503];
 
 fn texts(list: &'static [&'static str]) -> impl Strategy<Value = String> {
     select(list).prop_map(str::to_owned)

@@ -38,6 +38,16 @@ impl Running {
     pub fn daemon_process(&mut self) -> Option<DaemonProcess> {
         self.daemon.take()
     }
+
+    /// The working directory of the daemon `prop` started (its socket and log).
+    pub fn work_dir(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|d| d.0.as_path())
+    }
+
+    /// If the daemon `prop` started has exited: how, and the end of its output.
+    pub fn daemon_failure(&mut self) -> Option<String> {
+        self.daemon.as_mut()?.death().map(|d| d.message())
+    }
 }
 
 /// A directory for the started daemon's socket and log, removed when dropped.

@@ -1,11 +1,13 @@
 //! Cutting, editing and feeding response bytes, and recording what the parser made of them.
 
+#[cfg(feature = "fuzzing")]
 use arbitrary::Arbitrary;
 
 use crate::http1::{Config, End, Error, Event, Finish, Framing, Head, Parser};
 
 /// A byte edit, to turn a valid response into an arbitrary nearby one.
-#[derive(Debug, Clone, Copy, Arbitrary)]
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "fuzzing", derive(Arbitrary))]
 pub enum Mutation {
     /// Overwrite the byte at this position (mod length).
     Set(u16, u8),
