@@ -198,6 +198,17 @@ fn stress_against_a_gigabyte_line_stays_bounded_and_names_the_line() {
 }
 
 #[test]
+fn stress_against_endless_streams_and_floods_stays_bounded_and_names_the_content() {
+    for fault in ["endless-stream", "event-flood"] {
+        let (code, kib, report) = stress_against(fault);
+        assert_eq!(code, 1, "{fault}");
+        assert!(kib < 40 * 1024 + 200 * 4, "{fault}: peak RSS {kib} KiB");
+        let text = report.to_string();
+        assert!(text.contains("content byte 0: expected"), "{fault}: {text}");
+    }
+}
+
+#[test]
 fn stress_against_a_huge_head_names_the_head_limit() {
     let (code, kib, report) = stress_against("huge-head");
     assert_eq!(code, 1);
