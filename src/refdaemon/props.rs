@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::fault::Fault;
 use super::reader::Reader;
-use super::wire::{Outcome, Translator};
+use super::wire::{ClientFormat, Outcome, Translator};
 
 /// JSON string literal with every non-ASCII character as `\uXXXX` (surrogate pairs beyond the
 /// BMP), as some upstreams write it.
@@ -53,7 +53,7 @@ fn upstream_stream(pieces: &[String], escaped: bool) -> Vec<u8> {
 /// Feeds `stream` in the reads given by `cuts`; returns the client bytes and how it ended.
 fn relay(stream: &[u8], cuts: &[usize], fault: Option<Fault>) -> (Vec<u8>, Option<Outcome>) {
     let mut reader = Reader::new(fault);
-    let mut translator = Translator::new(fault);
+    let mut translator = Translator::new(fault, ClientFormat::Extended, "mock-model");
     let (mut items, mut out) = (Vec::new(), Vec::new());
     let mut start = 0;
     for end in cuts.iter().copied().chain([stream.len()]) {
