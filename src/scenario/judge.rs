@@ -278,6 +278,15 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
                 ));
             }
         }
+        ExpectedKind::Reset if closed_after_relaying(obs) => {
+            // PROTOCOL.md §3: after an upstream that broke off, an error event or closing
+            // without [DONE] tells the client the truth; both are correct.
+            out.push(AssertionResult::pass(
+                "truncation reported",
+                "the client was told the answer is incomplete by closing without [DONE] after \
+                 the relayed words",
+            ));
+        }
         ExpectedKind::Reset | ExpectedKind::UpstreamError { .. } => {
             out.push(check::error_reported(obs.status(), obs.error_event()));
             out.push(check::done_absent(obs.done_at(), Verdict::Fail));
@@ -338,6 +347,16 @@ fn finish_reason(case: &Case<'_>) -> Option<AssertionResult> {
         ),
     };
     Some(result.with_expected(expected))
+}
+
+/// A 200 stream that relayed content and ended without `[DONE]` or an error event: the close
+/// itself says the answer is incomplete (whether the close came in time is judged apart).
+fn closed_after_relaying(obs: &Observation) -> bool {
+    obs.end == EndReason::PeerClosed
+        && obs.status() == Some(200)
+        && !obs.content().is_empty()
+        && obs.done_at().is_none()
+        && obs.error_event().is_none()
 }
 
 /// The daemon closed the connection: promptly after `[DONE]`, or at all before the deadline.

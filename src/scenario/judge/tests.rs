@@ -236,6 +236,36 @@ fn an_upstream_error_must_be_reported_and_never_end_in_done() {
 }
 
 #[test]
+fn a_reset_upstream_may_be_reported_by_an_error_event_or_by_closing_without_done() {
+    let words = expected("reset:3").pieces;
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let closed_early = closed(&[&stream(&words, "")]);
+    let r = run(&closed_early, "reset:3", &[], &[Check::Outcome]);
+    assert!(
+        r.iter()
+            .all(|a| a.name == "upstream request" || a.verdict == Verdict::Pass),
+        "{r:#?}"
+    );
+    assert!(
+        verdict_of(&r, "truncation reported")
+            .message
+            .contains("without [DONE]")
+    );
+    let event = closed(&[&stream(&words, "data: {\"error\":\"reset\"}\n\n")]);
+    let r = run(&event, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Pass);
+    // Nothing relayed: an empty 200 answer cannot be told from a failure.
+    let empty = closed(&[&stream(&[], "")]);
+    let r = run(&empty, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Fail);
+    // Left open: the missing close is the finding, not a report of the truncation.
+    let open = observe(&[&stream(&words, "")], EndReason::Timeout, None);
+    let r = run(&open, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Fail);
+    assert_eq!(verdict_of(&r, "connection closed").verdict, Verdict::Fail);
+}
+
+#[test]
 fn a_stalled_upstream_may_be_relayed_or_reported_but_not_left_open() {
     let words = expected("stall:100").pieces;
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
