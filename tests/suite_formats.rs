@@ -22,7 +22,11 @@ fn not_passed(run: &SuiteRun) -> Vec<String> {
         .scenarios
         .iter()
         .filter(|s| s.verdict >= Verdict::NonStrict || s.skipped.is_some())
-        .map(|s| format!("{} {}: {}", s.id, s.name, first(s, s.verdict)))
+        .map(|s| {
+            let finding = s.assertions_at_least(Verdict::NonStrict).next();
+            let why = finding.map_or("", |a| a.message.as_str());
+            format!("{} {}: {why}", s.id, s.name)
+        })
         .collect()
 }
 
