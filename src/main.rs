@@ -778,7 +778,8 @@ escapes; 0-20 ms delays; a complete, truncated, reset or error-status ending) an
 (reads all, leaves after N bytes or events, pauses). The mock plays the stream; the daemon's
 answer must carry the upstream's content byte for byte (a prefix of it if the client left),
 valid UTF-8, [DONE] if and only if the upstream completed (a [DONE] after a truncated upstream
-is non-strict), an error after a reset or error status, and close in time; after a client
+is non-strict), an error after an error status, an error or a close without [DONE] after a
+reset, and close in time; after a client
 abort the upstream request must end within 1 s.
 
 Cases in the regression file run first. The first failing case is shrunk (--max-shrink-time),
