@@ -602,6 +602,9 @@ struct RefDaemonArgs {
     /// Run with one realistic bug; `--fault list` prints them.
     #[arg(long, value_name = "NAME")]
     fault: Option<FaultArg>,
+    /// The shape of the events sent to clients (composes with --fault).
+    #[arg(long, value_name = "FORMAT", default_value = "extended")]
+    client_format: streamcheck::refdaemon::ClientFormat,
     /// Seconds to wait for the upstream's response head, and between two upstream reads.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     upstream_timeout: f64,
@@ -686,6 +689,7 @@ fn cmd_ref_daemon(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(socket);
     config.socket_mode = args.socket_mode;
     config.fault = fault;
+    config.client_format = args.client_format;
     config.timeouts.upstream = seconds("upstream-timeout", args.upstream_timeout)?;
     config.timeouts.client = seconds("client-timeout", args.client_timeout)?;
     config.drain = seconds("drain-timeout", args.drain_timeout)?;
@@ -774,7 +778,8 @@ escapes; 0-20 ms delays; a complete, truncated, reset or error-status ending) an
 (reads all, leaves after N bytes or events, pauses). The mock plays the stream; the daemon's
 answer must carry the upstream's content byte for byte (a prefix of it if the client left),
 valid UTF-8, [DONE] if and only if the upstream completed (a [DONE] after a truncated upstream
-is non-strict), an error after a reset or error status, and close in time; after a client
+is non-strict), an error after an error status, an error or a close without [DONE] after a
+reset, and close in time; after a client
 abort the upstream request must end within 1 s.
 
 Cases in the regression file run first. The first failing case is shrunk (--max-shrink-time),

@@ -15,7 +15,8 @@
 //!   prompt), model, max_tokens, temperature, system, `X-Test-Pattern` and `X-Request-Id`;
 //! - answers `200` with `Content-Type: text/event-stream`, `Cache-Control: no-cache`,
 //!   `Connection: close`, `X-Accel-Buffering: no` and the handoff's `response_headers`, once the
-//!   upstream has answered 2xx, then relays each content delta as `data: {"content":"…"}` (`wire.rs`);
+//!   upstream has answered 2xx, then relays each content delta as `data: {"content":"…"}`, or
+//!   in the format `--client-format` names (`wire.rs`);
 //! - ends with `data: [DONE]` only for a complete answer, with an error event for anything else,
 //!   and closes; HTTP error statuses when the upstream fails before the head (`relay.rs`);
 //! - cancels the upstream request when the client leaves, and bounds every wait: handoff message,
@@ -51,6 +52,7 @@ use tokio::task::JoinSet;
 pub use fault::{EXIT_AFTER_HANDOFFS, Fault};
 pub use relay::Timeouts;
 pub use upstream::{ConfigError, DEFAULT_MODEL, Http2Mode, UpstreamConfig};
+pub use wire::ClientFormat;
 
 /// How long streams still running after the drain time get to write their error event.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
@@ -64,6 +66,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// The one bug to have, if any.
     pub fault: Option<Fault>,
+    /// The shape of the events the client receives.
+    pub client_format: ClientFormat,
     pub timeouts: Timeouts,
     /// How long a shutdown waits for running streams before ending them.
     pub drain: Duration,
@@ -76,6 +80,7 @@ impl Config {
             socket,
             socket_mode: 0o666,
             fault: None,
+            client_format: ClientFormat::default(),
             timeouts: Timeouts {
                 handoff: Duration::from_secs(5),
                 upstream: Duration::from_secs(10),
@@ -130,7 +135,7 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
     };
     let listener = listener::Listener::bind(&config.socket, config.socket_mode, kind)?;
     eprintln!(
-        "ref-daemon: listening on {} ({}, mode {:04o}), upstream {}{}",
+        "ref-daemon: listening on {} ({}, mode {:04o}), upstream {}, client format {}{}",
         config.socket.display(),
         if kind == SocketType::STREAM {
             "stream"
@@ -139,6 +144,7 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
         },
         config.socket_mode,
         upstream.base,
+        config.client_format.name(),
         config
             .fault
             .map(|f| format!(", fault {f}"))
@@ -147,6 +153,7 @@ async fn serve(config: Config, upstream: UpstreamConfig) -> Result<(), RefDaemon
     let (abort_tx, abort_rx) = watch::channel(false);
     let shared = Arc::new(relay::Shared::new(
         config.fault,
+        config.client_format,
         client,
         config.timeouts,
         abort_rx,

@@ -1,12 +1,12 @@
-//! Property: whatever the content and however the upstream's bytes are split into reads, the
-//! client receives exactly the upstream's content, then `[DONE]`; and only the lossy-utf8 fault
-//! changes that.
+//! Property: whatever the content, the client format and however the upstream's bytes are split
+//! into reads, the client receives exactly the upstream's content, then `[DONE]`; and only the
+//! lossy-utf8 fault changes that.
 
 use proptest::prelude::*;
 
 use super::fault::Fault;
 use super::reader::Reader;
-use super::wire::{Outcome, Translator};
+use super::wire::{ClientFormat, Outcome, Translator};
 
 /// JSON string literal with every non-ASCII character as `\uXXXX` (surrogate pairs beyond the
 /// BMP), as some upstreams write it.
@@ -51,9 +51,14 @@ fn upstream_stream(pieces: &[String], escaped: bool) -> Vec<u8> {
 }
 
 /// Feeds `stream` in the reads given by `cuts`; returns the client bytes and how it ended.
-fn relay(stream: &[u8], cuts: &[usize], fault: Option<Fault>) -> (Vec<u8>, Option<Outcome>) {
+fn relay(
+    stream: &[u8],
+    cuts: &[usize],
+    fault: Option<Fault>,
+    format: ClientFormat,
+) -> (Vec<u8>, Option<Outcome>) {
     let mut reader = Reader::new(fault);
-    let mut translator = Translator::new(fault);
+    let mut translator = Translator::new(fault, format, "mock-model");
     let (mut items, mut out) = (Vec::new(), Vec::new());
     let mut start = 0;
     for end in cuts.iter().copied().chain([stream.len()]) {
@@ -69,14 +74,28 @@ fn relay(stream: &[u8], cuts: &[usize], fault: Option<Fault>) -> (Vec<u8>, Optio
     (out, None)
 }
 
-/// The content of the client's `{"content":…}` events, concatenated.
+/// The content of the client's events (`{"content":…}` or OpenAI chunks), concatenated.
 fn client_content(out: &[u8]) -> String {
     let text = std::str::from_utf8(out).expect("the client stream is UTF-8");
     text.split("\n\n")
         .filter_map(|event| event.strip_prefix("data: "))
         .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
-        .filter_map(|v| v.get("content").and_then(|c| c.as_str()).map(String::from))
+        .filter_map(|v| {
+            let content = match v.get("choices") {
+                Some(choices) => &choices[0]["delta"]["content"],
+                None => &v["content"],
+            };
+            content.as_str().map(String::from)
+        })
         .collect()
+}
+
+fn any_format() -> impl Strategy<Value = ClientFormat> {
+    prop_oneof![
+        Just(ClientFormat::Extended),
+        Just(ClientFormat::Simplified),
+        Just(ClientFormat::Openai),
+    ]
 }
 
 fn cut_points(len: usize, picks: &[prop::sample::Index]) -> Vec<usize> {
@@ -91,9 +110,10 @@ proptest! {
         pieces in prop::collection::vec(any::<String>(), 1..6),
         picks in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
         escaped in any::<bool>(),
+        format in any_format(),
     ) {
         let stream = upstream_stream(&pieces, escaped);
-        let (out, outcome) = relay(&stream, &cut_points(stream.len(), &picks), None);
+        let (out, outcome) = relay(&stream, &cut_points(stream.len(), &picks), None, format);
         prop_assert_eq!(outcome, Some(Outcome::Complete));
         prop_assert!(out.ends_with(b"data: [DONE]\n\n"));
         prop_assert_eq!(client_content(&out), pieces.concat());
@@ -106,7 +126,7 @@ proptest! {
         let pieces = vec!["日本語🎉".to_string()];
         let stream = upstream_stream(&pieces, false);
         let cut = cut % (stream.len() + 1);
-        let (out, _) = relay(&stream, &[cut], Some(Fault::LossyUtf8));
+        let (out, _) = relay(&stream, &[cut], Some(Fault::LossyUtf8), ClientFormat::Extended);
         // A cut inside a multi-byte character is one that is not a char boundary of the text.
         let splits_a_char = std::str::from_utf8(&stream[..cut]).is_err();
         prop_assert_eq!(client_content(&out) != pieces.concat(), splits_a_char);

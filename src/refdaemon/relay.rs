@@ -27,7 +27,7 @@ use super::fault::{self, Fault};
 use super::handoff::{self, Handoff, HandoffError, Request};
 use super::reader::{self, Item, Reader};
 use super::upstream::{Upstream, chain};
-use super::wire::{self, Outcome, Translator};
+use super::wire::{self, ClientFormat, Outcome, Translator};
 
 /// Deadlines of the daemon.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,7 @@ pub struct Timeouts {
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) fault: Option<Fault>,
+    pub(crate) format: ClientFormat,
     pub(crate) upstream: Upstream,
     pub(crate) timeouts: Timeouts,
     /// Turns true when the drain deadline of a shutdown has passed: streams end at once.
@@ -58,12 +59,14 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         fault: Option<Fault>,
+        format: ClientFormat,
         upstream: Upstream,
         timeouts: Timeouts,
         abort: watch::Receiver<bool>,
     ) -> Self {
         Shared {
             fault,
+            format,
             upstream,
             timeouts,
             abort,
@@ -298,17 +301,18 @@ impl Relay {
         if self.send_head().await.is_err() {
             return;
         }
-        self.relay_body(response.into_body()).await;
+        let model = shared.upstream.model(&request);
+        self.relay_body(response.into_body(), model).await;
     }
 
     /// Upstream body → client events, until the answer ends, the upstream fails or the client
     /// leaves.
-    async fn relay_body(&mut self, mut body: Incoming) {
+    async fn relay_body(&mut self, mut body: Incoming, model: &str) {
         let timeouts = self.shared.timeouts;
         let conn = self.conn.clone();
         let mut abort = self.abort.clone();
         let mut reader = Reader::new(self.shared.fault);
-        let mut translator = Translator::new(self.shared.fault);
+        let mut translator = Translator::new(self.shared.fault, self.shared.format, model);
         let mut items = Vec::new();
         let mut out = Vec::new();
         loop {
@@ -420,7 +424,7 @@ impl Relay {
         }
         if self.head_sent {
             let mut event = Vec::new();
-            wire::error_event(&message, &mut event);
+            wire::error_event(self.shared.format, &message, &mut event);
             let _ = self.send(&event).await;
         } else {
             let response = wire::error_response(status, &message, &self.extra_headers);

@@ -202,10 +202,15 @@ impl Upstream {
         })
     }
 
+    /// The model asked for: the handoff's, else the configured one.
+    pub(crate) fn model<'a>(&'a self, request: &'a Request) -> &'a str {
+        request.model.as_deref().unwrap_or(&self.model)
+    }
+
     /// The upstream request for one handoff.
     pub(crate) fn build(&self, request: &Request) -> http::Request<Full<Bytes>> {
         let mut body = serde_json::json!({
-            "model": request.model.as_deref().unwrap_or(&self.model),
+            "model": self.model(request),
             "messages": request.messages,
             "stream": true,
         });

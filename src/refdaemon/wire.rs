@@ -1,15 +1,24 @@
 //! The client side of the relay: response heads, SSE events, and the translation of upstream
 //! [`Item`]s into them.
 //!
-//! What the client receives, exactly:
-//! - `data: {"content":"…"}\n\n` for each content delta (raw UTF-8, JSON-escaped by serde_json);
-//!   a delta carrying a finish_reason adds it: `{"content":"…","finish_reason":"stop"}`, and a
-//!   finish_reason with no content is `{"content":"","finish_reason":"stop"}`.
+//! What the client receives, exactly, in each [`ClientFormat`]:
+//! - `extended` (the default): `data: {"content":"…"}\n\n` for each content delta (raw UTF-8,
+//!   JSON-escaped by serde_json); a delta carrying a finish_reason adds it:
+//!   `{"content":"…","finish_reason":"stop"}`, and a finish_reason with no content is
+//!   `{"content":"","finish_reason":"stop"}`.
+//! - `simplified`: only `data: {"content":"…"}\n\n`, the format most daemons send; it has no
+//!   field for the finish_reason, which is dropped.
+//! - `openai`: `chat.completion.chunk` objects as a pass-through daemon forwards them: a chunk
+//!   with `"delta":{"role":"assistant"}` first, one chunk per content delta, and a final chunk
+//!   with an empty delta and the finish_reason.
+//!
+//! In every format:
 //! - `data: [DONE]\n\n` only when the upstream completed: it sent `[DONE]`, or it sent a
 //!   finish_reason and then ended its body cleanly. An upstream that ended with neither was cut
-//!   short: the client gets `data: {"error":"…"}\n\n` instead, and never `[DONE]`.
-//! - `data: {"error":"…"}\n\n` for any failure once the 200 head is out; before that, an HTTP
-//!   error status with a JSON body `{"error":"…"}`.
+//!   short: the client gets an error event instead, and never `[DONE]`.
+//! - an error event for any failure once the 200 head is out: `data: {"error":"…"}\n\n`, or in
+//!   the `openai` format OpenAI's `data: {"error":{"message":"…","type":"server_error"}}\n\n`;
+//!   before the head, an HTTP error status with a JSON body `{"error":"…"}`.
 
 use super::fault::{self, Fault};
 use super::reader::Item;
@@ -70,14 +79,47 @@ fn push_headers(head: &mut String, extra: &[(String, String)]) {
     }
 }
 
-/// Appends `data: {"error":message}\n\n`.
-pub(crate) fn error_event(message: &str, out: &mut Vec<u8>) {
+/// The shape of the events the client receives (`ref-daemon --client-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientFormat {
+    /// `{"content":"…"}` events; the event that ends the answer adds the upstream's finish_reason
+    #[default]
+    Extended,
+    /// Only `{"content":"…"}` events, as most daemons send; the finish_reason is dropped
+    Simplified,
+    /// OpenAI chat.completion.chunk events, as a pass-through daemon sends them: a role chunk,
+    /// content deltas, a final chunk with the finish_reason
+    Openai,
+}
+
+impl ClientFormat {
+    /// The name `--client-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientFormat::Extended => "extended",
+            ClientFormat::Simplified => "simplified",
+            ClientFormat::Openai => "openai",
+        }
+    }
+}
+
+/// Appends the error event of `format` carrying `message`.
+pub(crate) fn error_event(format: ClientFormat, message: &str, out: &mut Vec<u8>) {
+    let error = match format {
+        ClientFormat::Openai => serde_json::json!({
+            "error": { "message": message, "type": "server_error" }
+        }),
+        ClientFormat::Extended | ClientFormat::Simplified => {
+            serde_json::json!({ "error": message })
+        }
+    };
+    data_event(&error, out);
+}
+
+/// Appends `data: <json>\n\n`.
+fn data_event(json: &serde_json::Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(
-        serde_json::json!({ "error": message })
-            .to_string()
-            .as_bytes(),
-    );
+    out.extend_from_slice(json.to_string().as_bytes());
     out.extend_from_slice(b"\n\n");
 }
 
@@ -98,13 +140,21 @@ pub(crate) enum Outcome {
 /// Upstream items → client events, remembering whether the upstream gave a finish_reason.
 pub(crate) struct Translator {
     fault: Option<Fault>,
+    format: ClientFormat,
+    /// The `openai` format's chunk fields: the model asked for, and whether the role chunk is out.
+    model: String,
+    role_sent: bool,
     finish_reason: Option<String>,
 }
 
 impl Translator {
-    pub(crate) fn new(fault: Option<Fault>) -> Self {
+    /// `model` is what the `openai` format's chunks name (the model the upstream was asked for).
+    pub(crate) fn new(fault: Option<Fault>, format: ClientFormat, model: &str) -> Self {
         Translator {
             fault,
+            format,
+            model: model.to_owned(),
+            role_sent: false,
             finish_reason: None,
         }
     }
@@ -121,18 +171,10 @@ impl Translator {
                     // Bug (cut-4k): the piece is copied into a fixed 4096-byte buffer.
                     content.truncate(content.floor_char_boundary(FAULT_CUT));
                 }
-                if content.is_empty() && finish_reason.is_none() {
-                    return None;
-                }
-                let mut event = serde_json::Map::new();
-                event.insert("content".into(), content.into());
-                if let Some(reason) = &finish_reason {
-                    event.insert("finish_reason".into(), reason.clone().into());
+                self.delta(content, finish_reason.as_deref(), out);
+                if finish_reason.is_some() {
                     self.finish_reason = finish_reason;
                 }
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(serde_json::Value::Object(event).to_string().as_bytes());
-                out.extend_from_slice(b"\n\n");
                 None
             }
             Item::Done => {
@@ -140,10 +182,56 @@ impl Translator {
                 Some(Outcome::Complete)
             }
             Item::Error(message) => {
-                error_event(&message, out);
+                error_event(self.format, &message, out);
                 Some(Outcome::Failed)
             }
         }
+    }
+
+    /// Appends the event(s) of one delta in this translator's format (none for an empty one).
+    fn delta(&mut self, content: String, finish_reason: Option<&str>, out: &mut Vec<u8>) {
+        if content.is_empty() && finish_reason.is_none() {
+            return;
+        }
+        match self.format {
+            ClientFormat::Extended => {
+                let mut event = serde_json::Map::new();
+                event.insert("content".into(), content.into());
+                if let Some(reason) = finish_reason {
+                    event.insert("finish_reason".into(), reason.into());
+                }
+                data_event(&serde_json::Value::Object(event), out);
+            }
+            ClientFormat::Simplified => {
+                if !content.is_empty() {
+                    data_event(&serde_json::json!({ "content": content }), out);
+                }
+            }
+            ClientFormat::Openai => {
+                if !self.role_sent {
+                    self.role_sent = true;
+                    let role = serde_json::json!({ "role": "assistant", "content": "" });
+                    data_event(&self.chunk(role, None), out);
+                }
+                let delta = if content.is_empty() {
+                    serde_json::json!({})
+                } else {
+                    serde_json::json!({ "content": content })
+                };
+                data_event(&self.chunk(delta, finish_reason), out);
+            }
+        }
+    }
+
+    /// One `chat.completion.chunk` with a single choice.
+    fn chunk(&self, delta: serde_json::Value, finish_reason: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "id": "chatcmpl-ref-daemon",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish_reason }],
+        })
     }
 
     /// The upstream body ended cleanly (end of stream, no error): `[DONE]` if the answer was
@@ -158,6 +246,7 @@ impl Translator {
             Outcome::Complete
         } else {
             error_event(
+                self.format,
                 "upstream ended the stream before the answer was complete (no finish_reason, no DONE marker)",
                 out,
             );
@@ -178,7 +267,7 @@ mod tests {
     }
 
     fn run(fault: Option<Fault>, items: Vec<Item>, ended: bool) -> String {
-        let mut t = Translator::new(fault);
+        let mut t = Translator::new(fault, ClientFormat::Extended, "m");
         let mut out = Vec::new();
         for item in items {
             if t.item(item, &mut out).is_some() {
@@ -259,6 +348,89 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["content"].as_str().unwrap().len(), 4094);
         assert!(run(None, vec![delta(&long, None)], false).contains(&long));
+    }
+
+    fn run_as(format: ClientFormat, items: Vec<Item>, ended: bool) -> String {
+        let mut t = Translator::new(None, format, "mock-model");
+        let mut out = Vec::new();
+        for item in items {
+            if t.item(item, &mut out).is_some() {
+                return String::from_utf8(out).unwrap();
+            }
+        }
+        if ended {
+            t.upstream_ended(&mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn finished(reason: &str) -> Item {
+        Item::Delta {
+            content: None,
+            finish_reason: Some(reason.into()),
+        }
+    }
+
+    #[test]
+    fn the_simplified_format_drops_the_finish_reason_but_still_completes() {
+        let items = vec![delta("a", None), delta("b", Some("length"))];
+        assert_eq!(
+            run_as(ClientFormat::Simplified, items, true),
+            "data: {\"content\":\"a\"}\n\ndata: {\"content\":\"b\"}\n\ndata: [DONE]\n\n"
+        );
+        let items = vec![delta("a", None), finished("stop"), Item::Done];
+        assert_eq!(
+            run_as(ClientFormat::Simplified, items, false),
+            "data: {\"content\":\"a\"}\n\ndata: [DONE]\n\n"
+        );
+        let cut = run_as(ClientFormat::Simplified, vec![delta("a", None)], true);
+        assert!(cut.ends_with("\"}\n\n") && cut.contains("{\"error\":\"upstream ended"));
+        assert!(!cut.contains("[DONE]"), "{cut}");
+    }
+
+    #[test]
+    fn the_openai_format_sends_a_role_chunk_deltas_and_a_final_chunk() {
+        let items = vec![
+            delta("a", None),
+            delta("é", None),
+            finished("length"),
+            Item::Done,
+        ];
+        let out = run_as(ClientFormat::Openai, items, false);
+        let events: Vec<&str> = out.split("\n\n").collect();
+        assert_eq!(events.len(), 6, "{out}");
+        assert_eq!(events[4..], ["data: [DONE]", ""]);
+        let chunks: Vec<serde_json::Value> = events[..4]
+            .iter()
+            .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+            .collect();
+        for c in &chunks {
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["model"], "mock-model");
+        }
+        let choice = |i: usize| &chunks[i]["choices"][0];
+        assert_eq!(choice(0)["delta"]["role"], "assistant");
+        assert_eq!(choice(1)["delta"]["content"], "a");
+        assert_eq!(choice(2)["delta"]["content"], "é");
+        assert!(choice(1)["finish_reason"].is_null());
+        assert_eq!(choice(3)["delta"], serde_json::json!({}));
+        assert_eq!(choice(3)["finish_reason"], "length");
+    }
+
+    #[test]
+    fn the_openai_format_reports_errors_as_openai_does() {
+        let out = run_as(
+            ClientFormat::Openai,
+            vec![Item::Error("boom".into())],
+            false,
+        );
+        assert_eq!(
+            out,
+            "data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n"
+        );
+        let cut = run_as(ClientFormat::Openai, vec![delta("a", None)], true);
+        assert!(cut.contains("\"type\":\"server_error\""), "{cut}");
+        assert!(!cut.contains("[DONE]"), "{cut}");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! finish: the upstream's finish_reason, forwarded by daemons that use the full format.
+//! finish: the upstream's finish_reason, forwarded by daemons that use the full format. The
+//! simplified `{"content":…}` format has no field for it: there `[DONE]` marks a complete answer
+//! and a lost "length" is a fact, not a fault.
 
 use super::{Category, Check, Scenario};
 
@@ -18,7 +20,7 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         name: "finish_length",
         category: Category::Finish,
         description: "An answer cut by max_tokens (finish_reason \"length\") is still a complete \
-                      stream with [DONE]; the finish_reason says \"length\"",
+                      stream with [DONE]; the finish_reason says \"length\" where the format carries it",
         pattern: "finish:length",
         checks: &[Check::Outcome, Check::FinishReason],
         ..Scenario::BASE

@@ -170,14 +170,7 @@ fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
         Check::Content => content(case),
         Check::Ending => ending(case),
         Check::ContentPieces { what, pieces } => vec![content_pieces(case, what, pieces)],
-        Check::FinishReason => match &case.expected.finish_reason {
-            Some(r) => vec![check::finish_reason_is(
-                r,
-                obs.finish_reason(),
-                Verdict::NonStrict,
-            )],
-            None => Vec::new(),
-        },
+        Check::FinishReason => finish_reason(case).into_iter().collect(),
         Check::StatusLine => vec![status_line(obs)],
         Check::Header { name, rule, level } => vec![header(obs, name, rule, level)],
         Check::ResponseHeadersEchoed => {
@@ -285,6 +278,15 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
                 ));
             }
         }
+        ExpectedKind::Reset if closed_after_relaying(obs) => {
+            // PROTOCOL.md §3: after an upstream that broke off, an error event or closing
+            // without [DONE] tells the client the truth; both are correct.
+            out.push(AssertionResult::pass(
+                "truncation reported",
+                "the client was told the answer is incomplete by closing without [DONE] after \
+                 the relayed words",
+            ));
+        }
         ExpectedKind::Reset | ExpectedKind::UpstreamError { .. } => {
             out.push(check::error_reported(obs.status(), obs.error_event()));
             out.push(check::done_absent(obs.done_at(), Verdict::Fail));
@@ -300,6 +302,61 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
     }
     out.push(closed(case));
     out
+}
+
+/// The upstream's `finish_reason` at the client. The simplified `{"content":…}` format that
+/// PROTOCOL.md documents has no field for it: there `[DONE]` is what says the answer is
+/// complete, so a stream of only simplified events is not faulted for lacking the field. Where
+/// the stream uses OpenAI chunks (or carries a finish_reason at all), the value is judged.
+fn finish_reason(case: &Case<'_>) -> Option<AssertionResult> {
+    let expected = case.expected.finish_reason.as_deref()?;
+    let obs = case.obs;
+    let received = obs.finish_reason();
+    let shapes = &obs.t.interpretation;
+    let simplified_only = shapes.simplified_events > 0 && shapes.openai_events == 0;
+    if received.is_some() || !simplified_only {
+        return Some(check::finish_reason_is(
+            expected,
+            received,
+            Verdict::NonStrict,
+        ));
+    }
+    let name = "finish_reason";
+    let format = "the simplified `{\"content\":…}` format has no finish_reason field";
+    let result = match (expected, obs.done_at()) {
+        ("stop", Some(_)) => AssertionResult::pass(
+            name,
+            format!("{format}; `data: [DONE]` tells the client the answer is complete"),
+        ),
+        ("stop", None) => AssertionResult::new(
+            name,
+            Verdict::Informational,
+            format!(
+                "not judged: {format}, and without `data: [DONE]` (see [DONE]) nothing says \
+                     the answer is complete"
+            ),
+        ),
+        (reason, _) => AssertionResult::new(
+            name,
+            Verdict::Informational,
+            format!(
+                "the upstream ended with \"{reason}\" but {format}, so the client cannot learn \
+                 why the answer ended; to pass it on, relay the upstream's chunks verbatim (the \
+                 OpenAI format)"
+            ),
+        ),
+    };
+    Some(result.with_expected(expected))
+}
+
+/// A 200 stream that relayed content and ended without `[DONE]` or an error event: the close
+/// itself says the answer is incomplete (whether the close came in time is judged apart).
+fn closed_after_relaying(obs: &Observation) -> bool {
+    obs.end == EndReason::PeerClosed
+        && obs.status() == Some(200)
+        && !obs.content().is_empty()
+        && obs.done_at().is_none()
+        && obs.error_event().is_none()
 }
 
 /// The daemon closed the connection: promptly after `[DONE]`, or at all before the deadline.

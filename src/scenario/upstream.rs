@@ -48,7 +48,7 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         name: "reset",
         category: Category::Upstream,
         description: "The upstream connection is reset after 3 words: those words arrive, then an \
-                      error report, never [DONE]",
+                      error report or a close, never [DONE]",
         pattern: "reset:3",
         ..Scenario::BASE
     },

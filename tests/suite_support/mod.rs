@@ -51,8 +51,14 @@ pub fn tmp_path(name: &str) -> PathBuf {
 
 /// A library run against the reference daemon (with `fault`) over the named scenarios.
 pub fn run_ref(fault: Option<&str>, scenarios: &[&str], strict: bool) -> SuiteRun {
+    run_command(&ref_daemon(fault), scenarios, strict)
+}
+
+/// A library run against the daemon `command` starts (a `--daemon-cmd` template) over the
+/// named scenarios (all when empty).
+pub fn run_command(command: &str, scenarios: &[&str], strict: bool) -> SuiteRun {
     let mut config = SuiteConfig::new(Target::Command(DaemonCommand {
-        command: ref_daemon(fault),
+        command: command.to_owned(),
         mock: MockOptions {
             tls: true,
             chunk_count: 18,

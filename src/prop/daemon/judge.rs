@@ -190,18 +190,26 @@ fn error(end: UpstreamEnd, obs: &Observed, aborted: bool) -> Option<AssertionRes
         UpstreamEnd::Reset => {
             let reported = check::error_reported(t.status(), first);
             let clean = t.end.kind == EndKind::PeerClosed && t.body_ended_cleanly();
-            Some(
-                if reported.verdict == Verdict::Fail && clean && t.status() == Some(200) {
-                    AssertionResult::new(
-                        "error reported",
-                        Verdict::NonStrict,
-                        "the upstream was reset; the daemon closed without [DONE], which tells \
-                         the client the answer is incomplete, but no error event says why",
-                    )
-                } else {
-                    reported
-                },
-            )
+            if reported.verdict != Verdict::Fail || !clean || t.status() != Some(200) {
+                return Some(reported);
+            }
+            // PROTOCOL.md §3: after a broken-off upstream, closing without [DONE] tells the
+            // truth, as an error event does. With nothing relayed, the client sees an empty
+            // answer instead.
+            Some(if t.content_bytes().is_empty() {
+                AssertionResult::new(
+                    "error reported",
+                    Verdict::NonStrict,
+                    "the upstream was reset before any content; the daemon closed without \
+                     [DONE] or an error event, so the client sees an empty answer",
+                )
+            } else {
+                AssertionResult::pass(
+                    "error reported",
+                    "the upstream was reset; the daemon closed without [DONE] after the relayed \
+                     content, which tells the client the answer is incomplete",
+                )
+            })
         }
     }
 }

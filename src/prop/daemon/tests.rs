@@ -377,8 +377,10 @@ fn failures_upstream_must_be_reported() {
         Ending::Reset { partial: None },
     );
     let closed = observed(b"data: {\"content\":\"a\"}\n\n", EndKind::PeerClosed);
+    assert_eq!(verdict_of(&reset, &closed, "error reported"), Verdict::Pass);
+    let empty = observed(b"", EndKind::PeerClosed);
     assert_eq!(
-        verdict_of(&reset, &closed, "error reported"),
+        verdict_of(&reset, &empty, "error reported"),
         Verdict::NonStrict
     );
     let complete = case(vec![chunk(vec![atom("a", Escape::Raw)])], done());

@@ -236,6 +236,36 @@ fn an_upstream_error_must_be_reported_and_never_end_in_done() {
 }
 
 #[test]
+fn a_reset_upstream_may_be_reported_by_an_error_event_or_by_closing_without_done() {
+    let words = expected("reset:3").pieces;
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let closed_early = closed(&[&stream(&words, "")]);
+    let r = run(&closed_early, "reset:3", &[], &[Check::Outcome]);
+    assert!(
+        r.iter()
+            .all(|a| a.name == "upstream request" || a.verdict == Verdict::Pass),
+        "{r:#?}"
+    );
+    assert!(
+        verdict_of(&r, "truncation reported")
+            .message
+            .contains("without [DONE]")
+    );
+    let event = closed(&[&stream(&words, "data: {\"error\":\"reset\"}\n\n")]);
+    let r = run(&event, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Pass);
+    // Nothing relayed: an empty 200 answer cannot be told from a failure.
+    let empty = closed(&[&stream(&[], "")]);
+    let r = run(&empty, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Fail);
+    // Left open: the missing close is the finding, not a report of the truncation.
+    let open = observe(&[&stream(&words, "")], EndReason::Timeout, None);
+    let r = run(&open, "reset:3", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "error reported").verdict, Verdict::Fail);
+    assert_eq!(verdict_of(&r, "connection closed").verdict, Verdict::Fail);
+}
+
+#[test]
 fn a_stalled_upstream_may_be_relayed_or_reported_but_not_left_open() {
     let words = expected("stall:100").pieces;
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -518,17 +548,78 @@ fn content_pieces_compare_only_their_region() {
     assert!(a.message.contains("the mixed strings"), "{}", a.message);
 }
 
+/// `HEAD`, one OpenAI chunk per content piece, then `tail`.
+fn openai_stream(pieces: &[&str], tail: &str) -> Vec<u8> {
+    let mut s = HEAD.to_owned();
+    for p in pieces {
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]});
+        s.push_str(&format!("data: {chunk}\n\n"));
+    }
+    s.push_str(tail);
+    s.into_bytes()
+}
+
 #[test]
-fn finish_reason_missing_is_non_strict_and_wrong_is_a_failure() {
-    let missing = closed(&[&stream(&FINISH, "data: [DONE]\n\n")]);
-    let r = run(&missing, "finish:length", &[], &[Check::FinishReason]);
-    assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::NonStrict);
-    let wrong = closed(&[&stream(
+fn a_wrong_finish_reason_is_a_failure_in_either_format() {
+    let simplified = closed(&[&stream(
         &FINISH,
         "data: {\"content\":\"\",\"finish_reason\":\"stop\"}\n\ndata: [DONE]\n\n",
     )]);
-    let r = run(&wrong, "finish:length", &[], &[Check::FinishReason]);
+    let r = run(&simplified, "finish:length", &[], &[Check::FinishReason]);
     assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::Fail);
+    let last = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    let openai = closed(&[&openai_stream(
+        &FINISH,
+        &format!("data: {last}\n\ndata: [DONE]\n\n"),
+    )]);
+    let r = run(&openai, "finish:length", &[], &[Check::FinishReason]);
+    assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::Fail);
+    let r = run(&openai, "finish:stop", &[], &[Check::FinishReason]);
+    assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::Pass);
+}
+
+#[test]
+fn openai_chunks_that_drop_the_finish_reason_are_non_strict() {
+    let openai = closed(&[&openai_stream(&FINISH, "data: [DONE]\n\n")]);
+    let r = run(&openai, "finish:length", &[], &[Check::FinishReason]);
+    assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::NonStrict);
+    let r = run(&openai, "finish:stop", &[], &[Check::FinishReason]);
+    assert_eq!(verdict_of(&r, "finish_reason").verdict, Verdict::NonStrict);
+}
+
+#[test]
+fn the_simplified_format_is_not_faulted_for_having_no_finish_reason() {
+    let done = closed(&[&stream(&FINISH, "data: [DONE]\n\n")]);
+    let r = run(
+        &done,
+        "finish:stop",
+        &[],
+        &[Check::Outcome, Check::FinishReason],
+    );
+    assert!(
+        r.iter()
+            .all(|a| a.name == "upstream request" || a.verdict == Verdict::Pass),
+        "{r:#?}"
+    );
+    assert!(verdict_of(&r, "finish_reason").message.contains("[DONE]"));
+    let r = run(&done, "finish:length", &[], &[Check::FinishReason]);
+    let lost = verdict_of(&r, "finish_reason");
+    assert_eq!(lost.verdict, Verdict::Informational);
+    assert!(lost.message.contains("\"length\""), "{}", lost.message);
+    // Without [DONE] the ending check fails; the finish_reason check does not judge it twice.
+    let cut = closed(&[&stream(&FINISH, "")]);
+    let r = run(
+        &cut,
+        "finish:stop",
+        &[],
+        &[Check::Outcome, Check::FinishReason],
+    );
+    assert_eq!(verdict_of(&r, "[DONE]").verdict, Verdict::Fail);
+    assert_eq!(
+        verdict_of(&r, "finish_reason").verdict,
+        Verdict::Informational
+    );
 }
 
 #[test]

@@ -83,7 +83,6 @@ pub fn expectation(fault: Fault) -> Expectation {
                     fails("error_500", "error reported"),
                     fails("error_429", "error reported"),
                     fails("unreachable_backend", "error reported"),
-                    fails("reset", "error reported"),
                 ]
             },
             "a failed upstream gives the client status 200 and no SSE error event",
