@@ -5,11 +5,9 @@ CARGO          ?= cargo
 STREAMCHECK    := target/release/streamcheck
 FORMAT         ?= human
 CATEGORY       ?=
-MOCK_API_PORT  ?= 28080
-DAEMON_SOCKET  ?= /tmp/streamcheck-daemon.sock
 FUZZ_SECONDS   ?= 30
 
-export FORMAT CATEGORY MOCK_API_PORT DAEMON_SOCKET STREAMCHECK
+export FORMAT CATEGORY STREAMCHECK
 
 DAEMONS := ref uring go rust php swoole swow python-http2
 

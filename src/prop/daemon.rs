@@ -43,7 +43,7 @@ pub use case::{Atom, Case, Chunk, Client, Cut, CutAt, Ending, Eol, Escape, Frami
 pub use drive::{Limits, Observed};
 pub use judge::judge;
 pub use runner::{DEFAULT_REGRESSIONS, Failure, Origin, PropConfig, PropReport, run, seed_bytes};
-pub use shrink::ShrinkStats;
+pub use shrink::{ShrinkProgress, ShrinkStats};
 
 /// Why a `prop` run could not be carried out (exit status 2). Each message names the cause
 /// and what to do.

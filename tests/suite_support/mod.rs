@@ -52,6 +52,7 @@ pub fn tmp_path(name: &str) -> PathBuf {
 /// A library run against the reference daemon (with `fault`) over the named scenarios.
 pub fn run_ref(fault: Option<&str>, scenarios: &[&str], strict: bool) -> SuiteRun {
     let mut config = SuiteConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command: ref_daemon(fault),
         mock: MockOptions {
             tls: true,
