@@ -315,3 +315,32 @@ fn a_daemon_that_dies_stops_the_run_with_its_death_as_the_finding_and_nothing_sh
     assert!(text.starts_with("prop: DAEMON DIED: the daemon"), "{text}");
     assert_eq!(report.exit_code(), 1);
 }
+
+/// `--daemon-cmd CMD --socket PATH`: a daemon whose socket path is fixed is started and waited
+/// for at PATH; the summary names the command as run.
+#[test]
+fn a_daemon_with_a_fixed_socket_path_is_started_with_socket_beside_daemon_cmd() {
+    let dir = std::env::temp_dir().join(format!("sc-prop-fixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("fixed.sock");
+    let command = format!(
+        "export FIXED_SOCKET={}; exec {} ref-daemon --socket \"$FIXED_SOCKET\"",
+        shell_quote(&socket.display().to_string()),
+        shell_quote(BIN)
+    );
+    let out = Command::new(BIN)
+        .args(["prop", "--daemon-cmd", &command])
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--cases", "5", "--seed", "1", "--no-regressions"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("prop: OK: 5 case(s) run against `{command}`")),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
