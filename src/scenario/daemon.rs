@@ -404,9 +404,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("d.sock");
         let log = dir.join("d.log");
-        // The socket exists before the command runs, so `start` returns at once; the
-        // "daemon" only has to stay alive until it is stopped.
-        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        // The socket appears while `start` waits (bound by the test for the "daemon", which
+        // only has to stay alive until it is stopped).
+        let path = socket.clone();
+        let binder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::os::unix::net::UnixListener::bind(path).unwrap()
+        });
         let mut d = DaemonProcess::start(
             "echo started; exec sleep 30".to_owned(),
             &[("X", "1".to_owned())],
@@ -415,6 +419,7 @@ mod tests {
             Duration::from_secs(5),
         )
         .unwrap();
+        let listener = binder.join().unwrap();
         assert!(alive(d.pid()));
         assert!(d.exit_status().is_none());
         let until = Instant::now() + Duration::from_secs(10);
@@ -426,6 +431,26 @@ mod tests {
         assert_eq!(d.log_tail(5), "started");
         assert!(!socket.exists(), "the stale socket file is removed");
         drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_not_taken_for_the_daemons() {
+        let dir = std::env::temp_dir().join(format!("sc-daemon-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("d.sock");
+        // Bound, then nobody listening: what a daemon that was killed leaves behind.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let err = DaemonProcess::start(
+            "exec sleep 30".to_owned(),
+            &[],
+            &socket,
+            &dir.join("d.log"),
+            Duration::from_millis(500),
+        )
+        .err()
+        .expect("a daemon that never creates its socket does not start");
+        assert!(err.contains("did not create"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
