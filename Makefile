@@ -5,13 +5,11 @@ CARGO          ?= cargo
 STREAMCHECK    := target/release/streamcheck
 FORMAT         ?= human
 CATEGORY       ?=
-MOCK_API_PORT  ?= 28080
-DAEMON_SOCKET  ?= /tmp/streamcheck-daemon.sock
 FUZZ_SECONDS   ?= 30
 FUZZ_POWER_RUNS ?= 3000
 JOBS           ?= $(shell nproc)
 
-export FORMAT CATEGORY MOCK_API_PORT DAEMON_SOCKET STREAMCHECK
+export FORMAT CATEGORY STREAMCHECK
 
 DAEMONS := ref uring go rust php swoole swow python-http2
 

@@ -1,44 +1,34 @@
 #!/usr/bin/env bash
-# Shared by the per-daemon scripts: start the mock API, start the daemon, wait for its socket,
-# run the suite, stop both by PID and clean up on exit. Never kills anything by name.
+# Shared by the per-daemon scripts. The runner starts everything itself (`run --daemon-cmd`):
+# an embedded TLS mock, the daemon, and for 8.3 unreachable_backend a second instance of the
+# daemon whose upstream is a closed port; it stops them by process group. So every scenario runs.
 #
 # A per-daemon script sets:
-#   DAEMON_NAME    a short name for reports ("go", "uring", ...)
-#   DAEMON_VAR     the environment variable that holds the daemon's path ("GO_DAEMON")
-#   daemon_start   a function that execs the daemon given $DAEMON_PATH and $DAEMON_SOCKET
+#   DAEMON_NAME     a short name for reports ("go", "uring", ...)
+#   DAEMON_VAR      the environment variable that holds the daemon's path ("GO_DAEMON")
+#   daemon_command  a function that prints the shell command starting the daemon given
+#                   $DAEMON_PATH, with {socket} where its socket path goes (each instance gets
+#                   its own) and the daemon's own environment and socket-mode settings. Every
+#                   listener on a fixed port (metrics, profiling) is turned off there: a second
+#                   instance could not open it.
 # and then calls `run_suite "$@"` with FORMAT and CATEGORY as positional arguments.
+#
+# The runner gives every instance OPENAI_API_BASE (the mock), OPENAI_API_KEY (yours, or a test
+# key) and OPENAI_INSECURE_SSL=true. With STREAMCHECK_SUMMARY=FILE set (run_all.sh does), the
+# run's verdict counts are written to FILE for the summary table.
 
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STREAMCHECK="${STREAMCHECK:-$ROOT/target/release/streamcheck}"
 case "$STREAMCHECK" in /*) ;; *) STREAMCHECK="$ROOT/$STREAMCHECK" ;; esac
-MOCK_API_PORT="${MOCK_API_PORT:-28080}"
-DAEMON_SOCKET="${DAEMON_SOCKET:-/tmp/streamcheck-${DAEMON_NAME:-daemon}-$$.sock}"
 # Exit status 77 means "skipped" to run_all.sh.
 SKIP_STATUS=77
 
-WORK="$(mktemp -d /tmp/streamcheck-it.XXXXXX)"
-MOCK_PID=""
-DAEMON_PID=""
-
-cleanup() {
-    local pid
-    for pid in "$DAEMON_PID" "$MOCK_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -f "$DAEMON_SOCKET"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 die() { echo "${DAEMON_NAME:-integration}: $*" >&2; exit 2; }
+
+# '…' quoting for sh: the text exactly, whatever it contains.
+sh_quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 
 require_streamcheck() {
     [[ -x "$STREAMCHECK" ]] || die "no streamcheck binary at $STREAMCHECK: run 'make build' first"
@@ -54,42 +44,27 @@ require_daemon() {
     [[ -e "$DAEMON_PATH" ]] || die "${DAEMON_VAR}=${DAEMON_PATH} does not exist"
 }
 
-start_mock() {
-    local out="$WORK/mock.out"
-    "$STREAMCHECK" mock-api --tls --listen "127.0.0.1:${MOCK_API_PORT}" --chunk-delay-ms 10 \
-        >"$out" 2>"$WORK/mock.err" &
-    MOCK_PID=$!
-    for _ in $(seq 100); do
-        if grep -q '^url: ' "$out" 2>/dev/null; then
-            MOCK_URL="$(sed -n 's/^url: //p' "$out" | head -n1)"
-            return 0
-        fi
-        kill -0 "$MOCK_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$WORK/mock.err" >&2
-    die "the mock API did not start on port ${MOCK_API_PORT} (in use? set MOCK_API_PORT=...)"
-}
-
-start_daemon() {
-    rm -f "$DAEMON_SOCKET"
-    (
-        export OPENAI_API_BASE="$MOCK_URL"
-        export OPENAI_API_KEY="${OPENAI_API_KEY:-streamcheck-test-key}"
-        export OPENAI_INSECURE_SSL=true
-        daemon_start
-    ) >"$WORK/daemon.log" 2>&1 &
-    DAEMON_PID=$!
-    for _ in $(seq 200); do
-        [[ -S "$DAEMON_SOCKET" ]] && return 0
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            tail -n 20 "$WORK/daemon.log" >&2
-            die "the daemon exited before creating $DAEMON_SOCKET (log above)"
-        fi
-        sleep 0.05
-    done
-    tail -n 20 "$WORK/daemon.log" >&2
-    die "the daemon did not create $DAEMON_SOCKET within 10 s (log above)"
+# The verdict counts of a report in FORMAT, as "N OK, N INFORMATIONAL, N NON-STRICT, N FAILED,
+# N skipped" (JUnit has no INFORMATIONAL or NON-STRICT: "N scenarios, N FAILED, N skipped").
+report_counts() {
+    local format="$1" report="$2" flat n
+    case "$format" in
+        human|tap)
+            grep -Eo '[0-9]+ OK, [0-9]+ INFORMATIONAL, [0-9]+ NON-STRICT, [0-9]+ FAILED, [0-9]+ skipped' \
+                "$report" | tail -n1 ;;
+        json)
+            # The run's "counts" object is the document's last one.
+            flat="$(tr -d ' \n' <"$report" | sed -n 's/.*"counts":{\([^}]*\)}.*/\1/p')"
+            n() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$flat"; }
+            echo "$(n ok) OK, $(n informational) INFORMATIONAL, $(n non_strict) NON-STRICT, $(n failed) FAILED, $(n skipped) skipped" ;;
+        junit)
+            local tests failed skipped
+            tests="$(grep -o '<testsuites [^>]*' "$report" | grep -o ' tests="[0-9]*"' | grep -o '[0-9]*')"
+            failed="$(grep -o '<testsuites [^>]*' "$report" | grep -o ' failures="[0-9]*"' | grep -o '[0-9]*')"
+            skipped="$(grep -o '<testsuite [^>]*' "$report" | grep -o ' skipped="[0-9]*"' | grep -o '[0-9]*' \
+                | awk '{ s += $1 } END { print s + 0 }')"
+            echo "${tests:-0} scenarios, ${failed:-0} FAILED, ${skipped} skipped" ;;
+    esac
 }
 
 # run_suite [FORMAT] [CATEGORY]
@@ -97,17 +72,19 @@ run_suite() {
     local format="${1:-${FORMAT:-human}}" category="${2:-${CATEGORY:-}}"
     require_streamcheck
     require_daemon
-    start_mock
-    start_daemon
-    local args=(run --socket "$DAEMON_SOCKET" --backend "$MOCK_URL" --daemon-pid "$DAEMON_PID"
-                --daemon-name "$DAEMON_NAME" --format "$format")
+    local work status
+    work="$(mktemp -d /tmp/streamcheck-it.XXXXXX)"
+    # shellcheck disable=SC2064 # $work is fixed now
+    trap "rm -rf '$work'" EXIT
+    local args=(run --daemon-cmd "$(daemon_command)" --daemon-name "$DAEMON_NAME"
+                --format "$format")
     [[ -n "$category" ]] && args+=(--category "$category")
-    local status=0
-    "$STREAMCHECK" "${args[@]}" || status=$?
-    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        echo "${DAEMON_NAME}: the daemon exited during the run; last lines of its log:" >&2
-        tail -n 20 "$WORK/daemon.log" >&2
-        [[ $status -eq 0 ]] && status=1
+    set +e
+    "$STREAMCHECK" "${args[@]}" | tee "$work/report"
+    status=${PIPESTATUS[0]}  # the runner's, not tee's
+    set -e
+    if [[ -n "${STREAMCHECK_SUMMARY:-}" ]]; then
+        report_counts "$format" "$work/report" >"$STREAMCHECK_SUMMARY" || true
     fi
     return "$status"
 }

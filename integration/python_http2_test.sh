@@ -5,7 +5,7 @@ DAEMON_NAME=python-http2
 DAEMON_VAR=PYTHON_DAEMON
 DAEMON_HINT=streaming_daemon_async.py
 source "$(dirname "$0")/common.sh"
-daemon_start() {
-    OPENAI_HTTP2_ENABLED=true exec python3 "$DAEMON_PATH" -s "$DAEMON_SOCKET" -m 0666 --backend openai
+daemon_command() {
+    echo "OPENAI_HTTP2_ENABLED=true exec python3 $(sh_quote "$DAEMON_PATH") -s {socket} -m 0666 --backend openai"
 }
 run_suite "$@"

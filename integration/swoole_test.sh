@@ -5,7 +5,7 @@ DAEMON_NAME=swoole
 DAEMON_VAR=SWOOLE_DAEMON
 DAEMON_HINT=streaming_daemon.php
 source "$(dirname "$0")/common.sh"
-daemon_start() {
-    exec php "$DAEMON_PATH" --socket "$DAEMON_SOCKET" --mode 0666 --backend openai
+daemon_command() {
+    echo "exec php $(sh_quote "$DAEMON_PATH") --socket {socket} --mode 0666 --backend openai"
 }
 run_suite "$@"

@@ -5,7 +5,7 @@ DAEMON_NAME=uring
 DAEMON_VAR=URING_DAEMON
 DAEMON_HINT=streaming-daemon-uring
 source "$(dirname "$0")/common.sh"
-daemon_start() {
-    exec "$DAEMON_PATH" --socket "$DAEMON_SOCKET" --socket-mode 0666
+daemon_command() {
+    echo "exec $(sh_quote "$DAEMON_PATH") --socket {socket} --socket-mode 0666"
 }
 run_suite "$@"

@@ -336,6 +336,9 @@ or let the runner start everything: --daemon-cmd 'my-daemon --socket {socket}'. 
 embedded mock (TLS unless --mock-plain), then runs the command with `sh -c`, {socket} and
 {backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and OPENAI_INSECURE_SSL=true set, waits for
 the socket, and stops the daemon at the end (SIGTERM, SIGKILL after 5 s).
+A daemon whose socket path is fixed or set by an environment variable: --daemon-cmd CMD
+--socket PATH (the runner starts CMD and waits for PATH to appear). 8.3 unreachable_backend
+needs a second instance on a socket of its own, so it runs only when CMD has {socket}.
 
 A daemon that takes the first handoffs and then neither writes a byte nor calls its upstream
 is judged unresponsive: the scenarios left are listed as not run, and failed.
@@ -384,28 +387,6 @@ impl From<SocketTypeArg> for streamcheck::handoff::SocketType {
     }
 }
 
-/// The daemon under test, from `--daemon-cmd`, or `--socket` with `--backend`, as `run` and
-/// `prop` take them.
-fn daemon_target(
-    daemon_cmd: Option<String>,
-    socket: Option<std::path::PathBuf>,
-    backend: Option<String>,
-    mock: streamcheck::scenario::MockOptions,
-    start_timeout: f64,
-) -> anyhow::Result<streamcheck::scenario::Target> {
-    use streamcheck::scenario::{DaemonCommand, Target};
-    Ok(match (daemon_cmd, socket, backend) {
-        (Some(command), _, _) => Target::Command(DaemonCommand {
-            command,
-            mock,
-            start_timeout: seconds("start-timeout", start_timeout)?,
-        }),
-        (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
-        // clap's `required_unless_present` and `requires` rule this out.
-        _ => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
-    })
-}
-
 fn strictness(strict: bool) -> streamcheck::verdict::Strictness {
     use streamcheck::verdict::Strictness;
     if strict {
@@ -418,19 +399,16 @@ fn strictness(strict: bool) -> streamcheck::verdict::Strictness {
 #[derive(clap::Args)]
 #[command(after_long_help = RUN_HELP)]
 struct RunArgs {
-    /// The running daemon's Unix socket.
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "daemon_cmd",
-        requires = "backend"
-    )]
+    /// The running daemon's Unix socket (with --backend); with --daemon-cmd, the path the
+    /// started daemon creates (for a daemon whose socket path is fixed or set by an environment
+    /// variable).
+    #[arg(long, value_name = "PATH", required_unless_present = "daemon_cmd")]
     socket: Option<std::path::PathBuf>,
     /// The mock API the running daemon uses (its OPENAI_API_BASE).
     #[arg(long, value_name = "URL", requires = "socket")]
     backend: Option<String>,
     /// Start the daemon with this shell command ({socket} and {backend} are substituted).
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend", "daemon_pid"])]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["backend", "daemon_pid"])]
     daemon_cmd: Option<String>,
     /// The running daemon's PID: a crash fails the run, and its sockets are counted.
     #[arg(long, value_name = "PID")]
@@ -507,7 +485,7 @@ fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         chunk_count: args.chunk_count,
         chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
     };
-    let target = daemon_target(
+    let target = cli::target::daemon_target(
         args.daemon_cmd,
         args.socket,
         args.backend,
@@ -787,8 +765,9 @@ printed with its script, the daemon's bytes, the broken invariants and a replay 
 appended to the regression file: commit it, and every later run and CI replays it.
 
 Target: --daemon-cmd 'my-daemon --socket {socket}' starts the daemon beside an embedded mock
-(as `run` does), or --socket S --backend URL tests a running daemon whose OPENAI_API_BASE is a
-running `streamcheck mock-api`.
+(as `run` does; --daemon-cmd CMD --socket PATH for a daemon whose socket path is fixed or set
+by an environment variable: the runner starts CMD and waits for PATH), or --socket S --backend
+URL tests a running daemon whose OPENAI_API_BASE is a running `streamcheck mock-api`.
 
 SIGINT, SIGTERM or SIGHUP: no more cases start, the cases in flight are closed and not
 judged, the daemon started is stopped, and the summary says what ran; the exit status is then
@@ -800,19 +779,16 @@ error.";
 #[derive(clap::Args)]
 #[command(after_long_help = PROP_HELP)]
 struct PropArgs {
-    /// The running daemon's Unix socket.
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "daemon_cmd",
-        requires = "backend"
-    )]
+    /// The running daemon's Unix socket (with --backend); with --daemon-cmd, the path the
+    /// started daemon creates (for a daemon whose socket path is fixed or set by an environment
+    /// variable).
+    #[arg(long, value_name = "PATH", required_unless_present = "daemon_cmd")]
     socket: Option<std::path::PathBuf>,
     /// The mock API the running daemon uses (its OPENAI_API_BASE).
     #[arg(long, value_name = "URL", requires = "socket")]
     backend: Option<String>,
     /// Start the daemon with this shell command ({socket} and {backend} are substituted).
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "backend"])]
+    #[arg(long, value_name = "CMD", conflicts_with = "backend")]
     daemon_cmd: Option<String>,
     /// Generated cases to run.
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -838,6 +814,9 @@ struct PropArgs {
     /// Neither replay nor write a regression file.
     #[arg(long, conflicts_with = "regressions")]
     no_regressions: bool,
+    /// Print every shrink step that still fails (by default one progress line on a terminal).
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Run only this case (the JSON a failure report prints).
     #[arg(long, value_name = "JSON", conflicts_with_all = ["seed", "cases"])]
     replay: Option<String>,
@@ -872,7 +851,7 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
         tls: !args.mock_plain,
         ..MockOptions::default()
     };
-    let target = daemon_target(
+    let target = cli::target::daemon_target(
         args.daemon_cmd,
         args.socket,
         args.backend,
@@ -885,6 +864,13 @@ fn cmd_prop(args: PropArgs) -> anyhow::Result<ExitCode> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         now.map_or(0, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
     });
+    config.shrink_progress = if args.verbose {
+        daemon::ShrinkProgress::Steps
+    } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        daemon::ShrinkProgress::InPlace
+    } else {
+        daemon::ShrinkProgress::Quiet
+    };
     config.max_shrink_time =
         std::time::Duration::try_from_secs_f64(args.max_shrink_time).map_err(|_| {
             anyhow::anyhow!(
@@ -923,7 +909,8 @@ const STRESS_HELP: &str = "\
 The daemon: a running one (--socket S, with --daemon-pid PID to watch its fds, RSS and CPU and
 look for leaks), or one started for the run (--daemon-cmd 'my-daemon --socket {socket}', run with
 `sh -c`, {socket} and {backend} replaced, OPENAI_API_BASE, OPENAI_API_KEY and
-OPENAI_INSECURE_SSL=true set, stopped at the end).
+OPENAI_INSECURE_SSL=true set, stopped at the end; --daemon-cmd CMD --socket PATH for a daemon
+whose socket path is fixed or set by an environment variable: the runner waits for PATH).
 The upstream: --backend URL (a running `streamcheck mock-api`), an embedded mock (the default
 with --daemon-cmd), or --no-upstream for daemons with a built-in backend (then integrity is a
 200 text/event-stream response ending in [DONE]).
@@ -953,14 +940,15 @@ enum StressFormat {
 #[derive(clap::Args)]
 #[command(after_long_help = STRESS_HELP)]
 struct StressArgs {
-    /// The running daemon's Unix socket.
+    /// The running daemon's Unix socket; with --daemon-cmd, the path the started daemon
+    /// creates (for a daemon whose socket path is fixed or set by an environment variable).
     #[arg(long, value_name = "PATH", required_unless_present = "daemon_cmd")]
     socket: Option<std::path::PathBuf>,
     /// The mock API the daemon uses (its OPENAI_API_BASE), for content checks and relay latency.
     #[arg(long, value_name = "URL", conflicts_with = "no_upstream")]
     backend: Option<String>,
     /// Start the daemon with this shell command ({socket} and {backend} are substituted).
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["socket", "daemon_pid"])]
+    #[arg(long, value_name = "CMD", conflicts_with = "daemon_pid")]
     daemon_cmd: Option<String>,
     /// The daemon has a built-in backend: no mock, no content comparison.
     #[arg(long)]
@@ -1050,8 +1038,9 @@ fn cmd_stress(args: StressArgs) -> anyhow::Result<ExitCode> {
     };
 
     let daemon = match (&args.daemon_cmd, &args.socket) {
-        (Some(command), _) => DaemonSpec::Command {
+        (Some(command), socket) => DaemonSpec::Command {
             command: command.clone(),
+            socket: socket.clone(),
             start_timeout: args.start_timeout,
         },
         (None, Some(socket)) => DaemonSpec::Running {

@@ -109,6 +109,9 @@ pub enum DaemonSpec {
     Command {
         /// The command line.
         command: String,
+        /// Where it creates its socket when the command fixes the path (`--socket` beside
+        /// `--daemon-cmd`); `None`: a path in the run's working directory, at `{socket}`.
+        socket: Option<PathBuf>,
         /// How long it may take to create its socket.
         start_timeout: Duration,
     },

@@ -32,6 +32,7 @@ fn ref_daemon_cmd(fault: Option<&str>) -> String {
 
 fn ref_daemon(fault: Option<&str>) -> Target {
     Target::Command(DaemonCommand {
+        socket: None,
         command: ref_daemon_cmd(fault),
         mock: MockOptions::default(),
         start_timeout: Duration::from_secs(20),
@@ -115,8 +116,33 @@ fn the_command_passes_a_correct_daemon_and_prints_its_seed() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("passed: 20 case(s)"), "{stdout}");
+    assert!(stdout.contains("prop: OK: 20 case(s)"), "{stdout}");
     assert!(stdout.contains("seed 5"), "{stdout}");
+}
+
+/// Shrinking prints one line per step only with --verbose; off a terminal, none without it.
+#[test]
+fn shrink_steps_are_printed_only_with_verbose() {
+    let run = |verbose: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["prop", "--daemon-cmd", &ref_daemon_cmd(Some("lossy-utf8"))])
+            .args(["--cases", "40", "--seed", "7", "--no-regressions"])
+            .args(["--max-shrink-time", "3"]);
+        if verbose {
+            cmd.arg("--verbose");
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(stdout.contains("shrunk from "), "{stdout}");
+        stderr
+    };
+    let quiet = run(false);
+    assert!(!quiet.contains("shrink step"), "{quiet}");
+    assert!(quiet.contains("shrinking for at most 3 s"), "{quiet}");
+    let verbose = run(true);
+    assert!(verbose.contains("prop: shrink step "), "{verbose}");
 }
 
 #[test]
@@ -288,4 +314,33 @@ fn a_daemon_that_dies_stops_the_run_with_its_death_as_the_finding_and_nothing_sh
     let text = render::summary(&report);
     assert!(text.starts_with("prop: DAEMON DIED: the daemon"), "{text}");
     assert_eq!(report.exit_code(), 1);
+}
+
+/// `--daemon-cmd CMD --socket PATH`: a daemon whose socket path is fixed is started and waited
+/// for at PATH; the summary names the command as run.
+#[test]
+fn a_daemon_with_a_fixed_socket_path_is_started_with_socket_beside_daemon_cmd() {
+    let dir = std::env::temp_dir().join(format!("sc-prop-fixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("fixed.sock");
+    let command = format!(
+        "export FIXED_SOCKET={}; exec {} ref-daemon --socket \"$FIXED_SOCKET\"",
+        shell_quote(&socket.display().to_string()),
+        shell_quote(BIN)
+    );
+    let out = Command::new(BIN)
+        .args(["prop", "--daemon-cmd", &command])
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--cases", "5", "--seed", "1", "--no-regressions"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("prop: OK: 5 case(s) run against `{command}`")),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,6 +27,7 @@ fn hunt(fault: &str, invariants: &[&str]) -> PathBuf {
         shell_quote(env!("CARGO_BIN_EXE_streamcheck"))
     );
     let mut config = PropConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command,
         mock: MockOptions::default(),
         start_timeout: Duration::from_secs(20),
@@ -81,6 +82,7 @@ fn done_after_abort_is_found_and_shrunk() {
     let file = hunt("done-after-abort", &["no [DONE]"]);
     // The next run replays the persisted case before generating anything, and fails on it.
     let mut config = PropConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command: format!(
             "{} ref-daemon --socket {{socket}} --fault done-after-abort",
             shell_quote(env!("CARGO_BIN_EXE_streamcheck"))

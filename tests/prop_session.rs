@@ -15,6 +15,7 @@ fn session(fault: Option<&str>) -> Session {
         command.push_str(&format!(" --fault {f}"));
     }
     let config = PropConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command,
         mock: MockOptions {
             tls: false,

@@ -167,3 +167,30 @@ fn usage_and_environment_errors_exit_with_2() {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
     }
 }
+
+/// `--daemon-cmd CMD --socket PATH`: a daemon whose socket path is fixed is started, waited
+/// for at PATH, and named in the report by the command as run.
+#[test]
+fn a_started_daemon_with_a_fixed_socket_path_is_waited_for_at_socket() {
+    let dir = temp_dir("fixed-socket");
+    let socket = dir.join("fixed.sock");
+    let command = format!(
+        "export FIXED_SOCKET='{}'; exec {BIN} ref-daemon --socket \"$FIXED_SOCKET\"",
+        socket.display()
+    );
+    let path = socket.display().to_string();
+    let r = stress(&[
+        "--daemon-cmd",
+        &command,
+        "--socket",
+        &path,
+        "--mock-plain",
+        "-n",
+        "20",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.outcomes(), r.stderr);
+    assert_eq!(r.count("completed"), 20);
+    assert_eq!(r.report["target"]["daemon"], command.as_str());
+    assert_eq!(r.report["target"]["socket"], path.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+}

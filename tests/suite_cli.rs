@@ -55,8 +55,8 @@ fn bad_flag_combinations_are_usage_errors() {
             "run",
             "--daemon-cmd",
             "d {socket}",
-            "--socket",
-            "/tmp/x.sock",
+            "--backend",
+            "http://127.0.0.1:1/v1",
         ],
         "cannot be used with",
     );
@@ -100,7 +100,8 @@ fn bad_flag_combinations_are_usage_errors() {
     );
     refused(
         &["run", "--daemon-cmd", "my-daemon"],
-        "put {socket} where its socket path goes",
+        "put {socket} where its socket path goes, e.g. --daemon-cmd 'my-daemon --socket \
+         {socket}', or give the path it creates with --socket PATH",
     );
     refused(
         &[

@@ -115,6 +115,7 @@ fn serve(socket: PathBuf) -> Result<(), String> {
 /// The command that starts `daemon` beside the embedded mock.
 fn target(command: String) -> Target {
     Target::Command(DaemonCommand {
+        socket: None,
         command,
         mock: MockOptions {
             tls: flag(TLS_VAR),

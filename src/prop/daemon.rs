@@ -49,7 +49,7 @@ pub use drive::{Limits, Observed};
 pub use judge::judge;
 pub use runner::{DEFAULT_REGRESSIONS, Failure, Origin, PropConfig, PropReport, run, seed_bytes};
 pub use session::Session;
-pub use shrink::ShrinkStats;
+pub use shrink::{ShrinkProgress, ShrinkStats};
 
 /// Why a `prop` run could not be carried out (exit status 2). Each message names the cause
 /// and what to do.

@@ -13,12 +13,12 @@
 //!         …
 //!
 //! 24 scenarios in 3.20 s against /run/daemon.sock: 22 OK, 1 INFORMATIONAL, 0 NON-STRICT, 1 FAILED, 0 skipped
-//! failed: 3.2 unicode_emoji
-//! streamcheck: 23 passed, 1 failed, 0 skipped
+//! FAILED: 3.2 unicode_emoji
 //! ```
 //!
-//! The last line has the `N passed, N failed` shape CI log readers look for. Colour (ANSI SGR)
-//! is used only when asked for; [`super::build`] asks only for a terminal without `NO_COLOR`.
+//! The summary counts in the verdict words of the scenario lines (OK, INFORMATIONAL,
+//! NON-STRICT, FAILED, skipped), as every report format does. Colour (ANSI SGR) is used only
+//! when asked for; [`super::build`] asks only for a terminal without `NO_COLOR`.
 
 use std::io::{self, Write};
 
@@ -153,15 +153,8 @@ impl<W: Write + Send> Reporter for Human<W> {
             .collect();
         if !failed.is_empty() {
             let list = failed.join(", ");
-            writeln!(self.out, "failed: {}", self.paint(Verdict::Fail, &list))?;
+            writeln!(self.out, "FAILED: {}", self.paint(Verdict::Fail, &list))?;
         }
-        writeln!(
-            self.out,
-            "streamcheck: {} passed, {} failed, {} skipped",
-            c.passed(),
-            c.failed,
-            c.skipped
-        )?;
         self.out.flush()
     }
 }

@@ -13,7 +13,7 @@ use super::Reporter;
 use super::text::safe;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 
-/// Wraps a reporter with a progress line: `[00:03] 12/42 scenarios · 1 failed · 3.2 unicode_emoji`.
+/// Wraps a reporter with a progress line: `[00:03] 12/42 scenarios · 1 FAILED · 3.2 unicode_emoji`.
 pub struct Progress<R: Reporter> {
     inner: R,
     bar: ProgressBar,
@@ -68,7 +68,7 @@ impl<R: Reporter> Reporter for Progress<R> {
         }
         let failed = match self.failed {
             0 => String::new(),
-            n => format!("· {n} failed "),
+            n => format!("· {n} FAILED "),
         };
         self.bar.set_message(format!(
             "{failed}· {} {}",
@@ -115,13 +115,13 @@ mod tests {
         progress.on_result(&failed).unwrap();
         assert_eq!(progress.failed, 1);
         assert_eq!(progress.bar.position(), 1);
-        assert_eq!(progress.bar.message(), "· 1 failed · 1.1 basic_response");
+        assert_eq!(progress.bar.message(), "· 1 FAILED · 1.1 basic_response");
         progress.on_finish(&summary).unwrap();
         let text = String::from_utf8(progress.into_inner().into_inner()).unwrap();
         assert!(text.starts_with("streamcheck: 1 scenario\n"), "{text}");
         assert!(text.contains("FAILED x: broken"), "{text}");
         assert!(
-            text.ends_with("streamcheck: 0 passed, 1 failed, 0 skipped\n"),
+            text.ends_with("0 OK, 0 INFORMATIONAL, 0 NON-STRICT, 1 FAILED, 0 skipped\nFAILED: 1.1 basic_response\n"),
             "{text}"
         );
     }

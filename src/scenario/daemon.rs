@@ -54,9 +54,40 @@ pub(crate) fn substitute(template: &str, socket: &Path, backend: &str) -> String
         .replace("{backend}", &shell_quote(backend))
 }
 
+/// The usage error for a `--daemon-cmd` that does not say where its socket goes.
+pub(crate) fn no_socket_message(command: &str) -> String {
+    format!(
+        "--daemon-cmd must say where the daemon listens: put {{socket}} where its socket path \
+         goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}', or give the path it creates \
+         with --socket PATH (it was `{command}`)"
+    )
+}
+
+/// What 8.3's second instance failing to start means, from `DaemonProcess::start`'s error; a
+/// log that reports an address in use names the likely cause, a listener on a fixed port.
+pub(crate) fn second_start_failure(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    let in_use = ["address already in use", "addrinuse", "address in use"]
+        .iter()
+        .any(|s| lower.contains(s));
+    let advice = if in_use {
+        "\nits output reports an address in use: a listener on a fixed port (metrics, \
+         profiling) cannot be opened by two instances; turn it off or give it port 0 in \
+         --daemon-cmd"
+    } else {
+        ""
+    };
+    format!(
+        "a second instance of the daemon (started beside the first, its upstream at a closed \
+         port) could not start: {error}{advice}"
+    )
+}
+
 impl DaemonProcess {
     /// Runs `command` with `sh -c` and `env`, output to `log`, and waits up to `wait` for
-    /// `socket` to appear. The error says what happened and shows the end of the log.
+    /// `socket` to appear (a socket file already there counts only once it has been replaced:
+    /// a stale one is not the daemon's). The error says what happened and shows the end of
+    /// the log.
     pub fn start(
         command: String,
         env: &[(&str, String)],
@@ -80,6 +111,7 @@ impl DaemonProcess {
         for (key, value) in env {
             cmd.env(key, value);
         }
+        let stale = socket_identity(socket);
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run `sh -c {command}`: {e}"))?;
@@ -93,7 +125,7 @@ impl DaemonProcess {
         };
         let until = Instant::now() + wait;
         loop {
-            if is_socket(socket) {
+            if is_socket(socket) && socket_identity(socket) != stale {
                 return Ok(daemon);
             }
             if let Some(status) = daemon.exit_status() {
@@ -112,8 +144,8 @@ impl DaemonProcess {
             if Instant::now() >= until {
                 daemon.stop(Duration::from_secs(2));
                 return Err(format!(
-                    "the daemon did not create {} within {} s; check that the command puts its \
-                     socket at {{socket}} (it was `{}`); its output ends with:\n{}",
+                    "the daemon did not create {} within {} s; check that the command creates \
+                     its socket there (it was `{}`); its output ends with:\n{}",
                     socket.display(),
                     wait.as_secs(),
                     daemon.command,
@@ -179,6 +211,15 @@ impl Drop for DaemonProcess {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+/// The socket file at `path` (device, inode and change time: a freed inode may be reused),
+/// if there is one.
+fn socket_identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let id = (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec());
+    meta.file_type().is_socket().then_some(id)
 }
 
 fn is_socket(path: &Path) -> bool {
@@ -363,9 +404,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("d.sock");
         let log = dir.join("d.log");
-        // The socket exists before the command runs, so `start` returns at once; the
-        // "daemon" only has to stay alive until it is stopped.
-        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        // The socket appears while `start` waits (bound by the test for the "daemon", which
+        // only has to stay alive until it is stopped).
+        let path = socket.clone();
+        let binder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::os::unix::net::UnixListener::bind(path).unwrap()
+        });
         let mut d = DaemonProcess::start(
             "echo started; exec sleep 30".to_owned(),
             &[("X", "1".to_owned())],
@@ -374,6 +419,7 @@ mod tests {
             Duration::from_secs(5),
         )
         .unwrap();
+        let listener = binder.join().unwrap();
         assert!(alive(d.pid()));
         assert!(d.exit_status().is_none());
         let until = Instant::now() + Duration::from_secs(10);
@@ -385,6 +431,26 @@ mod tests {
         assert_eq!(d.log_tail(5), "started");
         assert!(!socket.exists(), "the stale socket file is removed");
         drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_not_taken_for_the_daemons() {
+        let dir = std::env::temp_dir().join(format!("sc-daemon-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("d.sock");
+        // Bound, then nobody listening: what a daemon that was killed leaves behind.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let err = DaemonProcess::start(
+            "exec sleep 30".to_owned(),
+            &[],
+            &socket,
+            &dir.join("d.log"),
+            Duration::from_millis(500),
+        )
+        .err()
+        .expect("a daemon that never creates its socket does not start");
+        assert!(err.contains("did not create"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -53,8 +53,9 @@ pub(super) struct Ctx {
     pub tag: String,
     /// The daemon's processes, when known (for their sockets).
     pub daemon: Option<daemon::Processes>,
-    /// Set with `--daemon-cmd`.
-    pub second: Option<SecondDaemon>,
+    /// How to start a second instance of the daemon (`--daemon-cmd` with `{socket}`), or why
+    /// none can be started.
+    pub second: Result<SecondDaemon, String>,
     /// Second instances started so far (each gets its own socket and log).
     pub instances: AtomicU64,
 }
@@ -276,15 +277,17 @@ pub(super) fn socket_type(ctx: &Ctx, sc: &Scenario) -> (ScenarioResult, Option<H
 /// One handoff to a second instance of the daemon whose upstream is a closed port.
 pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let started = Instant::now();
-    let Some(second) = &ctx.second else {
-        return ScenarioResult::skipped(
-            sc.id,
-            sc.name,
-            sc.category.name(),
-            sc.description,
-            "needs --daemon-cmd: the runner must start a second instance of the daemon whose \
-             upstream is a closed port, which it cannot do for a daemon it did not start",
-        );
+    let second = match &ctx.second {
+        Ok(second) => second,
+        Err(reason) => {
+            return ScenarioResult::skipped(
+                sc.id,
+                sc.name,
+                sc.category.name(),
+                sc.description,
+                reason.as_str(),
+            );
+        }
     };
     let port = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         // The listener is dropped here: nothing listens on the port any more.
@@ -303,13 +306,12 @@ pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         match DaemonProcess::start(command, &env, &socket, &log, second.start_timeout) {
             Ok(d) => d,
             Err(e) => {
-                return ScenarioResult::skipped(
-                    sc.id,
-                    sc.name,
-                    sc.category.name(),
-                    sc.description,
-                    format!("the daemon did not start with its upstream at a closed port: {e}"),
+                let failure = AssertionResult::new(
+                    "second instance started",
+                    Verdict::Fail,
+                    daemon::second_start_failure(&e),
                 );
+                return result(ctx, sc, vec![failure], None, None, started);
             }
         };
     let nonce = ctx.nonce(sc, 0);

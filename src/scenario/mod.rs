@@ -47,7 +47,9 @@ use std::sync::OnceLock;
 use crate::verdict::Verdict;
 
 // For `prop`, which drives the same daemon and mock its own way.
-pub(crate) use daemon::{DaemonProcess, alive as process_alive, daemon_env, substitute};
+pub(crate) use daemon::{
+    DaemonProcess, alive as process_alive, daemon_env, no_socket_message, substitute,
+};
 pub use list::{list_human, list_json};
 pub(crate) use mockio::{Mock, Remote};
 pub use runner::{

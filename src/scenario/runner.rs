@@ -102,6 +102,11 @@ pub enum Target {
 pub struct DaemonCommand {
     /// A `sh -c` command line with `{socket}` and `{backend}` placeholders.
     pub command: String,
+    /// Where the daemon creates its socket, for a command whose socket path is fixed or set by
+    /// an environment variable (`--daemon-cmd CMD --socket PATH`); `{socket}`, if the command
+    /// has it, is this path. `None`: a path in the run's working directory, put in the command
+    /// at `{socket}`.
+    pub socket: Option<PathBuf>,
     /// The embedded mock.
     pub mock: MockOptions,
     /// How long the daemon may take to create its socket.
@@ -243,7 +248,8 @@ struct Setup {
     daemon: Option<DaemonProcess>,
     mock: Arc<Mock>,
     socket: PathBuf,
-    second: Option<SecondDaemon>,
+    /// How to start a second instance, or why none can be started.
+    second: Result<SecondDaemon, String>,
     name: String,
     _dir: Option<WorkDir>,
 }
@@ -256,19 +262,19 @@ fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
                 daemon: None,
                 mock: Arc::new(Mock::Remote(mock)),
                 socket: socket.clone(),
-                second: None,
+                second: Err(
+                    "needs --daemon-cmd: the runner must start a second instance of \
+                              the daemon whose upstream is a closed port, which it cannot do \
+                              for a daemon it did not start"
+                        .to_owned(),
+                ),
                 name: socket.display().to_string(),
                 _dir: None,
             })
         }
         Target::Command(cmd) => {
-            if !cmd.command.contains("{socket}") {
-                return Err(SuiteError::Usage(format!(
-                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
-                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
-                     `{}`)",
-                    cmd.command
-                )));
+            if cmd.socket.is_none() && !cmd.command.contains("{socket}") {
+                return Err(SuiteError::Usage(daemon::no_socket_message(&cmd.command)));
             }
             let dir = WorkDir::create()?;
             let mock = MockServer::start(MockConfig {
@@ -284,31 +290,41 @@ fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
                 ..MockConfig::default()
             })?;
             let backend = mock.base_url();
-            let env = daemon::daemon_env(None);
-            let socket = dir.0.join("daemon.sock");
-            let first_env = daemon::daemon_env(Some(&backend));
+            let socket = cmd
+                .socket
+                .clone()
+                .unwrap_or_else(|| dir.0.join("daemon.sock"));
             let command = daemon::substitute(&cmd.command, &socket, &backend);
             let process = DaemonProcess::start(
-                command,
-                &first_env,
+                command.clone(),
+                &daemon::daemon_env(Some(&backend)),
                 &socket,
                 &dir.0.join("daemon.log"),
                 cmd.start_timeout,
             )
             .map_err(SuiteError::DaemonStart)?;
-            let second = SecondDaemon {
-                template: cmd.command.clone(),
-                env,
-                dir: dir.0.clone(),
-                https: cmd.mock.tls,
-                start_timeout: cmd.start_timeout,
+            let second = if cmd.command.contains("{socket}") {
+                Ok(SecondDaemon {
+                    template: cmd.command.clone(),
+                    env: daemon::daemon_env(None),
+                    dir: dir.0.clone(),
+                    https: cmd.mock.tls,
+                    start_timeout: cmd.start_timeout,
+                })
+            } else {
+                Err(format!(
+                    "needs a second instance of the daemon whose upstream is a closed port, and \
+                     this daemon's socket path is fixed ({}): put {{socket}} in --daemon-cmd \
+                     where the socket path goes so that each instance gets its own",
+                    socket.display()
+                ))
             };
             Ok(Setup {
-                name: cmd.command.clone(),
+                name: command,
                 daemon: Some(process),
                 mock: Arc::new(Mock::Embedded(mock)),
                 socket,
-                second: Some(second),
+                second,
                 _dir: Some(dir),
             })
         }
@@ -380,7 +396,7 @@ pub fn run_suite_with(
         strictness: config.strictness,
         tag: run_tag(),
         daemon: processes,
-        second: setup.second.take(),
+        second: std::mem::replace(&mut setup.second, Err(String::new())),
         instances: AtomicU64::new(0),
     };
     let mut notes = Vec::new();

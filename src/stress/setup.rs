@@ -192,21 +192,20 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
         ),
         DaemonSpec::Command {
             command,
+            socket: fixed,
             start_timeout,
         } => {
             let dir = work_dir()?;
-            let socket = dir.0.join("daemon.sock");
+            let socket = fixed.clone().unwrap_or_else(|| dir.0.join("daemon.sock"));
             let backend = match &mock {
                 Mock::Embedded(m, _) => Some(m.base_url()),
                 Mock::Remote(r) => Some(r.url().to_owned()),
                 Mock::None => None,
             };
             let env = crate::scenario::daemon_env(backend.as_deref());
-            if !command.contains("{socket}") {
-                return Err(StressError::Usage(format!(
-                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
-                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
-                     `{command}`)"
+            if fixed.is_none() && !command.contains("{socket}") {
+                return Err(StressError::Usage(crate::scenario::no_socket_message(
+                    command,
                 )));
             }
             if backend.is_none() && command.contains("{backend}") {
@@ -216,8 +215,9 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
                         .to_owned(),
                 ));
             }
+            let as_run = substitute(command, &socket, backend.as_deref().unwrap_or_default());
             let d = DaemonProcess::start(
-                substitute(command, &socket, backend.as_deref().unwrap_or_default()),
+                as_run.clone(),
                 &env,
                 &socket,
                 &dir.0.join("daemon.log"),
@@ -225,7 +225,7 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
             )
             .map_err(StressError::Environment)?;
             let pid = super::resources::resolve_daemon_pid(d.pid());
-            (Some(d), socket, Some(pid), command.clone(), Some(dir))
+            (Some(d), socket, Some(pid), as_run, Some(dir))
         }
     };
     Ok(Prepared {

@@ -58,6 +58,7 @@ pub fn run_ref(fault: Option<&str>, scenarios: &[&str], strict: bool) -> SuiteRu
 /// named scenarios (all when empty).
 pub fn run_command(command: &str, scenarios: &[&str], strict: bool) -> SuiteRun {
     let mut config = SuiteConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command: command.to_owned(),
         mock: MockOptions {
             tls: true,

@@ -234,7 +234,7 @@ pub fn summary(report: &PropReport) -> String {
     } else if report.failure.is_some() || report.daemon_death.is_some() {
         "FAILED"
     } else {
-        "passed"
+        "OK"
     };
     if report.replayed {
         let _ = write!(

@@ -19,7 +19,7 @@ use crate::verdict::{DaemonDeath, Strictness};
 use super::batch::{CaseResult, CaseRunner, note};
 use super::case::Case;
 use super::drive::{Env, Limits};
-use super::shrink::{self, ShrinkStats};
+use super::shrink::{self, ShrinkProgress, ShrinkStats};
 use super::{PropError, regressions, render, strategy, target};
 
 /// Where failing cases are kept unless told otherwise (relative to the working directory).
@@ -36,6 +36,8 @@ pub struct PropConfig {
     pub seed: u64,
     /// How long shrinking a failure may take.
     pub max_shrink_time: Duration,
+    /// How shrinking reports its steps on the log.
+    pub shrink_progress: ShrinkProgress,
     /// Cases run at once.
     pub jobs: usize,
     /// Time limits of each case.
@@ -67,6 +69,7 @@ impl PropConfig {
             cases: 200,
             seed: 0,
             max_shrink_time: Duration::from_secs(60),
+            shrink_progress: ShrinkProgress::Quiet,
             jobs: 4,
             limits: Limits::default(),
             strictness: Strictness::Lenient,
@@ -378,8 +381,14 @@ fn phases(
             ))
         })?;
     let original = first.case.clone();
-    let (minimal, stats, stopped) =
-        shrink::shrink(runner, &mut tree, first, config.max_shrink_time, log);
+    let (minimal, stats, stopped) = shrink::shrink(
+        runner,
+        &mut tree,
+        first,
+        config.max_shrink_time,
+        config.shrink_progress,
+        log,
+    );
     let (mut failure, unconfirmed) = confirm(
         runner,
         Origin::Generated { index },

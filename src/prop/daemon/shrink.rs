@@ -19,6 +19,18 @@ use super::case::Case;
 /// Most candidates tried, whatever the time budget.
 const MAX_STEPS: usize = 2_000;
 
+/// How shrinking reports the candidates that still fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShrinkProgress {
+    /// Nothing per step: the summary says how shrinking went.
+    #[default]
+    Quiet,
+    /// One line, rewritten in place after each step (for a terminal).
+    InPlace,
+    /// A line per step (`--verbose`).
+    Steps,
+}
+
 /// How shrinking went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShrinkStats {
@@ -39,10 +51,12 @@ pub(crate) fn shrink(
     tree: &mut impl ValueTree<Value = Case>,
     first: CaseResult,
     budget: Duration,
+    progress: ShrinkProgress,
     log: &mut dyn Write,
 ) -> (CaseResult, ShrinkStats, Option<PropError>) {
     let mut s = Shrinker {
         runner,
+        progress,
         started: Instant::now(),
         budget,
         signature: first.signature(),
@@ -56,12 +70,18 @@ pub(crate) fn shrink(
         },
     };
     let result = s.run(tree, log);
+    if progress == ShrinkProgress::InPlace && s.stats.accepted > 0 {
+        // Erase the line: the summary follows.
+        let _ = write!(log, "\r\x1b[K");
+        let _ = log.flush();
+    }
     s.stats.elapsed = s.started.elapsed();
     (s.best, s.stats, result.err())
 }
 
 struct Shrinker<'r, 'a> {
     runner: &'r CaseRunner<'a>,
+    progress: ShrinkProgress,
     started: Instant,
     budget: Duration,
     signature: Vec<(String, crate::verdict::Verdict)>,
@@ -88,13 +108,22 @@ impl Shrinker<'_, '_> {
         self.tried.insert(key, fails);
         if fails {
             self.stats.accepted += 1;
-            let _ = writeln!(
-                log,
+            let line = format!(
                 "prop: shrink step {}: still fails with {} write(s), {} chunk(s)",
                 self.stats.steps,
                 result.built.generated_writes(),
                 result.case.chunks.len()
             );
+            match self.progress {
+                ShrinkProgress::Quiet => {}
+                ShrinkProgress::InPlace => {
+                    let _ = write!(log, "\r\x1b[K{line}");
+                    let _ = log.flush();
+                }
+                ShrinkProgress::Steps => {
+                    let _ = writeln!(log, "{line}");
+                }
+            }
             self.best = result;
         }
         Ok(fails)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::mock::{MockConfig, MockServer, TlsMode};
 use crate::pattern::MockSettings;
-use crate::scenario::{DaemonProcess, Mock, Remote, Target, substitute};
+use crate::scenario::{DaemonProcess, Mock, Remote, Target, no_socket_message, substitute};
 
 use super::PropError;
 
@@ -70,13 +70,8 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
             _dir: None,
         }),
         Target::Command(cmd) => {
-            if !cmd.command.contains("{socket}") {
-                return Err(PropError::Usage(format!(
-                    "--daemon-cmd must say where the daemon listens: put {{socket}} where its \
-                     socket path goes, e.g. --daemon-cmd 'my-daemon --socket {{socket}}' (it was \
-                     `{}`)",
-                    cmd.command
-                )));
+            if cmd.socket.is_none() && !cmd.command.contains("{socket}") {
+                return Err(PropError::Usage(no_socket_message(&cmd.command)));
             }
             static COUNT: AtomicU64 = AtomicU64::new(0);
             let n = COUNT.fetch_add(1, Ordering::Relaxed);
@@ -104,10 +99,14 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
             })
             .map_err(|e| PropError::Mock(format!("cannot start the embedded mock API: {e}")))?;
             let backend = mock.base_url();
-            let socket = dir.0.join("daemon.sock");
+            let socket = cmd
+                .socket
+                .clone()
+                .unwrap_or_else(|| dir.0.join("daemon.sock"));
             let env = crate::scenario::daemon_env(Some(&backend));
+            let command = substitute(&cmd.command, &socket, &backend);
             let daemon = DaemonProcess::start(
-                substitute(&cmd.command, &socket, &backend),
+                command.clone(),
                 &env,
                 &socket,
                 &dir.0.join("daemon.log"),
@@ -115,8 +114,8 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
             )
             .map_err(PropError::DaemonStart)?;
             Ok(Running {
-                // The command as given: the substituted one names a temporary socket.
-                name: cmd.command.clone(),
+                // The command as run, socket path and all.
+                name: command,
                 daemon: Some(daemon),
                 mock: Mock::Embedded(mock),
                 socket,

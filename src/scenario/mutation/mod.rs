@@ -245,6 +245,7 @@ fn suite_config(config: &MutationConfig, fault: Option<Fault>) -> SuiteConfig {
         None => format!("{exe} ref-daemon --socket {{socket}}"),
     };
     let mut suite = SuiteConfig::new(Target::Command(DaemonCommand {
+        socket: None,
         command,
         mock: MockOptions {
             chunk_delay: config.chunk_delay,
