@@ -67,6 +67,8 @@ pub(crate) struct PlanBody {
     base: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     yield_next: bool,
+    /// HTTP/2: the index of the latest write, until it is stamped as sent (the next poll).
+    unsent: Option<usize>,
     finished: bool,
     reset_via: ResetVia,
     /// HTTP/1.1: the connection's flush count when the latest write was handed over; a later
@@ -96,6 +98,7 @@ impl PlanBody {
             base: Instant::now(),
             sleep: None,
             yield_next: false,
+            unsent: None,
             finished: false,
             reset_via,
             shared,
@@ -162,6 +165,11 @@ impl Body for MockBody {
 
 impl PlanBody {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, PlannedReset>>> {
+        if let Some(index) = self.unsent.take() {
+            // hyper (1.x, HTTP/2) polls the body again only once the write it last took has
+            // been given send capacity by h2 and queued as DATA.
+            self.shared.log.record_sent(self.id, index, monotonic_ns());
+        }
         if self.finished {
             return Poll::Ready(None);
         }
@@ -188,10 +196,18 @@ impl PlanBody {
                 self.flushes_at_handover = control.flushes();
             }
             let ts_ns = monotonic_ns();
+            let sent_ns = match &self.reset_via {
+                ResetVia::Connection(_) => Some(ts_ns),
+                ResetVia::Stream => {
+                    self.unsent = Some(self.handed - 1);
+                    None
+                }
+            };
             self.shared.log.record_write(
                 self.id,
                 WriteRecord {
                     ts_ns,
+                    sent_ns,
                     start,
                     end: self.offset,
                 },

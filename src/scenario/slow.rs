@@ -10,7 +10,7 @@ use super::judge::{self, Case};
 use super::live::{self, Live};
 use super::observe::{Observation, max_latency};
 use super::{Check, Client, Data, Scenario};
-use crate::mock::RequestEnd;
+use crate::mock::{HttpVersion, RequestEnd, RequestRecord, WriteRecord};
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
 use crate::transcript::Budget;
@@ -145,7 +145,18 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     };
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
     let relay = relay_latency(ctx, &quick_spec, &handoff, &quick, &requests);
-    assertions.push(latency(relay.as_ref().and_then(max_latency), paused_for));
+    let delay = QuickDelay {
+        from_produced: relay.as_ref().and_then(max_latency),
+        from_sent: requests
+            .first()
+            .and_then(|r| max_latency(&quick.relay_latency(&plan, &as_sent(&r.writes)))),
+        send_wait: requests.first().map_or(0, longest_send_wait),
+        sent_but_none_received: quick.content().is_empty()
+            && requests
+                .first()
+                .is_some_and(|r| r.writes.iter().any(|w| w.sent_ns.is_some())),
+    };
+    assertions.push(latency(&delay, paused_for));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
 }
@@ -174,9 +185,88 @@ fn wait_until_held_up(ctx: &Ctx, nonce: Option<&str>) {
     }
 }
 
-fn latency(max_ns: Option<u64>, paused_for: Duration) -> AssertionResult {
+/// Where the quick stream's time went: its slowest event counted from when the upstream
+/// produced it and from when the upstream could send it, and the longest the upstream waited.
+struct QuickDelay {
+    from_produced: Option<u64>,
+    from_sent: Option<u64>,
+    send_wait: u64,
+    /// The upstream sent the quick stream at least one write, and its client got no content.
+    sent_but_none_received: bool,
+}
+
+/// The writes with each stamped when it could go out (when it was produced if that is unknown).
+fn as_sent(writes: &[WriteRecord]) -> Vec<WriteRecord> {
+    writes
+        .iter()
+        .map(|w| WriteRecord {
+            ts_ns: w.sent_ns.unwrap_or(w.ts_ns),
+            ..*w
+        })
+        .collect()
+}
+
+/// The longest any write of `request` waited between being produced and being able to go out;
+/// a write that never could waited until the request ended. Only HTTP/2 has a wait: on
+/// HTTP/1.1 the mock's writes go out as they are produced.
+fn longest_send_wait(request: &RequestRecord) -> u64 {
+    if request.http_version != HttpVersion::Http2 {
+        return 0;
+    }
+    request
+        .writes
+        .iter()
+        .filter_map(|w| {
+            w.sent_ns
+                .or(request.end_ns)
+                .map(|s| s.saturating_sub(w.ts_ns))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The upstream's own stall, as a cause, with its fix. Only HTTP/2 writes wait to go out, and a
+/// fresh stream's own window is open, so the window that was closed is the connection's.
+fn upstream_stall(delay: &QuickDelay) -> String {
+    format!(
+        "the upstream could not send for {}: the connection's HTTP/2 window was held by the \
+         stalled stream (both streams share one HTTP/2 connection to the upstream, and the \
+         stalled stream's unread data fills the connection's flow-control window, so no DATA \
+         of another stream can be sent); keep reading every upstream stream into a bounded \
+         buffer of its own (and reset the upstream stream when its client stays stalled too \
+         long), or give streams separate HTTP/2 connections, or a connection window well above \
+         what one stream can hold",
+        format_ns(delay.send_wait)
+    )
+}
+
+fn latency(delay: &QuickDelay, paused_for: Duration) -> AssertionResult {
     let name = "relay latency beside a slow reader";
-    match max_ns {
+    let limit = LATENCY_LIMIT.as_nanos();
+    match delay.from_produced {
+        None if u128::from(delay.send_wait) > limit => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "while another client was not reading (for {}), no event of the quick stream \
+                 reached its client: {}",
+                format_duration(paused_for),
+                upstream_stall(delay)
+            ),
+        ),
+        None if delay.sent_but_none_received => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "while another client was not reading (for {}), no event of the quick stream \
+                 reached its client, though the upstream sent its writes within {} of \
+                 producing them: the daemon held them; writes to one client hold up the \
+                 others (head-of-line blocking); give each connection its own task or use \
+                 non-blocking writes",
+                format_duration(paused_for),
+                format_ns(delay.send_wait)
+            ),
+        ),
         None => AssertionResult::new(
             name,
             Verdict::Fail,
@@ -191,19 +281,43 @@ fn latency(max_ns: Option<u64>, paused_for: Duration) -> AssertionResult {
                 format_duration(LATENCY_LIMIT)
             ),
         ),
-        Some(ns) => AssertionResult::new(
-            name,
-            Verdict::Fail,
-            format!(
-                "while another client was not reading (for {}), the quick stream's events \
-                 reached its client up to {} after the upstream wrote them (limit {}): writes \
-                 to one client hold up the others (head-of-line blocking); give each \
-                 connection its own task or use non-blocking writes",
-                format_duration(paused_for),
-                format_ns(ns),
-                format_duration(LATENCY_LIMIT)
-            ),
-        ),
+        // The daemon relayed promptly what the upstream could send: the time went upstream.
+        Some(ns) if delay.from_sent.is_some_and(|d| u128::from(d) <= limit) => {
+            AssertionResult::new(
+                name,
+                Verdict::Fail,
+                format!(
+                    "while another client was not reading (for {}), the quick stream's events \
+                     reached its client up to {} after the upstream produced them (limit {}), \
+                     at most {} after they could leave it: {}",
+                    format_duration(paused_for),
+                    format_ns(ns),
+                    format_duration(LATENCY_LIMIT),
+                    format_ns(delay.from_sent.unwrap_or(0)),
+                    upstream_stall(delay)
+                ),
+            )
+        }
+        Some(ns) => {
+            let also = if u128::from(delay.send_wait) > limit {
+                format!("; besides, {}", upstream_stall(delay))
+            } else {
+                String::new()
+            };
+            AssertionResult::new(
+                name,
+                Verdict::Fail,
+                format!(
+                    "while another client was not reading (for {}), the quick stream's events \
+                     reached its client up to {} after the upstream sent them (limit {}): \
+                     writes to one client hold up the others (head-of-line blocking); give \
+                     each connection its own task or use non-blocking writes{also}",
+                    format_duration(paused_for),
+                    format_ns(delay.from_sent.unwrap_or(ns)),
+                    format_duration(LATENCY_LIMIT)
+                ),
+            )
+        }
     }
     .with_expected(format!("at most {}", format_duration(LATENCY_LIMIT)))
 }
