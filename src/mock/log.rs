@@ -132,11 +132,12 @@ pub struct WriteRecord {
     pub ts_ns: u64,
     /// [`crate::clock::monotonic_ns`] when the write could go out. HTTP/1.1: the same as
     /// `ts_ns` (hyper frames the bytes and flushes them to the socket in that same task poll).
-    /// HTTP/2: when h2 granted the stream send capacity for it and hyper queued it as DATA for
-    /// the connection task to write: hyper polls the body for its next write only then, and that
-    /// poll is stamped. It waits as long as the peer's flow-control window (the stream's or the
-    /// whole connection's) stays closed. `None` when the write never got capacity (the stream
-    /// ended first), and in logs from mocks older than this field.
+    /// HTTP/2: when h2 first granted the stream send capacity for it and hyper queued it as
+    /// DATA for the connection task to write: hyper (1.x) polls the body again only then, and
+    /// that poll is stamped. It waits as long as the peer's flow-control window (the stream's
+    /// or the whole connection's) stays closed; a write larger than the window that opened may
+    /// still wait for its rest. `None` when the write never got capacity (the stream ended
+    /// first), and in logs from mocks older than this field.
     #[serde(default)]
     pub sent_ns: Option<u64>,
     /// Body byte offset of the first byte (framing excluded).

@@ -5,6 +5,11 @@
 //! `Pending`), so hyper flushes it before the next one is produced: on HTTP/1.1 every write is
 //! its own chunk and its own socket write, on HTTP/2 its own DATA frame.
 //!
+//! Each write is stamped twice: when it is produced (handed to hyper) and when it can go out.
+//! On HTTP/1.1 that is the same instant. On HTTP/2 hyper polls the body for more only once h2
+//! has given the last write send capacity, which the client's flow-control window can hold
+//! back for as long as it stays closed: the next poll stamps the last write as sent.
+//!
 //! Cancellation: hyper drops the body when the client closes the connection (HTTP/1.1: hyper
 //! reads EOF while the response is in progress) or resets the stream (HTTP/2: RST_STREAM). The
 //! `Drop` impl records the request as cancelled at the first write not yet handed over.
