@@ -145,6 +145,9 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     };
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
     let relay = relay_latency(ctx, &quick_spec, &handoff, &quick, &requests);
+    let slow_requests = ctx
+        .requests(slow_handoff.nonce.as_deref(), None)
+        .unwrap_or_default();
     let delay = QuickDelay {
         from_produced: relay.as_ref().and_then(max_latency),
         from_sent: requests
@@ -155,6 +158,11 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
             && requests
                 .first()
                 .is_some_and(|r| r.writes.iter().any(|w| w.sent_ns.is_some())),
+        // The same client address and port: the same connection to the mock.
+        shared_connection: match (requests.first(), slow_requests.first()) {
+            (Some(q), Some(s)) => q.peer.is_some() && q.peer == s.peer,
+            _ => false,
+        },
     };
     assertions.push(latency(&delay, paused_for));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
@@ -193,6 +201,8 @@ struct QuickDelay {
     send_wait: u64,
     /// The upstream sent the quick stream at least one write, and its client got no content.
     sent_but_none_received: bool,
+    /// Both streams' upstream requests came over one connection.
+    shared_connection: bool,
 }
 
 /// The writes with each stamped when it could go out (when it was produced if that is unknown).
@@ -225,19 +235,27 @@ fn longest_send_wait(request: &RequestRecord) -> u64 {
         .unwrap_or(0)
 }
 
-/// The upstream's own stall, as a cause, with its fix. Only HTTP/2 writes wait to go out, and a
-/// fresh stream's own window is open, so the window that was closed is the connection's.
+/// The upstream's own stall, as a cause, with its fix. Only HTTP/2 writes wait to go out.
 fn upstream_stall(delay: &QuickDelay) -> String {
-    format!(
-        "the upstream could not send for {}: the connection's HTTP/2 window was held by the \
-         stalled stream (both streams share one HTTP/2 connection to the upstream, and the \
-         stalled stream's unread data fills the connection's flow-control window, so no DATA \
-         of another stream can be sent); keep reading every upstream stream into a bounded \
-         buffer of its own (and reset the upstream stream when its client stays stalled too \
-         long), or give streams separate HTTP/2 connections, or a connection window well above \
-         what one stream can hold",
-        format_ns(delay.send_wait)
-    )
+    let wait = format_ns(delay.send_wait);
+    if delay.shared_connection {
+        format!(
+            "the upstream could not send for {wait}: the connection's HTTP/2 window was held by \
+             the stalled stream (both streams share one HTTP/2 connection to the upstream, and \
+             the stalled stream's unread data fills the connection's flow-control window, so no \
+             DATA of another stream can be sent); keep reading every upstream stream into a \
+             bounded buffer of its own (and reset the upstream stream when its client stays \
+             stalled too long), or give streams separate HTTP/2 connections, or a connection \
+             window well above what one stream can hold"
+        )
+    } else {
+        format!(
+            "the upstream could not send for {wait}: the HTTP/2 flow-control window of the quick \
+             stream's connection stayed closed (the daemon did not read the data that filled \
+             it, or announced no room for it); read every upstream stream promptly into a \
+             bounded buffer of its own"
+        )
+    }
 }
 
 fn latency(delay: &QuickDelay, paused_for: Duration) -> AssertionResult {
