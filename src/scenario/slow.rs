@@ -524,3 +524,70 @@ fn released(ctx: &Ctx, baseline: Option<Result<usize, String>>) -> AssertionResu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAUSE: Duration = Duration::from_secs(3);
+
+    fn delay(from_produced: u64, from_sent: u64, send_wait: u64, shared: bool) -> QuickDelay {
+        QuickDelay {
+            from_produced: Some(from_produced),
+            from_sent: Some(from_sent),
+            send_wait,
+            sent_but_none_received: false,
+            shared_connection: shared,
+        }
+    }
+
+    #[test]
+    fn a_delay_spent_waiting_for_the_shared_window_is_put_down_to_it() {
+        let a = latency(&delay(3_200_000_000, 5_000_000, 3_195_000_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Fail);
+        assert!(
+            a.message.contains("could not send for 3.19 s"),
+            "{}",
+            a.message
+        );
+        assert!(a.message.contains("window was held by the stalled stream"));
+        assert!(!a.message.contains("head-of-line"), "{}", a.message);
+        let apart = latency(
+            &delay(3_200_000_000, 5_000_000, 3_195_000_000, false),
+            PAUSE,
+        );
+        assert!(
+            apart.message.contains("could not send"),
+            "{}",
+            apart.message
+        );
+        assert!(!apart.message.contains("held by the stalled stream"));
+    }
+
+    #[test]
+    fn a_delay_the_daemon_added_gets_the_head_of_line_advice_alone() {
+        let a = latency(&delay(3_200_000_000, 3_199_000_000, 80_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Fail);
+        assert!(a.message.contains("head-of-line blocking"), "{}", a.message);
+        assert!(!a.message.contains("could not send"), "{}", a.message);
+    }
+
+    #[test]
+    fn a_delay_with_both_causes_names_both() {
+        let a = latency(
+            &delay(5_000_000_000, 2_000_000_000, 3_000_000_000, true),
+            PAUSE,
+        );
+        assert!(a.message.contains("head-of-line blocking"), "{}", a.message);
+        assert!(
+            a.message
+                .contains("besides, the upstream could not send for 3.00 s")
+        );
+    }
+
+    #[test]
+    fn a_prompt_stream_passes_whatever_the_wait() {
+        let a = latency(&delay(400_000_000, 1_000_000, 399_000_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Pass, "{}", a.message);
+    }
+}
