@@ -247,3 +247,81 @@ async fn shutdown_cuts_open_streams_and_logs_it() {
         "no longer listening"
     );
 }
+
+/// On HTTP/2 a write can go out only when the client's flow-control window lets it. Here the
+/// connection's window (64 KiB) is smaller than one stream's (1 MiB), and a first stream's
+/// unread data fills it: a second stream's write is produced (`ts_ns`) but stamped as able to
+/// go out (`sent_ns`) only once the client reads the first stream and the window reopens. On
+/// HTTP/1.1 the two stamps are one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_write_is_stamped_sent_only_when_the_connection_window_lets_it_out() {
+    const HOLD: Duration = Duration::from_millis(500);
+    let mock = Arc::new(start_mock(false));
+    let hog = mock.register_script(UpstreamPlan::sse(
+        vec![Write::new(vec![b'x'; 256 << 10], Duration::ZERO)],
+        Ending::Close,
+    ));
+    // Produced after the first stream's 64 KiB have surely gone out on loopback.
+    let quick = mock.register_script(UpstreamPlan::sse(
+        vec![Write::new(&b"data: {}\n\n"[..], Duration::from_millis(300))],
+        Ending::Close,
+    ));
+    let tcp = tokio::net::TcpStream::connect(mock.local_addr())
+        .await
+        .expect("connect");
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_connection_window_size(65_535)
+            .initial_stream_window_size(1 << 20)
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut sender = Sender::H2(send);
+    let (hog_nonce, quick_nonce) = (nonce("hog"), nonce("quick"));
+    let hog_response = sender
+        .send(chat_request(
+            H2_CLEAR,
+            Some(&format!("script:{hog}")),
+            nonce_body(&hog_nonce),
+        ))
+        .await;
+    let quick_response = sender
+        .send(chat_request(
+            H2_CLEAR,
+            Some(&format!("script:{quick}")),
+            nonce_body(&quick_nonce),
+        ))
+        .await;
+    let deadline = Instant::now() + DEADLINE;
+    while mock.requests_for(&quick_nonce)[0].writes.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the quick write was never produced"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(HOLD).await;
+    let hog_got = read_all(hog_response).await;
+    assert_eq!(hog_got.error, None);
+    let quick_got = read_all(quick_response).await;
+    assert_eq!(quick_got.text(), "data: {}\n\n");
+    let write = ended(&mock, &quick_nonce).await.writes[0];
+    let sent = write.sent_ns.expect("the write went out");
+    assert!(
+        sent - write.ts_ns >= HOLD.as_nanos() as u64,
+        "stamped sent {} ns after it was produced, though the window stayed closed for {HOLD:?}",
+        sent - write.ts_ns
+    );
+
+    let n = nonce("h1");
+    fetch(
+        &mock,
+        H1_CLEAR,
+        chat_request(H1_CLEAR, Some("delay:5"), nonce_body(&n)),
+    )
+    .await;
+    let record = ended(&mock, &n).await;
+    assert!(!record.writes.is_empty());
+    assert!(record.writes.iter().all(|w| w.sent_ns == Some(w.ts_ns)));
+}

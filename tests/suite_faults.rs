@@ -1,12 +1,15 @@
 //! What the runner does around a fault, through the library entry point
 //! (`scenario::run_suite`): how strictness treats a non-strict finding, how a daemon on the
-//! wrong socket type is still tested, how content is tested when the pattern header is lost.
+//! wrong socket type is still tested, how content is tested when the pattern header is lost,
+//! how a slow reader's delay is put down to the daemon or to the upstream's HTTP/2 window.
 //! That every fault mode is caught, and by which scenarios, is proven in suite_mutation.rs.
 
 mod suite_support;
 
+use std::time::Duration;
+
 use streamcheck::verdict::Verdict;
-use suite_support::{first, result, run_ref};
+use suite_support::{BIN, first, result, run_command, run_ref};
 
 #[test]
 fn done_after_an_abort_is_non_strict_and_fails_under_strict() {
@@ -61,4 +64,45 @@ fn a_daemon_that_ignores_the_test_pattern_is_told_so_while_content_still_checks(
         Verdict::Pass,
         "the prompt directive still drove the mock"
     );
+}
+
+/// The relay-latency assertion of 9.2 in `run`.
+fn slow_reader_latency(run: &streamcheck::scenario::SuiteRun) -> (Verdict, String) {
+    let r = result(run, "slow_reader");
+    let a = r
+        .assertions
+        .iter()
+        .find(|a| a.name == "relay latency beside a slow reader")
+        .unwrap_or_else(|| panic!("no latency assertion: {:?}", r.assertions));
+    (a.verdict, a.message.clone())
+}
+
+/// The reference daemon as it is, except that its one HTTP/2 upstream connection has a window
+/// of 1 MiB, less than one stream's (2 MiB): its slow reader's upstream stream stops being read
+/// (backpressure) and so fills the connection's window, and the mock cannot send the quick
+/// stream's DATA.
+#[test]
+fn a_slow_reader_holding_the_shared_http2_window_is_put_down_to_the_upstream() {
+    let command =
+        format!("OPENAI_HTTP2_CONNECTION_WINDOW=1048576 {BIN} ref-daemon --socket {{socket}}");
+    let run = run_command(command, &["slow_reader"], false, Duration::from_secs(5));
+    let (verdict, message) = slow_reader_latency(&run);
+    assert_eq!(verdict, Verdict::Fail, "{message}");
+    assert!(
+        message.contains("the upstream could not send for")
+            && message.contains("HTTP/2 window was held by the stalled stream"),
+        "{message}"
+    );
+    assert!(!message.contains("head-of-line"), "{message}");
+}
+
+/// The head-of-line fault holds one lock across client writes: the upstream sends the quick
+/// stream promptly and the daemon holds it.
+#[test]
+fn a_daemon_holding_the_bytes_itself_gets_the_head_of_line_advice() {
+    let run = run_ref(Some("head-of-line-blocking"), &["slow_reader"], false);
+    let (verdict, message) = slow_reader_latency(&run);
+    assert_eq!(verdict, Verdict::Fail, "{message}");
+    assert!(message.contains("head-of-line blocking"), "{message}");
+    assert!(!message.contains("could not send"), "{message}");
 }

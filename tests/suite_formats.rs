@@ -6,6 +6,8 @@
 
 mod suite_support;
 
+use std::time::Duration;
+
 use streamcheck::scenario::{SuiteRun, catalog};
 use streamcheck::verdict::{Counts, Verdict};
 use suite_support::{BIN, first, result, run_command};
@@ -31,7 +33,7 @@ fn not_passed(run: &SuiteRun) -> Vec<String> {
 }
 
 fn passes_the_whole_catalog_under_strict(format: &str) -> SuiteRun {
-    let run = run_command(&ref_daemon(format, None), &[], true);
+    let run = run_command(ref_daemon(format, None), &[], true, Duration::from_secs(5));
     assert_eq!(not_passed(&run), Vec::<String>::new(), "{format}");
     let c = Counts::of(&run.summary.scenarios);
     assert_eq!(c.total, catalog().len());
@@ -78,13 +80,18 @@ fn findings<'a>(run: &'a SuiteRun, name: &str) -> Vec<&'a str> {
 #[test]
 fn a_simplified_daemon_that_loses_the_end_of_the_answer_is_still_caught() {
     let daemon = ref_daemon("simplified", Some("done-after-abort"));
-    let run = run_command(&daemon, &["abort_stream", "abort_early"], true);
+    let run = run_command(
+        daemon.clone(),
+        &["abort_stream", "abort_early"],
+        true,
+        Duration::from_secs(5),
+    );
     for name in ["abort_stream", "abort_early"] {
         assert_eq!(result(&run, name).verdict, Verdict::Fail, "{name}");
         assert_eq!(findings(&run, name), ["no [DONE]"], "{name}");
     }
     let daemon = ref_daemon("simplified", Some("cut-4k"));
-    let run = run_command(&daemon, &["long_chunks"], true);
+    let run = run_command(daemon, &["long_chunks"], true, Duration::from_secs(5));
     assert_eq!(result(&run, "long_chunks").verdict, Verdict::Fail);
     assert_eq!(findings(&run, "long_chunks"), ["content"]);
 }

@@ -125,12 +125,21 @@ pub struct Message {
 /// One body write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteRecord {
-    /// [`crate::clock::monotonic_ns`] taken the instant the write's bytes were handed to hyper
-    /// (returned from the response body's `poll_frame`). On HTTP/1.1 hyper frames them and
-    /// flushes them to the socket (through TLS when on) in that same task poll; on HTTP/2 they are
-    /// queued as DATA and written by the connection task. So a relay latency computed from it
-    /// includes the mock's own framing and flush, microseconds on loopback.
+    /// [`crate::clock::monotonic_ns`] taken the instant the write was produced: its bytes
+    /// handed to hyper (returned from the response body's `poll_frame`). A relay latency
+    /// computed from it counts everything after the upstream wrote: the mock's own framing, any
+    /// wait for HTTP/2 send capacity, and the daemon.
     pub ts_ns: u64,
+    /// [`crate::clock::monotonic_ns`] when the write could go out. HTTP/1.1: the same as
+    /// `ts_ns` (hyper frames the bytes and flushes them to the socket in that same task poll).
+    /// HTTP/2: when h2 first granted the stream send capacity for it and hyper queued it as
+    /// DATA for the connection task to write: hyper (1.x) polls the body again only then, and
+    /// that poll is stamped. It waits as long as the peer's flow-control window (the stream's
+    /// or the whole connection's) stays closed; a write larger than the window that opened may
+    /// still wait for its rest. `None` when the write never got capacity (the stream ended
+    /// first), and in logs from mocks older than this field.
+    #[serde(default)]
+    pub sent_ns: Option<u64>,
     /// Body byte offset of the first byte (framing excluded).
     pub start: u64,
     /// Body byte offset one past the last byte.
@@ -261,6 +270,17 @@ impl RequestLog {
         let first = inner.entries.front()?.id;
         let i = usize::try_from(id.checked_sub(first)?).ok()?;
         (i < inner.entries.len()).then_some(i)
+    }
+
+    /// Stamps when write number `index` of a record could go out (ignored if the record was
+    /// already dropped).
+    pub(crate) fn record_sent(&self, id: u64, index: usize, sent_ns: u64) {
+        let mut inner = self.lock();
+        if let Some(i) = Self::index(&inner, id)
+            && let Some(write) = inner.entries[i].writes.get_mut(index)
+        {
+            write.sent_ns = Some(sent_ns);
+        }
     }
 
     /// Appends a write to a record (ignored if the record was already dropped).
@@ -405,6 +425,7 @@ mod tests {
             a,
             WriteRecord {
                 ts_ns: 1,
+                sent_ns: Some(1),
                 start: 0,
                 end: 1,
             },

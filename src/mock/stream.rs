@@ -5,6 +5,11 @@
 //! `Pending`), so hyper flushes it before the next one is produced: on HTTP/1.1 every write is
 //! its own chunk and its own socket write, on HTTP/2 its own DATA frame.
 //!
+//! Each write is stamped twice: when it is produced (handed to hyper) and when it can go out.
+//! On HTTP/1.1 that is the same instant. On HTTP/2 hyper polls the body for more only once h2
+//! has given the last write send capacity, which the client's flow-control window can hold
+//! back for as long as it stays closed: the next poll stamps the last write as sent.
+//!
 //! Cancellation: hyper drops the body when the client closes the connection (HTTP/1.1: hyper
 //! reads EOF while the response is in progress) or resets the stream (HTTP/2: RST_STREAM). The
 //! `Drop` impl records the request as cancelled at the first write not yet handed over.
@@ -67,6 +72,8 @@ pub(crate) struct PlanBody {
     base: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     yield_next: bool,
+    /// HTTP/2: the index of the latest write, until it is stamped as sent (the next poll).
+    unsent: Option<usize>,
     finished: bool,
     reset_via: ResetVia,
     /// HTTP/1.1: the connection's flush count when the latest write was handed over; a later
@@ -96,6 +103,7 @@ impl PlanBody {
             base: Instant::now(),
             sleep: None,
             yield_next: false,
+            unsent: None,
             finished: false,
             reset_via,
             shared,
@@ -162,6 +170,11 @@ impl Body for MockBody {
 
 impl PlanBody {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, PlannedReset>>> {
+        if let Some(index) = self.unsent.take() {
+            // hyper (1.x, HTTP/2) polls the body again only once the write it last took has
+            // been given send capacity by h2 and queued as DATA.
+            self.shared.log.record_sent(self.id, index, monotonic_ns());
+        }
         if self.finished {
             return Poll::Ready(None);
         }
@@ -188,10 +201,18 @@ impl PlanBody {
                 self.flushes_at_handover = control.flushes();
             }
             let ts_ns = monotonic_ns();
+            let sent_ns = match &self.reset_via {
+                ResetVia::Connection(_) => Some(ts_ns),
+                ResetVia::Stream => {
+                    self.unsent = Some(self.handed - 1);
+                    None
+                }
+            };
             self.shared.log.record_write(
                 self.id,
                 WriteRecord {
                     ts_ns,
+                    sent_ns,
                     start,
                     end: self.offset,
                 },

@@ -2,8 +2,8 @@
 //! realistic bug at a time ([`Fault`]), so the suite can prove it catches each.
 //!
 //! `streamcheck ref-daemon --socket S [--socket-mode 0666] [--fault NAME]`, with the upstream
-//! from `OPENAI_API_BASE`, `OPENAI_API_KEY`, `OPENAI_INSECURE_SSL`, `OPENAI_HTTP2_ENABLED` (and
-//! `OPENAI_MODEL`, the model when the handoff names none).
+//! from `OPENAI_API_BASE`, `OPENAI_API_KEY`, `OPENAI_INSECURE_SSL`, `OPENAI_HTTP2_ENABLED`,
+//! `OPENAI_HTTP2_CONNECTION_WINDOW` (and `OPENAI_MODEL`, the model when the handoff names none).
 //!
 //! What it does, per PROTOCOL.md:
 //! - listens on a SOCK_SEQPACKET Unix socket (a stale socket file is replaced, a live one or a

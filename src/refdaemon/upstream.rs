@@ -6,6 +6,12 @@
 //!   `OPENAI_HTTP2_ENABLED=false`, only `http/1.1`.
 //! - `http://` base: HTTP/1.1; with `OPENAI_HTTP2_ENABLED=true`, HTTP/2 with prior knowledge (h2c).
 //!
+//! `OPENAI_HTTP2_CONNECTION_WINDOW` sets the HTTP/2 connection's receive window (bytes, default
+//! [`DEFAULT_CONNECTION_WINDOW`]). The daemon stops reading a stream's upstream while its client
+//! is not reading (backpressure), so that stream's unread data holds its share of the window: at
+//! or below one stream's window (hyper's default, 2 MiB), one stalled client stops every other
+//! stream's upstream. The suite uses that to show how it reports such a stall.
+//!
 //! HTTP/2 streams share one connection per upstream; an abandoned response body resets its stream
 //! (RST_STREAM CANCEL), and an abandoned HTTP/1.1 response closes its connection: either way the
 //! upstream sees the request cancelled.
@@ -29,6 +35,11 @@ use super::handoff::Request;
 
 /// The model asked for when the handoff names none and `OPENAI_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// The HTTP/2 connection window when `OPENAI_HTTP2_CONNECTION_WINDOW` is unset: every stream
+/// shares one connection, and with thousands of streams a busy daemon leaves many small DATA
+/// frames unread; h2 drops the whole connection once that backlog outgrows the window.
+pub const DEFAULT_CONNECTION_WINDOW: u32 = 64 << 20;
 
 /// Whether to speak HTTP/2 (`OPENAI_HTTP2_ENABLED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub struct UpstreamConfig {
     pub http2: Http2Mode,
     /// `OPENAI_MODEL`, or [`DEFAULT_MODEL`].
     pub model: String,
+    /// `OPENAI_HTTP2_CONNECTION_WINDOW`, or [`DEFAULT_CONNECTION_WINDOW`].
+    pub http2_connection_window: u32,
 }
 
 /// The environment does not describe a usable upstream.
@@ -68,6 +81,8 @@ pub enum ConfigError {
     BadBase(String),
     #[error("{name}={value:?}: use true or false")]
     BadBool { name: &'static str, value: String },
+    #[error("OPENAI_HTTP2_CONNECTION_WINDOW={0:?}: give a byte count from 65535 to 2147483647")]
+    BadWindow(String),
     #[error("OPENAI_API_KEY contains characters not allowed in an HTTP header")]
     BadKey,
     #[error(
@@ -103,6 +118,16 @@ impl UpstreamConfig {
                 }),
             }
         };
+        let http2_connection_window = match var("OPENAI_HTTP2_CONNECTION_WINDOW") {
+            None => DEFAULT_CONNECTION_WINDOW,
+            Some(w) if w.is_empty() => DEFAULT_CONNECTION_WINDOW,
+            // HTTP/2 allows 2^31 - 1 at most; less than the initial 65,535 cannot be announced.
+            Some(w) => w
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (65_535..=0x7fff_ffff).contains(n))
+                .ok_or(ConfigError::BadWindow(w))?,
+        };
         Ok(UpstreamConfig {
             base: base.trim_end_matches('/').to_owned(),
             api_key: var("OPENAI_API_KEY").filter(|k| !k.is_empty()),
@@ -115,6 +140,7 @@ impl UpstreamConfig {
             model: var("OPENAI_MODEL")
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            http2_connection_window,
         })
     }
 
@@ -188,10 +214,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .http2_only(!https && config.http2 == Http2Mode::On)
-            // Every stream shares one HTTP/2 connection: with thousands of streams a busy
-            // daemon leaves many small DATA frames unread, and h2 drops the whole connection
-            // once that backlog outgrows what the connection window allows.
-            .http2_initial_connection_window_size(64 << 20)
+            .http2_initial_connection_window_size(config.http2_connection_window)
             .build(connector);
         Ok(Upstream {
             client,
@@ -333,6 +356,20 @@ mod tests {
             (Some("k"), true, Http2Mode::Off)
         );
         assert_eq!(c.model, DEFAULT_MODEL);
+        assert_eq!(c.http2_connection_window, DEFAULT_CONNECTION_WINDOW);
+        let window = |w: &str| {
+            config(&[
+                ("OPENAI_API_BASE", "http://x/v1"),
+                ("OPENAI_HTTP2_CONNECTION_WINDOW", w),
+            ])
+        };
+        assert_eq!(window("65535").unwrap().http2_connection_window, 65_535);
+        for bad in ["65534", "2147483648", "64k"] {
+            assert!(
+                matches!(window(bad), Err(ConfigError::BadWindow(_))),
+                "{bad}"
+            );
+        }
         assert!(matches!(config(&[]), Err(ConfigError::NoBase)));
         assert!(matches!(
             config(&[("OPENAI_API_BASE", "ftp://x/v1")]),

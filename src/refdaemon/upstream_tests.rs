@@ -148,6 +148,7 @@ fn config(server: &Server, scheme: &str, insecure: bool, http2: Http2Mode) -> Up
         insecure,
         http2,
         model: "m".into(),
+        http2_connection_window: super::upstream::DEFAULT_CONNECTION_WINDOW,
     }
 }
 

@@ -10,7 +10,7 @@ use super::judge::{self, Case};
 use super::live::{self, Live};
 use super::observe::{Observation, max_latency};
 use super::{Check, Client, Data, Scenario};
-use crate::mock::RequestEnd;
+use crate::mock::{HttpVersion, RequestEnd, RequestRecord, WriteRecord};
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
 use crate::transcript::Budget;
@@ -145,7 +145,26 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     };
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
     let relay = relay_latency(ctx, &quick_spec, &handoff, &quick, &requests);
-    assertions.push(latency(relay.as_ref().and_then(max_latency), paused_for));
+    let slow_requests = ctx
+        .requests(slow_handoff.nonce.as_deref(), None)
+        .unwrap_or_default();
+    let delay = QuickDelay {
+        from_produced: relay.as_ref().and_then(max_latency),
+        from_sent: requests
+            .first()
+            .and_then(|r| max_latency(&quick.relay_latency(&plan, &as_sent(&r.writes)))),
+        send_wait: requests.first().map_or(0, longest_send_wait),
+        sent_but_none_received: quick.content().is_empty()
+            && requests
+                .first()
+                .is_some_and(|r| r.writes.iter().any(|w| w.sent_ns.is_some())),
+        // The same client address and port: the same connection to the mock.
+        shared_connection: match (requests.first(), slow_requests.first()) {
+            (Some(q), Some(s)) => q.peer.is_some() && q.peer == s.peer,
+            _ => false,
+        },
+    };
+    assertions.push(latency(&delay, paused_for));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
 }
@@ -174,9 +193,98 @@ fn wait_until_held_up(ctx: &Ctx, nonce: Option<&str>) {
     }
 }
 
-fn latency(max_ns: Option<u64>, paused_for: Duration) -> AssertionResult {
+/// Where the quick stream's time went: its slowest event counted from when the upstream
+/// produced it and from when the upstream could send it, and the longest the upstream waited.
+struct QuickDelay {
+    from_produced: Option<u64>,
+    from_sent: Option<u64>,
+    send_wait: u64,
+    /// The upstream sent the quick stream at least one write, and its client got no content.
+    sent_but_none_received: bool,
+    /// Both streams' upstream requests came over one connection.
+    shared_connection: bool,
+}
+
+/// The writes with each stamped when it could go out (when it was produced if that is unknown).
+fn as_sent(writes: &[WriteRecord]) -> Vec<WriteRecord> {
+    writes
+        .iter()
+        .map(|w| WriteRecord {
+            ts_ns: w.sent_ns.unwrap_or(w.ts_ns),
+            ..*w
+        })
+        .collect()
+}
+
+/// The longest any write of `request` waited between being produced and being able to go out;
+/// a write that never could waited until the request ended. Only HTTP/2 has a wait: on
+/// HTTP/1.1 the mock's writes go out as they are produced.
+fn longest_send_wait(request: &RequestRecord) -> u64 {
+    if request.http_version != HttpVersion::Http2 {
+        return 0;
+    }
+    request
+        .writes
+        .iter()
+        .filter_map(|w| {
+            w.sent_ns
+                .or(request.end_ns)
+                .map(|s| s.saturating_sub(w.ts_ns))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The upstream's own stall, as a cause, with its fix. Only HTTP/2 writes wait to go out.
+fn upstream_stall(delay: &QuickDelay) -> String {
+    let wait = format_ns(delay.send_wait);
+    if delay.shared_connection {
+        format!(
+            "the upstream could not send for {wait}: the connection's HTTP/2 window was held by \
+             the stalled stream (both streams share one HTTP/2 connection to the upstream, and \
+             the stalled stream's unread data fills the connection's flow-control window, so no \
+             DATA of another stream can be sent); keep reading every upstream stream into a \
+             bounded buffer of its own (and reset the upstream stream when its client stays \
+             stalled too long), or give streams separate HTTP/2 connections, or a connection \
+             window well above what one stream can hold"
+        )
+    } else {
+        format!(
+            "the upstream could not send for {wait}: the HTTP/2 flow-control window of the quick \
+             stream's connection stayed closed (the daemon did not read the data that filled \
+             it, or announced no room for it); read every upstream stream promptly into a \
+             bounded buffer of its own"
+        )
+    }
+}
+
+fn latency(delay: &QuickDelay, paused_for: Duration) -> AssertionResult {
     let name = "relay latency beside a slow reader";
-    match max_ns {
+    let limit = LATENCY_LIMIT.as_nanos();
+    match delay.from_produced {
+        None if u128::from(delay.send_wait) > limit => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "while another client was not reading (for {}), no event of the quick stream \
+                 reached its client: {}",
+                format_duration(paused_for),
+                upstream_stall(delay)
+            ),
+        ),
+        None if delay.sent_but_none_received => AssertionResult::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "while another client was not reading (for {}), no event of the quick stream \
+                 reached its client, though the upstream sent its writes within {} of \
+                 producing them: the daemon held them; writes to one client hold up the \
+                 others (head-of-line blocking); give each connection its own task or use \
+                 non-blocking writes",
+                format_duration(paused_for),
+                format_ns(delay.send_wait)
+            ),
+        ),
         None => AssertionResult::new(
             name,
             Verdict::Fail,
@@ -191,19 +299,43 @@ fn latency(max_ns: Option<u64>, paused_for: Duration) -> AssertionResult {
                 format_duration(LATENCY_LIMIT)
             ),
         ),
-        Some(ns) => AssertionResult::new(
-            name,
-            Verdict::Fail,
-            format!(
-                "while another client was not reading (for {}), the quick stream's events \
-                 reached its client up to {} after the upstream wrote them (limit {}): writes \
-                 to one client hold up the others (head-of-line blocking); give each \
-                 connection its own task or use non-blocking writes",
-                format_duration(paused_for),
-                format_ns(ns),
-                format_duration(LATENCY_LIMIT)
-            ),
-        ),
+        // The daemon relayed promptly what the upstream could send: the time went upstream.
+        Some(ns) if delay.from_sent.is_some_and(|d| u128::from(d) <= limit) => {
+            AssertionResult::new(
+                name,
+                Verdict::Fail,
+                format!(
+                    "while another client was not reading (for {}), the quick stream's events \
+                     reached its client up to {} after the upstream produced them (limit {}), \
+                     at most {} after they could leave it: {}",
+                    format_duration(paused_for),
+                    format_ns(ns),
+                    format_duration(LATENCY_LIMIT),
+                    format_ns(delay.from_sent.unwrap_or(0)),
+                    upstream_stall(delay)
+                ),
+            )
+        }
+        Some(ns) => {
+            let also = if u128::from(delay.send_wait) > limit {
+                format!("; besides, {}", upstream_stall(delay))
+            } else {
+                String::new()
+            };
+            AssertionResult::new(
+                name,
+                Verdict::Fail,
+                format!(
+                    "while another client was not reading (for {}), the quick stream's events \
+                     reached its client up to {} after the upstream sent them (limit {}): \
+                     writes to one client hold up the others (head-of-line blocking); give \
+                     each connection its own task or use non-blocking writes{also}",
+                    format_duration(paused_for),
+                    format_ns(delay.from_sent.unwrap_or(ns)),
+                    format_duration(LATENCY_LIMIT)
+                ),
+            )
+        }
     }
     .with_expected(format!("at most {}", format_duration(LATENCY_LIMIT)))
 }
@@ -390,5 +522,72 @@ fn released(ctx: &Ctx, baseline: Option<Result<usize, String>>) -> AssertionResu
             Ok(_) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return check::info(name, format!("not checked: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAUSE: Duration = Duration::from_secs(3);
+
+    fn delay(from_produced: u64, from_sent: u64, send_wait: u64, shared: bool) -> QuickDelay {
+        QuickDelay {
+            from_produced: Some(from_produced),
+            from_sent: Some(from_sent),
+            send_wait,
+            sent_but_none_received: false,
+            shared_connection: shared,
+        }
+    }
+
+    #[test]
+    fn a_delay_spent_waiting_for_the_shared_window_is_put_down_to_it() {
+        let a = latency(&delay(3_200_000_000, 5_000_000, 3_195_000_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Fail);
+        assert!(
+            a.message.contains("could not send for 3.19 s"),
+            "{}",
+            a.message
+        );
+        assert!(a.message.contains("window was held by the stalled stream"));
+        assert!(!a.message.contains("head-of-line"), "{}", a.message);
+        let apart = latency(
+            &delay(3_200_000_000, 5_000_000, 3_195_000_000, false),
+            PAUSE,
+        );
+        assert!(
+            apart.message.contains("could not send"),
+            "{}",
+            apart.message
+        );
+        assert!(!apart.message.contains("held by the stalled stream"));
+    }
+
+    #[test]
+    fn a_delay_the_daemon_added_gets_the_head_of_line_advice_alone() {
+        let a = latency(&delay(3_200_000_000, 3_199_000_000, 80_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Fail);
+        assert!(a.message.contains("head-of-line blocking"), "{}", a.message);
+        assert!(!a.message.contains("could not send"), "{}", a.message);
+    }
+
+    #[test]
+    fn a_delay_with_both_causes_names_both() {
+        let a = latency(
+            &delay(5_000_000_000, 2_000_000_000, 3_000_000_000, true),
+            PAUSE,
+        );
+        assert!(a.message.contains("head-of-line blocking"), "{}", a.message);
+        assert!(
+            a.message
+                .contains("besides, the upstream could not send for 3.00 s")
+        );
+    }
+
+    #[test]
+    fn a_prompt_stream_passes_whatever_the_wait() {
+        let a = latency(&delay(400_000_000, 1_000_000, 399_000_000, true), PAUSE);
+        assert_eq!(a.verdict, Verdict::Pass, "{}", a.message);
     }
 }

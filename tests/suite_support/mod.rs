@@ -51,15 +51,20 @@ pub fn tmp_path(name: &str) -> PathBuf {
 
 /// A library run against the reference daemon (with `fault`) over the named scenarios.
 pub fn run_ref(fault: Option<&str>, scenarios: &[&str], strict: bool) -> SuiteRun {
-    run_command(&ref_daemon(fault), scenarios, strict)
+    run_command(ref_daemon(fault), scenarios, strict, Duration::from_secs(5))
 }
 
-/// A library run against the daemon `command` starts (a `--daemon-cmd` template) over the
-/// named scenarios (all when empty).
-pub fn run_command(command: &str, scenarios: &[&str], strict: bool) -> SuiteRun {
+/// A library run against the daemon `command` starts (a `--daemon-cmd`) over the named
+/// scenarios, with the embedded mock on TLS (ALPN offers HTTP/2) and `timeout` per stream.
+pub fn run_command(
+    command: String,
+    scenarios: &[&str],
+    strict: bool,
+    timeout: Duration,
+) -> SuiteRun {
     let mut config = SuiteConfig::new(Target::Command(DaemonCommand {
         socket: None,
-        command: command.to_owned(),
+        command,
         mock: MockOptions {
             tls: true,
             chunk_count: 18,
@@ -68,7 +73,7 @@ pub fn run_command(command: &str, scenarios: &[&str], strict: bool) -> SuiteRun 
         start_timeout: Duration::from_secs(20),
     }));
     config.scenarios = scenarios.iter().map(|s| (*s).to_owned()).collect();
-    config.timeout = Duration::from_secs(5);
+    config.timeout = timeout;
     if strict {
         config.strictness = streamcheck::verdict::Strictness::Strict;
     }

@@ -111,11 +111,13 @@ pub(super) fn head_timing(case: &Case<'_>) -> AssertionResult {
     let Some(request) = case.requests.first() else {
         return check::info(name, "the upstream request was not found in the mock's log");
     };
+    // When the first chunk could leave the mock: on HTTP/2 a closed flow-control window holds
+    // it back, and a head that goes out meanwhile did not wait for it.
     let first_write = request
         .writes
         .iter()
         .find(|w| w.end > w.start)
-        .map(|w| w.ts_ns);
+        .map(|w| w.sent_ns.unwrap_or(w.ts_ns));
     let fact = if head_ns < request.arrival_ns {
         format!(
             "the head reached the client {} before the upstream request reached the mock: the \

@@ -438,6 +438,19 @@ fn head_timing_is_a_fact_in_every_case() {
         assert_eq!(a.verdict, Verdict::Informational);
         assert!(a.message.contains(words), "{}", a.message);
     }
+    // Produced at 6 µs but held by the HTTP/2 window until 40 µs: the head did not wait for it.
+    let rec = record(
+        &h,
+        json!({"arrival_ns": 5_000,
+               "writes": [{"ts_ns": 6_000, "sent_ns": 40_000, "start": 0, "end": 5}]}),
+    );
+    let r = run(&obs, "stall:200", &[rec], &[Check::HeadTiming]);
+    let a = verdict_of(&r, "head timing");
+    assert!(
+        a.message.contains("before the upstream's first chunk"),
+        "{}",
+        a.message
+    );
 }
 
 #[test]
