@@ -72,30 +72,39 @@ pub(crate) fn self_signed(ca_out: Option<&Path>) -> Result<TlsSetup, MockError> 
 
 fn write_ca(ca_out: Option<&Path>, pem: &str) -> Result<PathBuf, MockError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let path = match ca_out {
-        Some(p) => p.to_path_buf(),
-        None => std::env::temp_dir().join(format!(
+    if let Some(path) = ca_out {
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()));
+        return written
+            .map(|()| path.to_path_buf())
+            .map_err(|source| MockError::CertFile {
+                path: path.to_path_buf(),
+                source,
+            });
+    }
+    // A fresh name in a shared directory: never follow a planted file or link. A name taken
+    // already (a process with the same PID left its file behind when it was killed) is skipped.
+    loop {
+        let path = std::env::temp_dir().join(format!(
             "streamcheck-mock-ca-{}-{}.pem",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
-        )),
-    };
-    let mut options = OpenOptions::new();
-    options.write(true);
-    if ca_out.is_some() {
-        options.create(true).truncate(true);
-    } else {
-        // A fresh name in a shared directory: never follow a planted file or link.
-        options.create_new(true);
+        ));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()));
+        match written {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(MockError::CertFile { path, source }),
+        }
     }
-    let written = options
-        .open(&path)
-        .and_then(|mut f| f.write_all(pem.as_bytes()));
-    written.map_err(|source| MockError::CertFile {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
 }
 
 /// Loads a PEM certificate chain and private key.
@@ -154,4 +163,37 @@ fn server_config(
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_left_behind_under_the_same_name_is_skipped_not_an_error() {
+        // A killed process with this PID may have left files under every name this process
+        // could try first.
+        let planted: Vec<PathBuf> = (0..200)
+            .map(|seq| {
+                std::env::temp_dir().join(format!(
+                    "streamcheck-mock-ca-{}-{seq}.pem",
+                    std::process::id()
+                ))
+            })
+            .filter(|p| {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                    .is_ok()
+            })
+            .collect();
+        let written = write_ca(None, "pem");
+        for p in &planted {
+            let _ = std::fs::remove_file(p);
+        }
+        let path = written.expect("a free name is found");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "pem");
+        let _ = std::fs::remove_file(path);
+    }
 }
