@@ -10,7 +10,7 @@
 //!
 //! | part | bytes |
 //! |------|-------|
-//! | framing | 1: bit 0 BOM, bit 1 no space after `data:`, bits 2–3 line end (0 LF, 1 CRLF, 2 CR, 3 LF) |
+//! | framing | 1: bit 0 BOM, bit 1 no space after `data:`, bits 2–3 line end (0 LF, 1 CRLF, 2 CR, 3 LF), bit 4 a comment line before each content event, bit 5 each content event on two `data:` lines |
 //! | ending | tag % 5: 0 `[DONE]` (+1: finish_reason, % 5 = 4 none), 1 finish_reason only (+1), 2 truncate, 3 reset (each +1: bit 0 partial, +2 LE: where), 4 error status (+1: % 8 a common status, else 400 + byte % 200) |
 //! | client | tag % 16: 0–12 reads all, 13 leaves after bytes (+2 LE: 1 + % 160), 14 after events (+1: 1 + % 4, at most the chunks with content), 15 pauses (+2 LE after bytes % 401, +1: 1 + % 20 ms) |
 //! | ending cuts | up to 2, each after a byte with bit 0 set; a byte with it clear ends the list |
@@ -87,6 +87,8 @@ impl<'a> Arbitrary<'a> for Framing {
                 2 => Eol::Cr,
                 _ => Eol::Lf,
             },
+            comments: b & 16 != 0,
+            multiline: b & 32 != 0,
         })
     }
 }
@@ -305,7 +307,9 @@ mod tests {
             Framing {
                 bom: false,
                 space: false,
-                eol: Eol::Cr
+                eol: Eol::Cr,
+                comments: false,
+                multiline: false,
             }
         );
         assert_eq!(

@@ -119,6 +119,9 @@ fn event(framing: Framing, payload: &str) -> Vec<u8> {
     [field(framing), payload.as_bytes(), eol, eol].concat()
 }
 
+/// The comment line a `comments` framing puts before each content event.
+const KEEP_ALIVE: &[u8] = b": keep-alive";
+
 /// A chunk's event, with where each atom's encoded bytes sit in it.
 struct ChunkEvent {
     bytes: Vec<u8>,
@@ -128,13 +131,25 @@ struct ChunkEvent {
 /// One OpenAI chunk carrying `atoms`, field for field as the mock's own chunks
 /// ([`pattern::chunk_json`]), as an event.
 fn chunk_event(framing: Framing, atoms: &[Atom]) -> ChunkEvent {
-    let head = format!(
-        "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"{}\",\
-         \"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"",
+    let eol = framing.eol.bytes();
+    let fields = format!(
+        "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"{}\",",
         pattern::CHUNK_ID,
         pattern::CHUNK_MODEL
     );
-    let mut bytes = [field(framing), head.as_bytes()].concat();
+    let mut bytes = Vec::new();
+    if framing.comments {
+        bytes.extend_from_slice(KEEP_ALIVE);
+        bytes.extend_from_slice(eol);
+    }
+    bytes.extend_from_slice(field(framing));
+    bytes.extend_from_slice(fields.as_bytes());
+    if framing.multiline {
+        // The parser joins the two lines with LF: whitespace between JSON fields.
+        bytes.extend_from_slice(eol);
+        bytes.extend_from_slice(field(framing));
+    }
+    bytes.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
     let mut ranges = Vec::with_capacity(atoms.len());
     for atom in atoms {
         let mut encoded = String::new();
@@ -144,7 +159,6 @@ fn chunk_event(framing: Framing, atoms: &[Atom]) -> ChunkEvent {
         ranges.push(start..bytes.len());
     }
     bytes.extend_from_slice(b"\"},\"finish_reason\":null}]}");
-    let eol = framing.eol.bytes();
     bytes.extend_from_slice(eol);
     bytes.extend_from_slice(eol);
     ChunkEvent {

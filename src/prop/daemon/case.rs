@@ -93,6 +93,14 @@ pub struct Framing {
     pub space: bool,
     /// The line terminator.
     pub eol: Eol,
+    /// A comment line (`: keep-alive`) before each content event, as upstreams send to keep
+    /// a connection open.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comments: bool,
+    /// Each content event's JSON on two `data:` lines (split between two of its fields), which
+    /// an SSE parser joins with LF.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiline: bool,
 }
 
 impl Default for Framing {
@@ -101,6 +109,8 @@ impl Default for Framing {
             bom: false,
             space: true,
             eol: Eol::Lf,
+            comments: false,
+            multiline: false,
         }
     }
 }

@@ -124,17 +124,25 @@ pub fn chunk() -> impl Strategy<Value = Chunk> {
         .prop_map(|(atoms, cuts)| Chunk { atoms, cuts })
 }
 
-/// Upstream framing: usually `data: ` with LF, sometimes CRLF, CR, no space, a BOM.
+/// Upstream framing: usually `data: ` with LF, sometimes CRLF, CR, no space, a BOM, comment
+/// lines, events on two `data:` lines.
 pub fn framing() -> impl Strategy<Value = Framing> {
     let eol = prop_oneof![6 => Just(Eol::Lf), 2 => Just(Eol::Crlf), 1 => Just(Eol::Cr)];
     // Booleans shrink to false: generate "no space" so the simplest framing is `data: `.
-    (prop::bool::weighted(0.1), prop::bool::weighted(0.15), eol).prop_map(|(bom, no_space, eol)| {
-        Framing {
+    (
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.15),
+        eol,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(bom, no_space, eol, comments, multiline)| Framing {
             bom,
             space: !no_space,
             eol,
-        }
-    })
+            comments,
+            multiline,
+        })
 }
 
 /// How the upstream ends.

@@ -448,3 +448,46 @@ fn a_handoff_never_taken_is_the_one_finding() {
     assert_eq!(results[0].name, "handoff taken");
     assert!(results[0].message.contains("never read the handoff"));
 }
+
+#[test]
+fn comment_lines_and_two_line_events_carry_the_same_chunks() {
+    let chunks = vec![
+        chunk(vec![atom("é\"x", Escape::Short)]),
+        chunk(vec![atom("yz", Escape::Unicode)]),
+    ];
+    let events_of = |framing: Framing| {
+        let mut k = case(chunks.clone(), done());
+        k.framing = framing;
+        let body = k.build().plan.body();
+        let mut parser = crate::sse::Parser::new();
+        let mut events: Vec<crate::sse::Event> = Vec::new();
+        parser.feed(&body, &mut events).unwrap();
+        let data: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| e.data != b"[DONE]")
+            .map(|e| serde_json::from_slice(&e.data).unwrap())
+            .collect();
+        (data, body)
+    };
+    for eol in [Eol::Lf, Eol::Crlf, Eol::Cr] {
+        let plain = Framing {
+            eol,
+            ..Framing::default()
+        };
+        let odd = Framing {
+            comments: true,
+            multiline: true,
+            ..plain
+        };
+        let (want, _) = events_of(plain);
+        let (got, body) = events_of(odd);
+        assert_eq!(got, want, "{eol:?}");
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(text.matches(": keep-alive").count(), 2, "{text}");
+        assert_eq!(
+            text.matches("data: ").count(),
+            2 * 2 + 2,
+            "two lines per chunk: {text}"
+        );
+    }
+}
