@@ -94,3 +94,30 @@ fn a_daemon_that_dies_is_reported_with_its_exit() {
     assert!(failure.contains("SIGKILL"), "{failure}");
     assert!(session.run(&split_character()).is_err());
 }
+
+/// Two content chunks with comment lines and two-line events, then an upstream that goes silent
+/// without closing; the client leaves once it has the content.
+fn stalled() -> Case {
+    Case::from_json(
+        r#"{"chunks":[{"atoms":[{"text":"é","escape":"unicode","split":null}],"cuts":[]},
+        {"atoms":[{"text":"z","escape":"raw","split":null}],"cuts":[]}],
+        "framing":{"bom":false,"space":false,"eol":"crlf","comments":true,"multiline":true},
+        "ending":"stall","ending_cuts":[],"client":"read"}"#,
+    )
+    .unwrap()
+    .leaving_on_stall()
+}
+
+#[test]
+fn a_stalled_upstream_is_relayed_and_cancelled_when_the_client_leaves() {
+    let mut session = session(None);
+    let result = session.run(&stalled()).expect("the case runs");
+    assert!(!result.failed(), "{:?}", result.broken_names());
+    let mut session = session(Some("no-upstream-cancel"));
+    let result = session.run(&stalled()).expect("the case runs");
+    assert!(
+        result.broken_names().contains("upstream cancelled"),
+        "{:?}",
+        result.broken_names()
+    );
+}

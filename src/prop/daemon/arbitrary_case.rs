@@ -11,7 +11,7 @@
 //! | part | bytes |
 //! |------|-------|
 //! | framing | 1: bit 0 BOM, bit 1 no space after `data:`, bits 2–3 line end (0 LF, 1 CRLF, 2 CR, 3 LF), bit 4 a comment line before each content event, bit 5 each content event on two `data:` lines |
-//! | ending | tag % 5: 0 `[DONE]` (+1: finish_reason, % 5 = 4 none), 1 finish_reason only (+1), 2 truncate, 3 reset (each +1: bit 0 partial, +2 LE: where), 4 error status (+1: % 8 a common status, else 400 + byte % 200) |
+//! | ending | tag % 5: 0 `[DONE]` (+1: finish_reason, % 5 = 4 none), 1 finish_reason only (+1), 2 truncate (a stall, with no more bytes, when tag / 5 % 8 is 7), 3 reset (each +1: bit 0 partial, +2 LE: where), 4 error status (+1: % 8 a common status, else 400 + byte % 200) |
 //! | client | tag % 16: 0–12 reads all, 13 leaves after bytes (+2 LE: 1 + % 160), 14 after events (+1: 1 + % 4, at most the chunks with content), 15 pauses (+2 LE after bytes % 401, +1: 1 + % 20 ms) |
 //! | ending cuts | up to 2, each after a byte with bit 0 set; a byte with it clear ends the list |
 //! | chunks | up to 6, the same way; each: atoms (up to 4), then cuts (up to 2), the same way |
@@ -108,13 +108,16 @@ fn partial(u: &mut Unstructured<'_>) -> Result<Option<u16>> {
 
 impl<'a> Arbitrary<'a> for Ending {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        Ok(match byte(u)? % 5 {
+        let tag = byte(u)?;
+        Ok(match tag % 5 {
             0 => {
                 let b = byte(u)?;
                 let finish = (b % 5 != 4).then(|| entry(REASONS, b % 5).to_owned());
                 Ending::Done { finish }
             }
             1 => Ending::Finish { reason: reason(u)? },
+            // One truncate tag in eight is a stall instead.
+            2 if tag / 5 % 8 == 7 => Ending::Stall,
             2 => Ending::Truncate {
                 partial: partial(u)?,
             },
@@ -266,7 +269,8 @@ impl<'a> Arbitrary<'a> for Case {
             ending,
             ending_cuts,
             client,
-        })
+        }
+        .leaving_on_stall())
     }
 }
 

@@ -33,6 +33,8 @@ pub enum UpstreamEnd {
     Reset,
     /// An HTTP error status: report an error, never `[DONE]`, no content.
     Status(u16),
+    /// Silent without closing after the chunks: never `[DONE]`.
+    Stalled,
 }
 
 /// What a correct daemon relays.
@@ -390,6 +392,7 @@ impl Case {
                     _ => (UpstreamEnd::Truncated, 200, MockEnding::Close),
                 }
             }
+            Ending::Stall => (UpstreamEnd::Stalled, 200, MockEnding::Stall),
             Ending::Status { status } => {
                 let status = if (400..=599).contains(status) {
                     *status

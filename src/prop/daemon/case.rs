@@ -172,6 +172,11 @@ pub enum Ending {
         /// The status, 400 to 599 (other values are read as 500).
         status: u16,
     },
+    /// The upstream sends the chunks, then nothing more and never closes. The daemon must
+    /// relay what came, never send `[DONE]`, and still notice its client leaving: generated
+    /// stalls always come with a client that leaves, so a case lasts no longer than that (a
+    /// client that stays waits for the daemon's own upstream timeout or the case's deadline).
+    Stall,
 }
 
 /// A write boundary in an event's framing or in the ending's bytes.
@@ -231,6 +236,24 @@ impl Client {
             self,
             Client::AbortAfterBytes { .. } | Client::AbortAfterEvents { .. }
         )
+    }
+}
+
+impl Case {
+    /// The case with a client that leaves when the upstream stalls and the client would not:
+    /// after every content event of the chunks and one of the cancel tail, so the client has
+    /// seen what the daemon must relay before it goes.
+    pub fn leaving_on_stall(mut self) -> Case {
+        if self.ending == Ending::Stall && !self.client.aborts() {
+            let with_content = self
+                .chunks
+                .iter()
+                .filter(|c| c.atoms.iter().any(|a| !a.text.is_empty()))
+                .count();
+            let events = u8::try_from(with_content + 1).unwrap_or(u8::MAX);
+            self.client = Client::AbortAfterEvents { events };
+        }
+        self
     }
 }
 

@@ -155,6 +155,7 @@ pub fn ending() -> impl Strategy<Value = Ending> {
         1 => reason().prop_map(|reason| Ending::Finish { reason }),
         2 => prop::option::weighted(0.5, any::<u16>()).prop_map(|partial| Ending::Reset { partial }),
         1 => select(STATUSES).prop_map(|status| Ending::Status { status }),
+        1 => Just(Ending::Stall),
     ]
 }
 
@@ -177,11 +178,14 @@ pub fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(cut(), 0..=2),
         client(),
     )
-        .prop_map(|(chunks, framing, ending, ending_cuts, client)| Case {
-            chunks,
-            framing,
-            ending,
-            ending_cuts,
-            client,
+        .prop_map(|(chunks, framing, ending, ending_cuts, client)| {
+            Case {
+                chunks,
+                framing,
+                ending,
+                ending_cuts,
+                client,
+            }
+            .leaving_on_stall()
         })
 }
