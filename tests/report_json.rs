@@ -108,7 +108,7 @@ fn schema_rejects_documents_that_break_it() {
         ("upper-case hex", |d| {
             d["scenarios"][1]["wire"]["chunks"][1]["hex"] = json!("FF")
         }),
-        ("wrong schema version", |d| d["schema_version"] = json!(2)),
+        ("wrong schema version", |d| d["schema_version"] = json!(1)),
     ];
     for (what, breaks) in broken {
         let mut doc = good.clone();

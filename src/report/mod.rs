@@ -206,7 +206,13 @@ pub fn build(options: &Options, output: Output) -> Box<dyn Reporter> {
             let color = options
                 .color
                 .enabled(output.is_terminal, std::env::var_os("NO_COLOR").as_deref());
-            Box::new(human::Human::new(output.writer, color))
+            let human = human::Human::new(output.writer, color);
+            // Off a terminal nobody watches lines arrive: open with the causes instead.
+            if output.is_terminal {
+                Box::new(human)
+            } else {
+                Box::new(human.causes_first())
+            }
         }
         Format::Tap => Box::new(tap::Tap::new(output.writer, options.tap_version)),
         Format::Json => Box::new(json::Json::new(output.writer)),

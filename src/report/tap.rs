@@ -1,5 +1,10 @@
-//! TAP, streamed: the version line and the plan when the run starts, one test line per
-//! scenario as it finishes.
+//! TAP: the version line and the plan when the run starts; when it ends, a leading diagnostic
+//! with the distinct causes of what failed (`# ` comments, see [`crate::verdict::causes`]),
+//! then one test line per scenario.
+//!
+//! The causes are known only at the end, and a diagnostic that leads must come before the test
+//! lines, so the test lines are held until the run ends (the plan still comes first, which every
+//! TAP version and `prove` accept; comments may stand anywhere in a stream).
 //!
 //! - `ok` for OK, INFORMATIONAL and (unless `--strict`) NON-STRICT; `not ok` for FAILED.
 //! - FAILED and NON-STRICT scenarios carry a YAML diagnostics block (`---` … `...`) with the
@@ -19,6 +24,7 @@ use std::io::{self, Write};
 
 use super::text::{counts, safe, scenarios};
 use super::{Reporter, TapVersion};
+use crate::verdict::causes::lines as cause_lines;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
 /// Writes TAP to `W`.
@@ -26,6 +32,8 @@ pub struct Tap<W: Write> {
     out: W,
     version: TapVersion,
     number: usize,
+    /// Test lines and daemon-death comments, written after the causes when the run ends.
+    held: Vec<u8>,
 }
 
 impl<W: Write> Tap<W> {
@@ -35,6 +43,7 @@ impl<W: Write> Tap<W> {
             out,
             version,
             number: 0,
+            held: Vec::new(),
         }
     }
 
@@ -81,8 +90,8 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 }
             }
         }
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()
+        self.held.extend_from_slice(text.as_bytes());
+        Ok(())
     }
 
     fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
@@ -93,11 +102,17 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 let _ = writeln!(text, "#   {}", one_line(line));
             }
         }
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()
+        self.held.extend_from_slice(text.as_bytes());
+        Ok(())
     }
 
     fn on_finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        let mut causes = String::new();
+        for line in cause_lines(&s.causes) {
+            let _ = writeln!(causes, "# {}", one_line(&line));
+        }
+        self.out.write_all(causes.as_bytes())?;
+        self.out.write_all(&std::mem::take(&mut self.held))?;
         let c = &s.counts;
         writeln!(
             self.out,

@@ -14,6 +14,7 @@ use crate::mock::RequestEnd;
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
 use crate::transcript::Budget;
+use crate::verdict::causes::known;
 use crate::verdict::check::{self, format_duration, format_ns};
 use crate::verdict::{AssertionResult, ScenarioResult, Verdict};
 
@@ -136,6 +137,7 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         }
     };
     let case = Case {
+        scenario: Some(sc.name),
         obs: &quick,
         expected: &expected,
         handoff: &handoff,
@@ -145,7 +147,8 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     };
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
     let relay = relay_latency(ctx, &quick_spec, &handoff, &quick, &requests);
-    assertions.push(latency(relay.as_ref().and_then(max_latency), paused_for));
+    let latency = latency(relay.as_ref().and_then(max_latency), paused_for);
+    assertions.push(latency.with_cause(known::HEAD_OF_LINE));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
 }
@@ -223,6 +226,8 @@ fn slow_stream(
         finish_reason: Some("stop".to_owned()),
     };
     let case = Case {
+        // What reached the upstream is checked on the quick stream; here only the relay.
+        scenario: None,
         obs,
         expected: &expected,
         handoff,
@@ -230,11 +235,7 @@ fn slow_stream(
         stray_requests: 0,
         limits: ctx.limits,
     };
-    let out = judge::judge(&case, &[Check::Content, Check::Ending])
-        .into_iter()
-        // What reached the upstream is checked on the quick stream; here only the relay.
-        .filter(|a| a.name != "upstream request")
-        .collect();
+    let out = judge::judge(&case, &[Check::Content, Check::Ending]);
     prefixed("slow stream", out)
 }
 
@@ -293,6 +294,7 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             .unwrap_or_default();
         reached += usize::from(requests.len() == 1);
         let case = Case {
+            scenario: Some(sc.name),
             obs,
             expected,
             handoff,
@@ -317,13 +319,22 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             }
         }
     }
-    assertions.push(check::count_is(
-        "streams intact",
-        "streams with exactly their own content, [DONE] and a close",
-        streams,
-        intact,
-        Verdict::Fail,
-    ));
+    // Streams that received another's content are not intact for that reason: one cause.
+    let broken = if crossed.is_empty() {
+        known::STREAMS_NOT_INTACT
+    } else {
+        known::CROSSTALK
+    };
+    assertions.push(
+        check::count_is(
+            "streams intact",
+            "streams with exactly their own content, [DONE] and a close",
+            streams,
+            intact,
+            Verdict::Fail,
+        )
+        .with_cause(broken.clone()),
+    );
     assertions.push(check::count_is(
         "upstream requests",
         "handoffs whose nonce reached the upstream exactly once",
@@ -332,18 +343,22 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
         Verdict::Fail,
     ));
     if let Some((k, j)) = crossed.first() {
-        assertions.push(AssertionResult::new(
-            "crosstalk",
-            Verdict::Fail,
-            format!(
-                "{} streams received content meant for another (stream {k} got stream {j}'s): \
+        assertions.push(
+            AssertionResult::new(
+                "crosstalk",
+                Verdict::Fail,
+                format!(
+                    "{} streams received content meant for another (stream {k} got stream {j}'s): \
                  the daemon mixes up its clients; keep every piece of per-stream state in the \
                  stream's own task or object",
-                crossed.len()
-            ),
-        ));
+                    crossed.len()
+                ),
+            )
+            .with_cause(known::CROSSTALK),
+        );
     }
-    assertions.extend(details);
+    // The failing streams shown are evidence of the count above, not causes of their own.
+    assertions.extend(details.into_iter().map(|a| a.with_cause(broken.clone())));
     assertions.push(released(ctx, baseline));
     let first = observed.first();
     result(ctx, sc, assertions, first, None, started)
@@ -385,7 +400,8 @@ fn released(ctx: &Ctx, baseline: Option<Result<usize, String>>) -> AssertionResu
                     ),
                 )
                 .with_expected(before.to_string())
-                .with_received(now.to_string());
+                .with_received(now.to_string())
+                .with_cause(known::FD_LEAK);
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return check::info(name, format!("not checked: {e}")),
