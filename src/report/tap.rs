@@ -1,10 +1,11 @@
-//! TAP: the version line and the plan when the run starts; when it ends, a leading diagnostic
-//! with the distinct causes of what failed (`# ` comments, see [`crate::verdict::causes`]),
-//! then one test line per scenario.
+//! TAP: the version line and the plan when the run starts, one test line per scenario, and the
+//! distinct causes of what failed (`# ` comments, see [`crate::verdict::causes`]).
 //!
-//! The causes are known only at the end, and a diagnostic that leads must come before the test
-//! lines, so the test lines are held until the run ends (the plan still comes first, which every
-//! TAP version and `prove` accept; comments may stand anywhere in a stream).
+//! The causes are known only when the run ends. Streamed ([`Tap::new`], what a terminal gets),
+//! the test lines come as scenarios finish and the causes block closes the stream. With
+//! [`Tap::causes_first`] (what `prove`, a pipe or `-o FILE` gets) the test lines are held until
+//! the run ends and the causes lead, right after the plan: the plan still comes first and a
+//! comment may stand anywhere, which every TAP version and `prove` accept.
 //!
 //! - `ok` for OK, INFORMATIONAL and (unless `--strict`) NON-STRICT; `not ok` for FAILED.
 //! - FAILED and NON-STRICT scenarios carry a YAML diagnostics block (`---` … `...`) with the
@@ -32,8 +33,8 @@ pub struct Tap<W: Write> {
     out: W,
     version: TapVersion,
     number: usize,
-    /// Test lines and daemon-death comments, written after the causes when the run ends.
-    held: Vec<u8>,
+    /// Test lines and daemon-death comments held until the causes are known (`causes_first`).
+    held: Option<Vec<u8>>,
 }
 
 impl<W: Write> Tap<W> {
@@ -43,7 +44,27 @@ impl<W: Write> Tap<W> {
             out,
             version,
             number: 0,
-            held: Vec::new(),
+            held: None,
+        }
+    }
+
+    /// Leads with the causes: test lines are written when the run ends, after them.
+    pub fn causes_first(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
+    }
+
+    /// Writes `text` now, or holds it until the causes are known.
+    fn emit(&mut self, text: &str) -> io::Result<()> {
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(text.as_bytes());
+                Ok(())
+            }
+            None => {
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()
+            }
         }
     }
 
@@ -90,8 +111,7 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 }
             }
         }
-        self.held.extend_from_slice(text.as_bytes());
-        Ok(())
+        self.emit(&text)
     }
 
     fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
@@ -102,8 +122,7 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 let _ = writeln!(text, "#   {}", one_line(line));
             }
         }
-        self.held.extend_from_slice(text.as_bytes());
-        Ok(())
+        self.emit(&text)
     }
 
     fn on_finish(&mut self, s: &RunSummary) -> io::Result<()> {
@@ -111,8 +130,13 @@ impl<W: Write + Send> Reporter for Tap<W> {
         for line in cause_lines(&s.causes) {
             let _ = writeln!(causes, "# {}", one_line(&line));
         }
-        self.out.write_all(causes.as_bytes())?;
-        self.out.write_all(&std::mem::take(&mut self.held))?;
+        match self.held.take() {
+            Some(held) => {
+                self.out.write_all(causes.as_bytes())?;
+                self.out.write_all(&held)?;
+            }
+            None => self.out.write_all(causes.as_bytes())?,
+        }
         let c = &s.counts;
         writeln!(
             self.out,
