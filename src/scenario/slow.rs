@@ -148,6 +148,14 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     let mut assertions = prefixed("quick stream", judge::judge(&case, &[Check::Outcome]));
     let relay = relay_latency(ctx, &quick_spec, &handoff, &quick, &requests);
     let latency = latency(relay.as_ref().and_then(max_latency), paused_for);
+    if latency.verdict == Verdict::Fail {
+        // A quick stream left silent beside the slow reader is that delay, not a cause of its own.
+        for a in &mut assertions {
+            if a.cause == Some(known::SILENT_HANG) || a.cause == Some(known::NEVER_CLOSED) {
+                a.cause = Some(known::HEAD_OF_LINE);
+            }
+        }
+    }
     assertions.push(latency.with_cause(known::HEAD_OF_LINE));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
