@@ -73,9 +73,19 @@ fn owned(
         );
         note.verdict = Verdict::Fail;
     } else {
-        note.message = format!("{} (see {see}, which owns this requirement)", note.message);
+        // A note, short: the owner carries the whole finding and its fix.
+        let what = match &note.cause {
+            Some(c) if *c == known::PATTERN_HEADER_MISSING => {
+                "judged through the prompt's [[pattern:…]] directive: X-Test-Pattern missing".into()
+            }
+            Some(c) => c.text.clone(),
+            None => note.message.clone().into(),
+        };
+        note.message = format!("{what}, see {see}");
         note.verdict = Verdict::Informational;
         note.cause = None;
+        note.expected = None;
+        note.received = None;
     }
     note
 }

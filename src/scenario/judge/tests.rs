@@ -718,15 +718,10 @@ fn a_missing_pattern_header_fails_its_owner_once_and_is_a_note_elsewhere() {
     );
     let note = verdict_of(&other, "X-Test-Pattern");
     assert_eq!(note.verdict, Verdict::Informational);
-    assert!(
-        note.message.contains("judged through the prompt"),
-        "{}",
-        note.message
-    );
-    assert!(
-        note.message.contains("see 1.1 basic_response"),
-        "{}",
-        note.message
+    assert_eq!(
+        note.message,
+        "judged through the prompt's [[pattern:…]] directive: X-Test-Pattern missing, see 1.1 \
+         basic_response"
     );
     assert_eq!(note.cause, None);
     assert!(
