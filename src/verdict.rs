@@ -16,6 +16,9 @@
 //! | [`Verdict::NonStrict`] | `NON-STRICT` | a tolerated deviation; `--strict` makes it a failure |
 //! | [`Verdict::Fail`] | `FAILED` | the daemon is wrong |
 //!
+//! Every finding names its [`Cause`], a stable key shared by every finding of that kind;
+//! [`causes_of`] groups a run's findings into the distinct causes a report opens with.
+//!
 //! A scenario's verdict is the worst of its assertions' ([`Verdict::worst`]), after
 //! [`Strictness`] is applied; a run exits 0 unless a scenario failed ([`RunSummary::exit_code`]).
 //!

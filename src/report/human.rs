@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! streamcheck: 24 scenarios
+//! 1 cause across 1 failed scenario
+//!   characters split across reads become U+FFFD   3.2
+//!
 //!   OK             1.1  basic_response             12.1 ms
 //!   FAILED         3.2  unicode_emoji              30.4 ms
 //!       FAILED content: content differs at byte 12 (expected 40 bytes, received 38): …
@@ -17,7 +20,8 @@
 //! streamcheck: 23 passed, 1 failed, 0 skipped
 //! ```
 //!
-//! The last line has the `N passed, N failed` shape CI log readers look for. Colour (ANSI SGR)
+//! (The causes block leads like this off a terminal; streamed to one, it comes just above the
+//! summary line instead.) The last line has the `N passed, N failed` shape CI log readers look for. Colour (ANSI SGR)
 //! is used only when asked for; [`super::build`] asks only for a terminal without `NO_COLOR`.
 //!
 //! The distinct causes of what failed ([`crate::verdict::causes`]) are known only when the run

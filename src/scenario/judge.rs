@@ -106,8 +106,9 @@ pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
 }
 
 /// Findings that follow from another of the same stream take its cause, so a report counts
-/// one defect once: everything after a silent response is that silence; a wrong ending after
-/// wrong content is the content's. (The findings keep their own messages.)
+/// one defect once: everything after a silent response, or one that is not HTTP, is that
+/// response; a wrong ending after wrong content is the content's. (The findings keep their own
+/// messages.)
 fn attribute_consequences(out: &mut [AssertionResult]) {
     let root = |keys: &[Cause]| {
         out.iter()
@@ -115,7 +116,7 @@ fn attribute_consequences(out: &mut [AssertionResult]) {
             .filter_map(|a| a.cause.clone())
             .find(|c| keys.contains(c))
     };
-    let silence = root(&[known::SILENT_HANG, known::EMPTY_REPLY]);
+    let silence = root(&[known::SILENT_HANG, known::EMPTY_REPLY, known::NOT_HTTP]);
     let content = root(&[
         known::CONTENT_MISSING,
         known::CONTENT_SHORT,
@@ -453,6 +454,15 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                 ),
             )
             .with_cause(known::SILENT_HANG),
+            None if obs.done_at().is_some() => fail(
+                name,
+                format!(
+                    "the daemon sent data: [DONE] but the connection was still open when the \
+                     client gave up {} after the handoff: close it after [DONE]",
+                    check::format_duration(case.limits.timeout)
+                ),
+            )
+            .with_cause(known::OPEN_AFTER_DONE),
             Some(fate) => fail(
                 name,
                 format!(
@@ -526,7 +536,8 @@ fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> As
         return fail(
             &format!("header {name}"),
             "no response head arrived, so there is no header to check",
-        );
+        )
+        .with_cause(known::NO_STATUS);
     }
     let headers = obs.headers();
     match rule {

@@ -288,6 +288,8 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
     let mut reached = 0;
     let mut details = Vec::new();
     let mut crossed = Vec::new();
+    // The causes of the broken streams: when they share one, the count below is that cause.
+    let mut stream_causes = Vec::new();
     for (k, ((handoff, expected), obs)) in planned.iter().zip(&observed).enumerate() {
         if let Some(e) = live::handoff_failure(obs) {
             details.push(AssertionResult::new(
@@ -311,6 +313,12 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             limits: ctx.limits,
         };
         let judged = judge::judge(&case, &[Check::Outcome]);
+        for a in judged.iter().filter(|a| a.verdict >= Verdict::NonStrict) {
+            let cause = a.cause_or_default();
+            if !stream_causes.contains(&cause) {
+                stream_causes.push(cause);
+            }
+        }
         if judged.iter().all(|a| a.verdict < Verdict::NonStrict) {
             intact += 1;
         } else if details.len() < 3 {
@@ -328,10 +336,10 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
         }
     }
     // Streams that received another's content are not intact for that reason: one cause.
-    let broken = if crossed.is_empty() {
-        known::STREAMS_NOT_INTACT
-    } else {
-        known::CROSSTALK
+    let broken = match stream_causes.as_slice() {
+        _ if !crossed.is_empty() => known::CROSSTALK,
+        [one] => one.clone(),
+        _ => known::STREAMS_NOT_INTACT,
     };
     assertions.push(
         check::count_is(
