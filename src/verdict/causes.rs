@@ -332,13 +332,10 @@ pub mod known {
         "head-of-line-blocking",
         "a slow reader delays another stream",
     );
-    /// Content meant for one client reaches another.
-    pub const CROSSTALK: Cause =
-        Cause::fixed("crosstalk", "streams receive content meant for another");
-    /// Simultaneous streams not each intact.
+    /// Simultaneous streams not each intact (content mixed up between them, among others).
     pub const STREAMS_NOT_INTACT: Cause = Cause::fixed(
         "streams-not-intact",
-        "simultaneous streams do not each arrive intact",
+        "simultaneous streams do not each get exactly their own content",
     );
     /// Client sockets not released.
     pub const FD_LEAK: Cause = Cause::fixed(
