@@ -4,10 +4,12 @@
 //! whether an error must be reported, all come from the pattern's [`Expected`]. Messages say
 //! what went wrong and what the daemon should do instead.
 
+mod attribution;
 mod log;
 
 use std::time::Duration;
 
+use attribution::{attribute_consequences, content_cause};
 use log::{Delivery, delivery, forwarded, head_timing, relayed_incrementally, upstream_cancelled};
 
 use super::data::Handoff;
@@ -21,7 +23,7 @@ use crate::ring::EndReason;
 use crate::transcript::SettledCause;
 use crate::verdict::causes::known;
 use crate::verdict::check;
-use crate::verdict::{AssertionResult, Cause, Verdict};
+use crate::verdict::{AssertionResult, Verdict};
 
 /// Time limits a stream is judged by.
 #[derive(Debug, Clone, Copy)]
@@ -103,42 +105,6 @@ pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
     }
     attribute_consequences(&mut out);
     out
-}
-
-/// Findings that follow from another of the same stream take its cause, so a report counts
-/// one defect once: everything after a silent response, or one that is not HTTP, is that
-/// response; a wrong ending after wrong content is the content's. (The findings keep their own
-/// messages.)
-fn attribute_consequences(out: &mut [AssertionResult]) {
-    let root = |keys: &[Cause]| {
-        out.iter()
-            .filter(|a| a.verdict >= Verdict::NonStrict)
-            .filter_map(|a| a.cause.clone())
-            .find(|c| keys.contains(c))
-    };
-    let silence = root(&[known::SILENT_HANG, known::EMPTY_REPLY, known::NOT_HTTP]);
-    let content = root(&[
-        known::CONTENT_MISSING,
-        known::CONTENT_SHORT,
-        known::CONTENT_ALTERED,
-        known::CONTENT_UTF8,
-    ]);
-    for a in out.iter_mut().filter(|a| a.verdict >= Verdict::NonStrict) {
-        let Some(own) = &a.cause else { continue };
-        if let Some(root) = &silence {
-            a.cause = Some(root.clone());
-        } else if let Some(root) = &content
-            && [
-                known::DONE_MISSING,
-                known::SPURIOUS_ERROR,
-                known::EVENT_PAYLOADS,
-                known::NEVER_CLOSED,
-            ]
-            .contains(own)
-        {
-            a.cause = Some(root.clone());
-        }
-    }
 }
 
 /// A handoff the daemon never took: the cause, not the silence that followed.
@@ -330,19 +296,6 @@ fn content(case: &Case<'_>) -> Vec<AssertionResult> {
         );
     }
     out
-}
-
-/// What kind of content defect `received` shows against `expected`.
-fn content_cause(expected: &[u8], received: &[u8], replaced: bool) -> Cause {
-    if received.is_empty() {
-        known::CONTENT_MISSING
-    } else if replaced {
-        known::CONTENT_UTF8
-    } else if received.len() < expected.len() {
-        known::CONTENT_SHORT
-    } else {
-        known::CONTENT_ALTERED
-    }
 }
 
 fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
