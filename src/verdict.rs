@@ -16,6 +16,9 @@
 //! | [`Verdict::NonStrict`] | `NON-STRICT` | a tolerated deviation; `--strict` makes it a failure |
 //! | [`Verdict::Fail`] | `FAILED` | the daemon is wrong |
 //!
+//! Every finding names its [`Cause`], a stable key shared by every finding of that kind;
+//! [`causes_of`] groups a run's findings into the distinct causes a report opens with.
+//!
 //! A scenario's verdict is the worst of its assertions' ([`Verdict::worst`]), after
 //! [`Strictness`] is applied; a run exits 0 unless a scenario failed ([`RunSummary::exit_code`]).
 //!
@@ -24,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod causes;
 pub mod check;
 mod death;
 mod render;
@@ -34,6 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use causes::{Cause, CauseGroup, causes_of};
 pub use death::{DaemonDeath, describe_status};
 pub use render::escape_bytes;
 pub use timing::{Spread, Timings};
@@ -127,6 +132,11 @@ pub struct AssertionResult {
     pub expected: Option<String>,
     /// What this daemon produced, rendered the same way.
     pub received: Option<String>,
+    /// The kind of defect this finding shows, shared by every finding of that kind, so that a
+    /// report can open with the distinct causes ([`causes_of`]). `None` on a passing check; a
+    /// finding without one is grouped by its name.
+    #[serde(default)]
+    pub cause: Option<Cause>,
 }
 
 impl AssertionResult {
@@ -138,6 +148,7 @@ impl AssertionResult {
             message: message.into(),
             expected: None,
             received: None,
+            cause: None,
         }
     }
 
@@ -156,6 +167,20 @@ impl AssertionResult {
     pub fn with_received(mut self, received: impl Into<String>) -> Self {
         self.received = Some(received.into());
         self
+    }
+
+    /// Names the kind of defect this finding shows (kept only on a finding: a passing check
+    /// has no cause).
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = (self.verdict > Verdict::Informational).then_some(cause);
+        self
+    }
+
+    /// The cause this finding is grouped under: its own, or one named after the check.
+    pub fn cause_or_default(&self) -> Cause {
+        self.cause
+            .clone()
+            .unwrap_or_else(|| Cause::new(format!("check:{}", self.name), self.name.clone()))
     }
 }
 
@@ -361,6 +386,10 @@ pub struct RunSummary {
     pub counts: Counts,
     /// Every scenario, in the order reported.
     pub scenarios: Vec<ScenarioResult>,
+    /// The distinct causes of the scenarios that did not pass, most important first
+    /// ([`causes_of`]): what a report opens with.
+    #[serde(default)]
+    pub causes: Vec<CauseGroup>,
     /// The signal that interrupted the run (e.g. `SIGTERM`), when one did: the scenarios that
     /// had not finished are skipped, with the reason.
     #[serde(default)]
@@ -383,6 +412,7 @@ impl RunSummary {
             duration_ns: duration_ns(duration),
             strict: strictness == Strictness::Strict,
             counts: Counts::of(&scenarios),
+            causes: causes_of(&scenarios, strictness),
             scenarios,
             interrupted: None,
         }

@@ -110,11 +110,11 @@ fn stalled() -> Case {
 
 #[test]
 fn a_stalled_upstream_is_relayed_and_cancelled_when_the_client_leaves() {
-    let mut session = session(None);
-    let result = session.run(&stalled()).expect("the case runs");
+    let mut correct = session(None);
+    let result = correct.run(&stalled()).expect("the case runs");
     assert!(!result.failed(), "{:?}", result.broken_names());
-    let mut session = session(Some("no-upstream-cancel"));
-    let result = session.run(&stalled()).expect("the case runs");
+    let mut faulty = session(Some("no-upstream-cancel"));
+    let result = faulty.run(&stalled()).expect("the case runs");
     assert!(
         result.broken_names().contains("upstream cancelled"),
         "{:?}",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use report_support::{drive, passing_scenarios, scenarios, summary};
 use streamcheck::report::human::Human;
 use streamcheck::report::{self, ColorChoice, Format, Options, Output};
-use streamcheck::verdict::Strictness;
+use streamcheck::verdict::{Strictness, Verdict};
 
 fn human(color: bool, scenarios: Vec<streamcheck::verdict::ScenarioResult>) -> String {
     let run = summary(scenarios, Strictness::Lenient);
@@ -296,5 +296,55 @@ fn progress_line_is_drawn_only_on_a_terminal() {
     assert_eq!(
         piped.stderr, "",
         "no progress line when stderr is not a terminal"
+    );
+}
+
+/// The causes block the sample run opens with (or ends with, streamed).
+const CAUSES: [&str; 5] = [
+    "4 causes across 3 scenarios that did not pass",
+    "  content                                              2.1",
+    "  no `data: [DONE]` after a complete answer            2.1",
+    "  odd                                                  5.1",
+    "  Cache-Control header missing or wrong (NON-STRICT)   3.1",
+];
+
+#[test]
+fn off_a_terminal_the_report_opens_with_its_causes() {
+    let run = summary(scenarios(Strictness::Lenient), Strictness::Lenient);
+    let mut reporter = Human::new(Vec::new(), false).causes_first();
+    drive(&mut reporter, &run);
+    let text = String::from_utf8(reporter.into_inner()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "streamcheck: 6 scenarios");
+    assert_eq!(lines[1..6], CAUSES, "{text}");
+    assert_eq!(lines[6], "");
+    assert!(
+        lines[7].starts_with("  OK             1.1  basic_response"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("streamcheck: 3 passed, 2 failed, 1 skipped\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn streamed_the_causes_close_the_report_above_its_summary() {
+    let text = human(false, scenarios(Strictness::Lenient));
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == CAUSES[0])
+        .unwrap_or_else(|| panic!("no causes block:\n{text}"));
+    assert_eq!(lines[at..at + 5], CAUSES, "{text}");
+    assert!(lines[at + 6].starts_with("6 scenarios in "), "{text}");
+    let clean = passing_scenarios()
+        .into_iter()
+        .filter(|s| s.verdict < Verdict::NonStrict)
+        .collect();
+    let passing = human(false, clean);
+    assert!(
+        !passing.contains("cause"),
+        "no block when all passed:\n{passing}"
     );
 }

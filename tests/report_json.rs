@@ -47,8 +47,17 @@ fn report_carries_version_counts_and_failure_details() {
         doc["counts"],
         json!({"total": 6, "ok": 1, "informational": 1, "non_strict": 1, "failed": 2, "skipped": 1})
     );
+    assert_eq!(doc["causes"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        doc["causes"][1],
+        json!({"key": "done-missing", "text": "no `data: [DONE]` after a complete answer",
+               "verdict": "FAILED", "scenarios": ["2.1"]})
+    );
+    assert_eq!(doc["causes"][3]["verdict"], "NON-STRICT");
     let failed = &doc["scenarios"][1];
     assert_eq!(failed["verdict"], "FAILED");
+    assert_eq!(failed["assertions"][2]["cause"]["key"], "done-missing");
+    assert_eq!(failed["assertions"][0]["cause"], Value::Null);
     assert_eq!(failed["assertions"][1]["name"], "content");
     assert_eq!(failed["assertions"][1]["received"], "caf\\xc3");
     assert_eq!(
@@ -108,7 +117,7 @@ fn schema_rejects_documents_that_break_it() {
         ("upper-case hex", |d| {
             d["scenarios"][1]["wire"]["chunks"][1]["hex"] = json!("FF")
         }),
-        ("wrong schema version", |d| d["schema_version"] = json!(2)),
+        ("wrong schema version", |d| d["schema_version"] = json!(1)),
     ];
     for (what, breaks) in broken {
         let mut doc = good.clone();

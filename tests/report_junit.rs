@@ -144,3 +144,41 @@ fn strict_fails_the_non_strict_case() {
     let failure = child(case, "failure").unwrap();
     assert!(attr(failure, "message").starts_with("header Cache-Control: no Cache-Control header"));
 }
+
+#[test]
+fn the_first_suite_carries_the_causes() {
+    let xml = junit(Strictness::Lenient);
+    let doc = Document::parse(&xml).unwrap();
+    let suites: Vec<Node> = doc
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    let properties: Vec<(&str, &str)> = child(suites[0], "properties")
+        .expect("the first suite has properties")
+        .children()
+        .filter(|n| n.has_tag_name("property"))
+        .map(|p| (attr(p, "name"), attr(p, "value")))
+        .collect();
+    assert!(
+        properties.contains(&("causes", "4 causes across 3 scenarios that did not pass")),
+        "{properties:?}"
+    );
+    assert!(
+        properties.contains(&(
+            "cause.2",
+            "done-missing: no `data: [DONE]` after a complete answer: 2.1"
+        )),
+        "{properties:?}"
+    );
+    let out = child(suites[0], "system-out")
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(out.starts_with("4 causes across 3 scenarios"), "{out}");
+    for later in &suites[1..] {
+        let names: Vec<&str> = child(*later, "properties")
+            .map(|p| p.children().filter_map(|n| n.attribute("name")).collect())
+            .unwrap_or_default();
+        assert!(!names.contains(&"causes"), "{names:?}");
+    }
+}

@@ -227,3 +227,27 @@ fn version_14_is_declared_when_asked() {
         v13.lines().skip(1).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn the_causes_lead_after_the_plan_and_prove_accepts_them() {
+    let run = summary(scenarios(Strictness::Lenient), Strictness::Lenient);
+    let mut reporter = Tap::new(Vec::new(), TapVersion::V13).causes_first();
+    drive(&mut reporter, &run);
+    let text = String::from_utf8(reporter.into_inner()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["TAP version 13", "1..6"]);
+    assert_eq!(
+        lines[2], "# 4 causes across 3 scenarios that did not pass",
+        "{text}"
+    );
+    assert!(lines[3].starts_with("#   content "), "{text}");
+    assert!(lines[3].ends_with(" 2.1"), "{text}");
+    assert!(lines[7].starts_with("ok 1 - 1.1 basic_response"), "{text}");
+    let path = write("causes-first.tap", &text);
+    let (passed, out) = prove(&path);
+    assert!(!passed, "a failing run fails in prove:\n{out}");
+    assert!(out.contains("Failed 2/6 subtests"), "{out}");
+    let results = tap_parser(&path);
+    let tests = results.iter().filter(|r| r["type"] == "test").count();
+    assert_eq!(tests, 6, "{results:?}");
+}

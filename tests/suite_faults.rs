@@ -54,16 +54,37 @@ fn a_stream_socket_fails_the_socket_type_check_and_the_rest_still_runs() {
 }
 
 #[test]
-fn a_daemon_that_ignores_the_test_pattern_is_told_so_while_content_still_checks() {
-    let run = run_ref(Some("ignore-test-pattern"), &["unicode_content"], false);
+fn a_daemon_that_ignores_the_test_pattern_fails_the_owner_once_and_is_noted_elsewhere() {
+    let run = run_ref(
+        Some("ignore-test-pattern"),
+        &["basic_response", "unicode_content"],
+        false,
+    );
+    let owner = result(&run, "basic_response");
+    assert_eq!(owner.verdict, Verdict::Fail);
+    assert!(first(owner, Verdict::Fail).contains("copy the handoff's test_pattern"));
     let r = result(&run, "unicode_content");
-    let by_name = |n: &str| r.assertions.iter().find(|a| a.name == n).unwrap().verdict;
-    assert_eq!(by_name("X-Test-Pattern"), Verdict::Fail);
+    let by_name = |n: &str| r.assertions.iter().find(|a| a.name == n).unwrap();
+    let note = by_name("X-Test-Pattern");
+    assert_eq!(note.verdict, Verdict::Informational);
+    assert!(
+        note.message.ends_with("see 1.1 basic_response"),
+        "{}",
+        note.message
+    );
     assert_eq!(
-        by_name("content"),
+        by_name("content").verdict,
         Verdict::Pass,
         "the prompt directive still drove the mock"
     );
+    assert_eq!(
+        r.verdict,
+        Verdict::Informational,
+        "judged on its own property"
+    );
+    let keys: Vec<&str> = run.summary.causes.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["pattern-header-missing"]);
+    assert_eq!(run.summary.causes[0].scenarios, ["1.1"]);
 }
 
 /// The relay-latency assertion of 9.2 in `run`.

@@ -75,3 +75,42 @@ fn the_readme_fault_mode_table_is_the_computed_one() {
         "`streamcheck mutation --format markdown`",
     );
 }
+
+/// Each fault mode's report opens with its fault as one cause: exactly one cause group covers
+/// every scenario that catches the mode, and it is the only group of the run.
+#[test]
+fn every_fault_mode_is_reported_as_one_cause() {
+    let report = report();
+    let mut problems = Vec::new();
+    for m in &report.modes {
+        let catchers: Vec<&str> = m.catchers.iter().map(|c| c.id).collect();
+        let covering: Vec<&str> = m
+            .causes
+            .iter()
+            .filter(|g| {
+                catchers
+                    .iter()
+                    .all(|id| g.scenarios.iter().any(|s| s == id))
+            })
+            .map(|g| g.key.as_str())
+            .collect();
+        let all: Vec<String> = m
+            .causes
+            .iter()
+            .map(|g| format!("{} [{}]", g.key, g.scenarios.join(" ")))
+            .collect();
+        if covering.len() != 1 || m.causes.len() != 1 {
+            problems.push(format!(
+                "{}: catchers {catchers:?}; {} group(s) cover them all; causes: {}",
+                m.fault,
+                covering.len(),
+                all.join(", ")
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "fault modes not reported as one cause:\n  {}",
+        problems.join("\n  ")
+    );
+}

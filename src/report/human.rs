@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! streamcheck: 24 scenarios
+//! 1 cause across 1 failed scenario
+//!   characters split across reads become U+FFFD   3.2
+//!
 //!   OK             1.1  basic_response             12.1 ms
 //!   FAILED         3.2  unicode_emoji              30.4 ms
 //!       FAILED content: content differs at byte 12 (expected 40 bytes, received 38): …
@@ -16,14 +19,22 @@
 //! FAILED: 3.2 unicode_emoji
 //! ```
 //!
-//! The summary counts in the verdict words of the scenario lines (OK, INFORMATIONAL,
-//! NON-STRICT, FAILED, skipped), as every report format does. Colour (ANSI SGR) is used only
-//! when asked for; [`super::build`] asks only for a terminal without `NO_COLOR`.
+//! (The causes block leads like this off a terminal; streamed to one, it comes just above the
+//! summary line instead.) The summary counts in the verdict words of the scenario lines (OK,
+//! INFORMATIONAL, NON-STRICT, FAILED, skipped), as every report format does. Colour (ANSI SGR)
+//! is used only when asked for; [`super::build`] asks only for a terminal without `NO_COLOR`.
+//!
+//! The distinct causes of what failed ([`crate::verdict::causes`]) are known only when the run
+//! ends. On a terminal the results stream as they come and the causes block closes the report,
+//! just above the summary line: the screen the reader sees when the run is over. Anywhere else
+//! (`-o FILE`, a pipe, a CI log) nobody watches the lines arrive, so [`Human::causes_first`]
+//! holds them back and the report opens with the causes block, as a daemon author reads it.
 
 use std::io::{self, Write};
 
 use super::Reporter;
 use super::text::{assertion_lines, counts, safe, scenarios, timings_line, wire_lines};
+use crate::verdict::causes::lines as cause_lines;
 use crate::verdict::check::format_ns;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
 
@@ -31,6 +42,8 @@ use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
 pub struct Human<W: Write> {
     out: W,
     color: bool,
+    /// The per-scenario lines, held back until the causes are known (`causes_first`).
+    held: Option<Vec<u8>>,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -38,7 +51,45 @@ const RESET: &str = "\x1b[0m";
 impl<W: Write> Human<W> {
     /// A human reporter; `color` turns ANSI colours on.
     pub fn new(out: W, color: bool) -> Self {
-        Human { out, color }
+        Human {
+            out,
+            color,
+            held: None,
+        }
+    }
+
+    /// Opens the report with the causes block: the per-scenario lines are written when the run
+    /// ends, after it, instead of as they come.
+    pub fn causes_first(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
+    }
+
+    /// Where per-scenario lines go: held back, or straight out.
+    fn lines(&mut self) -> &mut dyn Write {
+        match &mut self.held {
+            Some(held) => held,
+            None => &mut self.out,
+        }
+    }
+
+    /// The causes block, painted, followed by a blank line; nothing when all passed.
+    fn causes_block(&self, s: &RunSummary) -> String {
+        let mut text = String::new();
+        for (i, line) in cause_lines(&s.causes).into_iter().enumerate() {
+            let line = safe(&line).into_owned();
+            let line = if i == 0 {
+                self.paint(Verdict::Fail, &line)
+            } else {
+                line
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text
     }
 
     /// The writer back, e.g. to read an in-memory report.
@@ -87,7 +138,7 @@ impl<W: Write + Send> Reporter for Human<W> {
             ),
         };
         let (id, name) = (safe(&r.id), safe(&r.name));
-        writeln!(self.out, "  {label} {id:>4}  {name:<26} {tail}")?;
+        let mut text = format!("  {label} {id:>4}  {name:<26} {tail}\n");
         if r.skipped.is_none() && r.verdict != Verdict::Pass {
             let paint = |v: Verdict, s: &str| self.paint(v, s);
             let mut lines = Vec::new();
@@ -104,28 +155,38 @@ impl<W: Write + Send> Reporter for Human<W> {
                 }
             }
             for line in lines {
-                writeln!(self.out, "      {line}")?;
+                text.push_str(&format!("      {line}\n"));
             }
         }
+        self.lines().write_all(text.as_bytes())?;
         self.out.flush()
     }
 
     fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
         let label = self.paint(Verdict::Fail, "DAEMON DIED");
-        writeln!(self.out, "  {label}   {}", safe(&death.headline()))?;
+        let mut text = format!("  {label}   {}\n", safe(&death.headline()));
         if let Some(tail) = &death.output_tail {
-            writeln!(self.out, "      its output ends with:")?;
+            text.push_str("      its output ends with:\n");
             for line in tail.lines() {
-                writeln!(self.out, "        {}", safe(line))?;
+                text.push_str(&format!("        {}\n", safe(line)));
             }
         }
+        self.lines().write_all(text.as_bytes())?;
         self.out.flush()
     }
 
     fn on_finish(&mut self, s: &RunSummary) -> io::Result<()> {
         let c = &s.counts;
         let strict = if s.strict { " (strict)" } else { "" };
-        writeln!(self.out)?;
+        let causes = self.causes_block(s);
+        if let Some(held) = self.held.take() {
+            self.out.write_all(causes.as_bytes())?;
+            self.out.write_all(&held)?;
+            writeln!(self.out)?;
+        } else {
+            writeln!(self.out)?;
+            self.out.write_all(causes.as_bytes())?;
+        }
         if let Some(death) = &s.daemon_death {
             let line = format!("DAEMON DIED: {}", death.headline());
             writeln!(self.out, "{}", self.paint(Verdict::Fail, &safe(&line)))?;

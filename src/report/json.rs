@@ -4,7 +4,9 @@
 //! Stability: `schema_version` changes whenever a field is removed, renamed or changes meaning;
 //! a consumer should refuse a version it does not know. Durations are integers in ns (`*_ns`);
 //! verdicts are the report labels (`OK`, `INFORMATIONAL`, `NON-STRICT`, `FAILED`); wire bytes
-//! are `text` when valid UTF-8 and `hex` otherwise. An interrupted run names the signal in
+//! are `text` when valid UTF-8 and `hex` otherwise. `causes` (since version 2) lists the distinct
+//! causes of what failed, each with its scenarios, most important first; each assertion names
+//! its own `cause`. An interrupted run names the signal in
 //! `interrupted` (else null) and lists the scenarios it did not finish as skipped.
 
 use std::io::{self, Write};
@@ -15,7 +17,7 @@ use super::Reporter;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 
 /// Version of the report's schema, the `schema_version` field.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The JSON Schema (draft 2020-12) that every JSON report validates against.
 pub const SCHEMA: &str = include_str!("../../docs/report.schema.json");

@@ -11,6 +11,11 @@
 //!   finish).
 //! - An interrupted run: every `<testsuite>` has the property `interrupted` = the signal.
 //!
+//! The distinct causes of what failed ([`crate::verdict::causes`]) lead the report: the first
+//! `<testsuite>` carries them as properties (`causes` = the headline, `cause.1`, `cause.2`, …
+//! = `key: text: ids`, most important first) and as its `<system-out>`, the block the human
+//! report opens with.
+//!
 //! A daemon that died during the run comes first: a `daemon` testsuite whose one testcase,
 //! `daemon alive`, fails with how it died and the end of its output.
 
@@ -21,6 +26,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::Reporter;
 use super::text::diagnostic;
+use crate::verdict::causes;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
 
 /// Writes the JUnit report to `W`.
@@ -81,6 +87,14 @@ pub fn report(summary: &RunSummary) -> Report {
     for suite in &mut suites {
         let total: Duration = suite.test_cases.iter().filter_map(|c| c.time).sum();
         suite.set_time(total);
+    }
+    if let (Some(first), Some(headline)) = (suites.first_mut(), causes::headline(&summary.causes)) {
+        first.add_property(Property::new("causes", headline));
+        for (i, g) in summary.causes.iter().enumerate() {
+            let value = format!("{}: {}: {}", g.key, g.text, g.scenarios.join(" "));
+            first.add_property(Property::new(format!("cause.{}", i + 1), value));
+        }
+        first.set_system_out(causes::lines(&summary.causes).join("\n"));
     }
     report.add_test_suites(suites);
     report

@@ -3,8 +3,11 @@
 //! The runner picks a format with [`Options`], opens an [`Output`] (stdout or `-o FILE`) and
 //! gets a [`Reporter`] from [`build`]; it then calls [`Reporter::on_start`] once with the number
 //! of scenarios, [`Reporter::on_result`] as each scenario finishes, and
-//! [`Reporter::on_finish`] with the [`RunSummary`]. Human and TAP output is streamed (written and
-//! flushed per result); JSON and JUnit are whole documents written at the end.
+//! [`Reporter::on_finish`] with the [`RunSummary`]. JSON and JUnit are whole documents written at
+//! the end. Every format opens with the distinct causes of what failed
+//! ([`crate::verdict::causes`]), which are known only at the end: human and TAP output to a
+//! terminal is streamed (written and flushed per result) and the causes close it; to a file or a
+//! pipe the per-scenario lines are held and the causes lead.
 //!
 //! | format | module | notes |
 //! |---|---|---|
@@ -206,9 +209,22 @@ pub fn build(options: &Options, output: Output) -> Box<dyn Reporter> {
             let color = options
                 .color
                 .enabled(output.is_terminal, std::env::var_os("NO_COLOR").as_deref());
-            Box::new(human::Human::new(output.writer, color))
+            let human = human::Human::new(output.writer, color);
+            // Off a terminal nobody watches lines arrive: open with the causes instead.
+            if output.is_terminal {
+                Box::new(human)
+            } else {
+                Box::new(human.causes_first())
+            }
         }
-        Format::Tap => Box::new(tap::Tap::new(output.writer, options.tap_version)),
+        Format::Tap => {
+            let tap = tap::Tap::new(output.writer, options.tap_version);
+            if output.is_terminal {
+                Box::new(tap)
+            } else {
+                Box::new(tap.causes_first())
+            }
+        }
         Format::Json => Box::new(json::Json::new(output.writer)),
         Format::Junit => Box::new(junit::Junit::new(output.writer)),
     };

@@ -1,5 +1,11 @@
-//! TAP, streamed: the version line and the plan when the run starts, one test line per
-//! scenario as it finishes.
+//! TAP: the version line and the plan when the run starts, one test line per scenario, and the
+//! distinct causes of what failed (`# ` comments, see [`crate::verdict::causes`]).
+//!
+//! The causes are known only when the run ends. Streamed ([`Tap::new`], what a terminal gets),
+//! the test lines come as scenarios finish and the causes block closes the stream. With
+//! [`Tap::causes_first`] (what `prove`, a pipe or `-o FILE` gets) the test lines are held until
+//! the run ends and the causes lead, right after the plan: the plan still comes first and a
+//! comment may stand anywhere, which every TAP version and `prove` accept.
 //!
 //! - `ok` for OK, INFORMATIONAL and (unless `--strict`) NON-STRICT; `not ok` for FAILED.
 //! - FAILED and NON-STRICT scenarios carry a YAML diagnostics block (`---` … `...`) with the
@@ -19,6 +25,7 @@ use std::io::{self, Write};
 
 use super::text::{counts, safe, scenarios};
 use super::{Reporter, TapVersion};
+use crate::verdict::causes::lines as cause_lines;
 use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Spread, Verdict, WireChunk};
 
 /// Writes TAP to `W`.
@@ -26,6 +33,8 @@ pub struct Tap<W: Write> {
     out: W,
     version: TapVersion,
     number: usize,
+    /// Test lines and daemon-death comments held until the causes are known (`causes_first`).
+    held: Option<Vec<u8>>,
 }
 
 impl<W: Write> Tap<W> {
@@ -35,6 +44,27 @@ impl<W: Write> Tap<W> {
             out,
             version,
             number: 0,
+            held: None,
+        }
+    }
+
+    /// Leads with the causes: test lines are written when the run ends, after them.
+    pub fn causes_first(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
+    }
+
+    /// Writes `text` now, or holds it until the causes are known.
+    fn emit(&mut self, text: &str) -> io::Result<()> {
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(text.as_bytes());
+                Ok(())
+            }
+            None => {
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()
+            }
         }
     }
 
@@ -81,8 +111,7 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 }
             }
         }
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()
+        self.emit(&text)
     }
 
     fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
@@ -93,11 +122,21 @@ impl<W: Write + Send> Reporter for Tap<W> {
                 let _ = writeln!(text, "#   {}", one_line(line));
             }
         }
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()
+        self.emit(&text)
     }
 
     fn on_finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        let mut causes = String::new();
+        for line in cause_lines(&s.causes) {
+            let _ = writeln!(causes, "# {}", one_line(&line));
+        }
+        match self.held.take() {
+            Some(held) => {
+                self.out.write_all(causes.as_bytes())?;
+                self.out.write_all(&held)?;
+            }
+            None => self.out.write_all(causes.as_bytes())?,
+        }
         let c = &s.counts;
         writeln!(
             self.out,

@@ -16,6 +16,8 @@ pub(super) struct Handoff {
     pub prompt: Option<String>,
     /// The `test_pattern` the upstream must receive as `X-Test-Pattern`.
     pub test_pattern: Option<String>,
+    /// The pattern spec the mock must serve (through the header or the prompt's directive).
+    pub pattern: String,
     /// `response_headers` the daemon must append to its head.
     pub response_headers: Vec<(String, String)>,
 }
@@ -45,6 +47,7 @@ fn standard(spec: &str, nonce: &str, prompt: String) -> Handoff {
         nonce: Some(nonce.to_owned()),
         prompt: Some(prompt),
         test_pattern: Some(spec.to_owned()),
+        pattern: spec.to_owned(),
         response_headers: Vec::new(),
     }
 }
@@ -58,6 +61,7 @@ pub(super) fn build(form: Data, spec: &str, nonce: &str) -> Handoff {
             nonce: None,
             prompt: None,
             test_pattern: None,
+            pattern: spec.to_owned(),
             response_headers: Vec::new(),
         },
         Data::InvalidJson => {
@@ -72,6 +76,7 @@ pub(super) fn build(form: Data, spec: &str, nonce: &str) -> Handoff {
                 nonce: Some(nonce.to_owned()),
                 prompt: None,
                 test_pattern: None,
+                pattern: spec.to_owned(),
                 response_headers: Vec::new(),
             }
         }
@@ -91,6 +96,7 @@ pub(super) fn build(form: Data, spec: &str, nonce: &str) -> Handoff {
                 nonce: Some(nonce.to_owned()),
                 prompt: Some(format!("{ESCAPED_DECODED} {directives}")),
                 test_pattern: Some(spec.to_owned()),
+                pattern: spec.to_owned(),
                 response_headers: Vec::new(),
             }
         }
@@ -113,6 +119,7 @@ pub(super) fn build(form: Data, spec: &str, nonce: &str) -> Handoff {
                 nonce: Some(nonce.to_owned()),
                 prompt: Some(prompt),
                 test_pattern: Some(spec.to_owned()),
+                pattern: spec.to_owned(),
                 response_headers: headers,
             }
         }

@@ -20,6 +20,7 @@ use crate::pattern::{self, BuiltinSpec, Expected, ExpectedKind, UpstreamPlan};
 use crate::ring::{HandoffSpec, RingHandle};
 use crate::transcript::{Budget, ReadLimits, RelayLatency};
 use crate::verdict::WireLimits;
+use crate::verdict::causes::known;
 use crate::verdict::{AssertionResult, ScenarioResult, Strictness, Verdict};
 
 /// How long the mock's log is waited on for a request to end when a check reads its writes.
@@ -209,6 +210,7 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
         _ => 0,
     };
     let case = Case {
+        scenario: Some(sc.name),
         obs: &obs,
         expected: &expected,
         handoff: &handoff,
@@ -266,7 +268,8 @@ pub(super) fn socket_type(ctx: &Ctx, sc: &Scenario) -> (ScenarioResult, Option<H
                 format!("{e}; the other scenarios run over SOCK_STREAM"),
             )
             .with_expected("SOCK_SEQPACKET")
-            .with_received("SOCK_STREAM");
+            .with_received("SOCK_STREAM")
+            .with_cause(known::SOCKET_TYPE);
             (result(ctx, sc, vec![a], None, None, started), Some(e))
         }
         Err(Stop::Handoff(e)) => (handoff_failed(ctx, sc, &e, started), Some(e)),
@@ -338,6 +341,7 @@ pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         finish_reason: None,
     };
     let case = Case {
+        scenario: Some(sc.name),
         obs: &obs,
         expected: &expected,
         handoff: &handoff,

@@ -4,11 +4,13 @@
 //! whether an error must be reported, all come from the pattern's [`Expected`]. Messages say
 //! what went wrong and what the daemon should do instead.
 
+mod attribution;
 mod log;
 
 use std::time::Duration;
 
-use log::{forwarded, head_timing, relayed_incrementally, upstream_cancelled};
+use attribution::{attribute_consequences, content_cause};
+use log::{Delivery, delivery, forwarded, head_timing, relayed_incrementally, upstream_cancelled};
 
 use super::data::Handoff;
 use super::observe::{ClientClose, Observation};
@@ -19,6 +21,7 @@ use crate::mock::RequestRecord;
 use crate::pattern::{Expected, ExpectedKind};
 use crate::ring::EndReason;
 use crate::transcript::SettledCause;
+use crate::verdict::causes::known;
 use crate::verdict::check;
 use crate::verdict::{AssertionResult, Verdict};
 
@@ -33,6 +36,9 @@ pub(super) struct Limits {
 
 /// Everything one stream is judged on.
 pub(super) struct Case<'a> {
+    /// The scenario judged (its name), which decides whose requirement a finding about the
+    /// upstream request is (`owners.rs`); `None` where the upstream request is not judged.
+    pub scenario: Option<&'static str>,
     pub obs: &'a Observation,
     pub expected: &'a Expected,
     pub handoff: &'a Handoff,
@@ -49,29 +55,55 @@ fn fail(name: &str, message: impl Into<String>) -> AssertionResult {
     AssertionResult::new(name, Verdict::Fail, message)
 }
 
+/// Whether a check's outcome depends on the pattern the mock served (content, ending, timing):
+/// such a check cannot be judged when the pattern never reached the mock.
+fn needs_pattern(c: Check) -> bool {
+    !matches!(
+        c,
+        Check::StatusLine
+            | Check::Header { .. }
+            | Check::ResponseHeadersEchoed
+            | Check::ProcessedOrRejected
+            | Check::UpstreamFailure
+    )
+}
+
 /// The assertions of one stream scenario: response problems, each check, and (where the data
 /// carries a nonce and the daemon is expected to call the upstream) what reached the upstream.
 pub(super) fn judge(case: &Case<'_>, checks: &[Check]) -> Vec<AssertionResult> {
     if let Some(fate) = case.obs.not_taken() {
         // The daemon never had the client socket: nothing else can be judged, and advice
         // about the response would presume it had.
-        return vec![fail(
-            "handoff taken",
-            not_taken_message(fate, case.obs, case.limits),
-        )];
+        return vec![
+            fail(
+                "handoff taken",
+                not_taken_message(fate, case.obs, case.limits),
+            )
+            .with_cause(known::HANDOFF_NOT_TAKEN),
+        ];
     }
     // Where the data may be refused, an empty answer gets its own, more specific message.
     let silence_reported = !checks.contains(&Check::ProcessedOrRejected);
     let mut out = response_problems(case.obs, case.limits, silence_reported);
-    for c in checks {
-        out.extend(one(case, *c));
-    }
     let calls_upstream = !checks
         .iter()
         .any(|c| matches!(c, Check::ProcessedOrRejected | Check::UpstreamFailure));
-    if calls_upstream {
-        out.extend(forwarded(case));
+    let delivered = match case.scenario {
+        Some(_) if calls_upstream => delivery(case),
+        _ => Delivery::NotJudged,
+    };
+    let mut skipped = false;
+    for c in checks {
+        if delivered.lost() && needs_pattern(*c) {
+            skipped = true;
+            continue;
+        }
+        out.extend(one(case, *c));
     }
+    if delivered != Delivery::NotJudged {
+        out.extend(forwarded(case, &delivered, skipped));
+    }
+    attribute_consequences(&mut out);
     out
 }
 
@@ -112,7 +144,11 @@ fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<As
                   error"
                 .to_owned(),
         };
-        out.push(fail("HTTP response", message));
+        let cause = match &obs.end {
+            EndReason::Timeout => known::SILENT_HANG,
+            _ => known::EMPTY_REPLY,
+        };
+        out.push(fail("HTTP response", message).with_cause(cause));
         return out;
     }
     if let Some(e) = obs.http_error() {
@@ -125,11 +161,11 @@ fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<As
         } else {
             format!("the response is not valid HTTP/1.x: {e}")
         };
-        out.push(fail("HTTP response", closing(obs, message)));
+        out.push(fail("HTTP response", closing(obs, message)).with_cause(known::NOT_HTTP));
     }
     if let Some(e) = obs.sse_error() {
         let message = format!("the body is not a valid event stream: {e}");
-        out.push(fail("event stream", closing(obs, message)));
+        out.push(fail("event stream", closing(obs, message)).with_cause(known::NOT_EVENT_STREAM));
     }
     if let Some(cause) = &obs.t.settled
         && matches!(
@@ -141,7 +177,7 @@ fn response_problems(obs: &Observation, limits: Limits, silence: bool) -> Vec<As
             "{cause}; streamcheck stopped reading and closed the connection after {} bytes",
             obs.received_bytes()
         );
-        out.push(fail("response size", message));
+        out.push(fail("response size", message).with_cause(known::RESPONSE_TOO_LARGE));
     }
     out
 }
@@ -192,11 +228,11 @@ fn one(case: &Case<'_>, c: Check) -> Vec<AssertionResult> {
         }
         Check::HeadTiming => vec![head_timing(case)],
         Check::ProcessedOrRejected => processed_or_rejected(case),
-        Check::UpstreamFailure => vec![
-            check::error_reported(obs.status(), obs.error_event()),
-            check::done_absent(obs.done_at(), Verdict::Fail),
-            closed(case),
-        ],
+        Check::UpstreamFailure => {
+            let mut v = failure_reported(obs);
+            v.push(closed(case));
+            v
+        }
         Check::UpstreamCancelled { within_ms } => {
             vec![upstream_cancelled(case, Duration::from_millis(within_ms))]
         }
@@ -231,19 +267,26 @@ fn content(case: &Case<'_>) -> Vec<AssertionResult> {
              multi-byte character; keep an incomplete sequence's bytes for the next read",
         );
     }
+    if equal.verdict == Verdict::Fail {
+        let cause = content_cause(case.expected.content.as_bytes(), obs.content(), replaced);
+        equal = equal.with_cause(cause);
+    }
     let mut out = vec![equal];
     let undecodable = obs.undecodable();
     if let Some((index, why)) = undecodable.first() {
-        out.push(fail(
-            "event payloads",
-            format!(
-                "{} of {} events carry data a browser client cannot read; event {} is {why}: \
+        out.push(
+            fail(
+                "event payloads",
+                format!(
+                    "{} of {} events carry data a browser client cannot read; event {} is {why}: \
                  send `data: {{\"content\":\"…\"}}` (or the upstream's chunk verbatim)",
-                undecodable.len(),
-                obs.event_count(),
-                index + 1
-            ),
-        ));
+                    undecodable.len(),
+                    obs.event_count(),
+                    index + 1
+                ),
+            )
+            .with_cause(known::EVENT_PAYLOADS),
+        );
     }
     out
 }
@@ -256,13 +299,17 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
         ExpectedKind::Complete => {
             out.push(check::done_present(obs.done_at(), events, Verdict::Fail));
             if let Some(e) = obs.error_event() {
-                out.push(fail(
-                    "no error event",
-                    format!(
-                        "the daemon sent an error event ({}) although the upstream answered in full",
-                        crate::verdict::escape_bytes(e.as_bytes())
-                    ),
-                ));
+                out.push(
+                    fail(
+                        "no error event",
+                        format!(
+                            "the daemon sent an error event ({}) although the upstream answered \
+                             in full",
+                            crate::verdict::escape_bytes(e.as_bytes())
+                        ),
+                    )
+                    .with_cause(known::SPURIOUS_ERROR),
+                );
             }
         }
         ExpectedKind::Truncated => {
@@ -288,15 +335,13 @@ fn ending(case: &Case<'_>) -> Vec<AssertionResult> {
             ));
         }
         ExpectedKind::Reset | ExpectedKind::UpstreamError { .. } => {
-            out.push(check::error_reported(obs.status(), obs.error_event()));
-            out.push(check::done_absent(obs.done_at(), Verdict::Fail));
+            out.extend(failure_reported(obs));
         }
         ExpectedKind::Stall { .. } => {
             if obs.done_at().is_some() {
                 out.push(check::done_present(obs.done_at(), events, Verdict::Fail));
             } else {
-                out.push(check::error_reported(obs.status(), obs.error_event()));
-                out.push(check::done_absent(obs.done_at(), Verdict::Fail));
+                out.extend(failure_reported(obs));
             }
         }
     }
@@ -359,6 +404,18 @@ fn closed_after_relaying(obs: &Observation) -> bool {
         && obs.error_event().is_none()
 }
 
+/// After an upstream failure: an error reported, and no `[DONE]`. A 200 that ends with
+/// `[DONE]` is one defect, the error relayed as a complete answer: both findings name it.
+fn failure_reported(obs: &Observation) -> Vec<AssertionResult> {
+    let mut reported = check::error_reported(obs.status(), obs.error_event());
+    let mut done = check::done_absent(obs.done_at(), Verdict::Fail);
+    if reported.verdict == Verdict::Fail && done.verdict == Verdict::Fail {
+        reported = reported.with_cause(known::UPSTREAM_ERROR_AS_DONE);
+        done = done.with_cause(known::UPSTREAM_ERROR_AS_DONE);
+    }
+    vec![reported, done]
+}
+
 /// The daemon closed the connection: promptly after `[DONE]`, or at all before the deadline.
 pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
     let obs = case.obs;
@@ -372,7 +429,8 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                  closes; close it after [DONE]",
                 check::format_duration(case.limits.grace)
             ),
-        ),
+        )
+        .with_cause(known::OPEN_AFTER_DONE),
         (Some(ClientClose::AfterEvents { .. }), _) => {
             AssertionResult::pass(name, "the client closed it, as the scenario asks")
         }
@@ -397,6 +455,24 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
             }
         }
         (None, EndReason::Timeout) => match obs.not_taken() {
+            _ if obs.received_bytes() == 0 => fail(
+                name,
+                format!(
+                    "the connection was still open when the client gave up {} after the \
+                     handoff, and the daemon had written nothing",
+                    check::format_duration(case.limits.timeout)
+                ),
+            )
+            .with_cause(known::SILENT_HANG),
+            None if obs.done_at().is_some() => fail(
+                name,
+                format!(
+                    "the daemon sent data: [DONE] but the connection was still open when the \
+                     client gave up {} after the handoff: close it after [DONE]",
+                    check::format_duration(case.limits.timeout)
+                ),
+            )
+            .with_cause(known::OPEN_AFTER_DONE),
             Some(fate) => fail(
                 name,
                 format!(
@@ -415,7 +491,8 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                     check::format_duration(case.limits.timeout),
                     obs.received_bytes()
                 ),
-            ),
+            )
+            .with_cause(known::NEVER_CLOSED),
         },
         (None, EndReason::Error(HandoffError::Receive { errno })) => fail(
             name,
@@ -424,7 +501,8 @@ pub(super) fn closed(case: &Case<'_>) -> AssertionResult {
                  reset it (e.g. SO_LINGER 0, or closing with unread data), so a browser may lose \
                  what was still in flight"
             ),
-        ),
+        )
+        .with_cause(known::CONNECTION_RESET),
         (None, other) => fail(name, format!("the stream ended abnormally: {other}")),
     }
 }
@@ -439,6 +517,7 @@ fn content_pieces(case: &Case<'_>, what: &str, (from, to): (usize, usize)) -> As
     let end = start + expected.len();
     let got = case.obs.content();
     let received = &got[start.min(got.len())..end.min(got.len())];
+    let replaced = String::from_utf8_lossy(received).contains('\u{FFFD}');
     check::bytes_equal(
         "content",
         &format!("{what} (content bytes {start}..{end})"),
@@ -446,6 +525,7 @@ fn content_pieces(case: &Case<'_>, what: &str, (from, to): (usize, usize)) -> As
         received,
         Verdict::Fail,
     )
+    .with_cause(content_cause(expected.as_bytes(), received, replaced))
 }
 
 fn status_line(obs: &Observation) -> AssertionResult {
@@ -466,7 +546,8 @@ fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> As
         return fail(
             &format!("header {name}"),
             "no response head arrived, so there is no header to check",
-        );
+        )
+        .with_cause(known::NO_STATUS);
     }
     let headers = obs.headers();
     match rule {
@@ -474,6 +555,14 @@ fn header(obs: &Observation, name: &str, rule: HeaderRule, level: Verdict) -> As
         HeaderRule::Contains(token) => check::header_contains(name, token, &headers, level),
         HeaderRule::Present => check::header_present(name, &headers, level),
     }
+}
+
+fn unused(a: AssertionResult) -> AssertionResult {
+    a.with_cause(known::HANDOFF_DATA_UNUSED)
+}
+
+fn unanswered(a: AssertionResult) -> AssertionResult {
+    a.with_cause(known::HANDOFF_DATA_UNANSWERED)
 }
 
 fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
@@ -490,8 +579,17 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
             None => "the daemon answered with its default request",
         };
         let mut out = vec![AssertionResult::pass(name, why)];
-        out.extend(one(case, Check::Outcome));
-        out.extend(forwarded(case));
+        let delivered = match case.scenario {
+            Some(_) => delivery(case),
+            None => Delivery::NotJudged,
+        };
+        if !delivered.lost() {
+            out.extend(one(case, Check::Outcome));
+        }
+        if delivered != Delivery::NotJudged {
+            out.extend(forwarded(case, &delivered, delivered.lost()));
+        }
+        attribute_consequences(&mut out);
         return out;
     }
     match (obs.head(), obs.received_bytes()) {
@@ -502,7 +600,7 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
             ),
             closed(case),
         ],
-        (Some(head), _) if case.stray_requests > 0 => vec![fail(
+        (Some(head), _) if case.stray_requests > 0 => vec![unused(fail(
             name,
             format!(
                 "the daemon answered {} and called the upstream without this handoff's prompt \
@@ -512,8 +610,8 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
                  MSG_TRUNC) or refuse it with an HTTP error such as 400 or 413",
                 head.status, case.stray_requests
             ),
-        )],
-        (Some(head), _) => vec![fail(
+        ))],
+        (Some(head), _) => vec![unused(fail(
             name,
             format!(
                 "the daemon answered {} but never called the upstream (the mock received no \
@@ -521,24 +619,24 @@ fn processed_or_rejected(case: &Case<'_>) -> Vec<AssertionResult> {
                  upstream; one that refuses it answers with an HTTP error such as 400 or 413",
                 head.status
             ),
-        )],
-        (None, 0) if obs.end == EndReason::PeerClosed => vec![fail(
+        ))],
+        (None, 0) if obs.end == EndReason::PeerClosed => vec![unanswered(fail(
             name,
             "the daemon closed the connection without writing a byte: the browser gets an empty \
              reply; answer with an HTTP error (400 for bad data, 413 for too much) instead",
-        )],
-        (None, 0) => vec![fail(
+        ))],
+        (None, 0) => vec![unanswered(fail(
             name,
             format!(
                 "the daemon wrote nothing within {} and did not close the connection: a browser \
                  would hang; answer with an HTTP error instead",
                 check::format_duration(case.limits.timeout)
             ),
-        )],
-        (None, n) => vec![fail(
+        ))],
+        (None, n) => vec![unanswered(fail(
             name,
             format!("the daemon wrote {n} bytes that are not an HTTP response"),
-        )],
+        ))],
     }
 }
 

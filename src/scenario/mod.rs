@@ -12,6 +12,8 @@
 //! `[[nonce:…]]`, so a daemon that does not forward the header is still tested on every pattern.
 //! Whether the header and the prompt reached the upstream is read from the mock's request log and
 //! reported as assertions of their own: "content differs" never hides "pattern not forwarded".
+//! Each such requirement has one owning scenario (`owners.rs`) where it fails; elsewhere it is a
+//! note, and a scenario whose pattern never reached the mock says it could not be judged.
 //!
 //! [`run_suite`] runs a selection of the catalog against a daemon and returns a
 //! [`crate::verdict::RunSummary`]; `streamcheck run` is a thin wrapper around it, and so is any
@@ -34,6 +36,7 @@ mod live;
 mod mockio;
 pub mod mutation;
 mod observe;
+mod owners;
 mod runner;
 mod slow;
 mod splits;

@@ -14,6 +14,7 @@ use crate::mock::{HttpVersion, RequestEnd, RequestRecord, WriteRecord};
 use crate::pattern::Expected;
 use crate::ring::ClientBehaviour;
 use crate::transcript::Budget;
+use crate::verdict::causes::known;
 use crate::verdict::check::{self, format_duration, format_ns};
 use crate::verdict::{AssertionResult, ScenarioResult, Verdict};
 
@@ -136,6 +137,7 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         }
     };
     let case = Case {
+        scenario: Some(sc.name),
         obs: &quick,
         expected: &expected,
         handoff: &handoff,
@@ -164,7 +166,21 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
             _ => false,
         },
     };
-    assertions.push(latency(&delay, paused_for));
+    let latency = latency(&delay, paused_for);
+    let cause = if window_held(&delay) {
+        known::HTTP2_WINDOW_HELD
+    } else {
+        known::HEAD_OF_LINE
+    };
+    if latency.verdict == Verdict::Fail {
+        // A quick stream left silent beside the slow reader is that delay, not a cause of its own.
+        for a in &mut assertions {
+            if a.cause == Some(known::SILENT_HANG) || a.cause == Some(known::NEVER_CLOSED) {
+                a.cause = Some(cause.clone());
+            }
+        }
+    }
+    assertions.push(latency.with_cause(cause));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
     result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
 }
@@ -255,6 +271,18 @@ fn upstream_stall(delay: &QuickDelay) -> String {
              it, or announced no room for it); read every upstream stream promptly into a \
              bounded buffer of its own"
         )
+    }
+}
+
+/// Whether the quick stream's delay went upstream: its writes waited for HTTP/2 send capacity
+/// past the limit, and what could go out was relayed promptly.
+fn window_held(delay: &QuickDelay) -> bool {
+    let limit = LATENCY_LIMIT.as_nanos();
+    match delay.from_produced {
+        None => u128::from(delay.send_wait) > limit,
+        Some(ns) => {
+            u128::from(ns) > limit && delay.from_sent.is_some_and(|d| u128::from(d) <= limit)
+        }
     }
 }
 
@@ -355,6 +383,8 @@ fn slow_stream(
         finish_reason: Some("stop".to_owned()),
     };
     let case = Case {
+        // What reached the upstream is checked on the quick stream; here only the relay.
+        scenario: None,
         obs,
         expected: &expected,
         handoff,
@@ -362,11 +392,7 @@ fn slow_stream(
         stray_requests: 0,
         limits: ctx.limits,
     };
-    let out = judge::judge(&case, &[Check::Content, Check::Ending])
-        .into_iter()
-        // What reached the upstream is checked on the quick stream; here only the relay.
-        .filter(|a| a.name != "upstream request")
-        .collect();
+    let out = judge::judge(&case, &[Check::Content, Check::Ending]);
     prefixed("slow stream", out)
 }
 
@@ -411,6 +437,8 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
     let mut reached = 0;
     let mut details = Vec::new();
     let mut crossed = Vec::new();
+    // The causes of the broken streams: when they share one, the count below is that cause.
+    let mut stream_causes = Vec::new();
     for (k, ((handoff, expected), obs)) in planned.iter().zip(&observed).enumerate() {
         if let Some(e) = live::handoff_failure(obs) {
             details.push(AssertionResult::new(
@@ -425,6 +453,7 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             .unwrap_or_default();
         reached += usize::from(requests.len() == 1);
         let case = Case {
+            scenario: Some(sc.name),
             obs,
             expected,
             handoff,
@@ -433,6 +462,12 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             limits: ctx.limits,
         };
         let judged = judge::judge(&case, &[Check::Outcome]);
+        for a in judged.iter().filter(|a| a.verdict >= Verdict::NonStrict) {
+            let cause = a.cause_or_default();
+            if !stream_causes.contains(&cause) {
+                stream_causes.push(cause);
+            }
+        }
         if judged.iter().all(|a| a.verdict < Verdict::NonStrict) {
             intact += 1;
         } else if details.len() < 3 {
@@ -449,13 +484,30 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
             }
         }
     }
-    assertions.push(check::count_is(
-        "streams intact",
-        "streams with exactly their own content, [DONE] and a close",
-        streams,
-        intact,
-        Verdict::Fail,
-    ));
+    // One cause for the count, the crossings and the streams shown: streams broken one way
+    // that is not about content (e.g. left open after [DONE]) report that way; content mixed
+    // up between streams is one cause however it shows (which streams cross, and whether a
+    // nonce is among what crossed, depends on timing).
+    let content = [
+        known::CONTENT_MISSING,
+        known::CONTENT_SHORT,
+        known::CONTENT_ALTERED,
+        known::CONTENT_UTF8,
+    ];
+    let broken = match stream_causes.as_slice() {
+        [one] if crossed.is_empty() && !content.contains(one) => one.clone(),
+        _ => known::STREAMS_NOT_INTACT,
+    };
+    assertions.push(
+        check::count_is(
+            "streams intact",
+            "streams with exactly their own content, [DONE] and a close",
+            streams,
+            intact,
+            Verdict::Fail,
+        )
+        .with_cause(broken.clone()),
+    );
     assertions.push(check::count_is(
         "upstream requests",
         "handoffs whose nonce reached the upstream exactly once",
@@ -464,18 +516,22 @@ pub(super) fn concurrent(ctx: &Ctx, sc: &Scenario, streams: usize) -> ScenarioRe
         Verdict::Fail,
     ));
     if let Some((k, j)) = crossed.first() {
-        assertions.push(AssertionResult::new(
-            "crosstalk",
-            Verdict::Fail,
-            format!(
-                "{} streams received content meant for another (stream {k} got stream {j}'s): \
+        assertions.push(
+            AssertionResult::new(
+                "crosstalk",
+                Verdict::Fail,
+                format!(
+                    "{} streams received content meant for another (stream {k} got stream {j}'s): \
                  the daemon mixes up its clients; keep every piece of per-stream state in the \
                  stream's own task or object",
-                crossed.len()
-            ),
-        ));
+                    crossed.len()
+                ),
+            )
+            .with_cause(broken.clone()),
+        );
     }
-    assertions.extend(details);
+    // The failing streams shown are evidence of the count above, not causes of their own.
+    assertions.extend(details.into_iter().map(|a| a.with_cause(broken.clone())));
     assertions.push(released(ctx, baseline));
     let first = observed.first();
     result(ctx, sc, assertions, first, None, started)
@@ -517,7 +573,8 @@ fn released(ctx: &Ctx, baseline: Option<Result<usize, String>>) -> AssertionResu
                     ),
                 )
                 .with_expected(before.to_string())
-                .with_received(now.to_string());
+                .with_received(now.to_string())
+                .with_cause(known::FD_LEAK);
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return check::info(name, format!("not checked: {e}")),

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::causes::{Cause, known};
 use super::render::{bounded, escape_bytes, excerpt, window};
 use super::{AssertionResult, Verdict};
 use crate::http1::media_type;
@@ -130,9 +131,20 @@ pub fn status_is(expected: u16, received: Option<u16>) -> AssertionResult {
             ),
         ),
     };
+    let cause = match received {
+        Some(_) => known::WRONG_STATUS,
+        None => known::NO_STATUS,
+    };
     result
         .with_expected(expected.to_string())
         .with_received(received.map_or_else(|| "nothing".to_string(), |s| s.to_string()))
+        .with_cause(cause)
+}
+
+/// The cause of a finding about response header `name`.
+fn header_cause(name: &str) -> Cause {
+    let key = format!("header-{}", name.to_ascii_lowercase());
+    Cause::new(key, format!("{name} header missing or wrong"))
 }
 
 /// Values of every header called `name` (ASCII case-insensitive), in order.
@@ -182,6 +194,7 @@ where
     let label = format!("header {name}");
     if values.is_empty() {
         AssertionResult::new(label, level, format!("no {name} header in the response"))
+            .with_cause(header_cause(name))
     } else {
         AssertionResult::pass(label, format!("{name}: {}", joined(&values)))
             .with_received(joined(&values))
@@ -225,7 +238,9 @@ where
         )
     };
     with_values(
-        result.with_expected(format!("{name} containing {needle}")),
+        result
+            .with_expected(format!("{name} containing {needle}"))
+            .with_cause(header_cause(name)),
         &values,
     )
 }
@@ -259,7 +274,12 @@ where
             format!("{name} is \"{}\", expected \"{expected}\"", joined(&values)),
         )
     };
-    with_values(result.with_expected(expected), &values)
+    with_values(
+        result
+            .with_expected(expected)
+            .with_cause(header_cause(name)),
+        &values,
+    )
 }
 
 /// `Content-Type` must name the media type `expected` (e.g. `text/event-stream`), compared
@@ -299,7 +319,12 @@ where
             ),
         ),
     };
-    with_values(result.with_expected(expected), &values)
+    with_values(
+        result
+            .with_expected(expected)
+            .with_cause(known::CONTENT_TYPE),
+        &values,
+    )
 }
 
 /// The stream must end with a `data: [DONE]` event: `done_at` is the index of the `[DONE]`
@@ -335,7 +360,9 @@ pub fn done_present(done_at: Option<usize>, events: usize, level: Verdict) -> As
             ),
         ),
     };
-    result.with_expected("`data: [DONE]` as the last event")
+    result
+        .with_expected("`data: [DONE]` as the last event")
+        .with_cause(known::DONE_MISSING)
 }
 
 /// The stream must not carry `data: [DONE]` (e.g. after the upstream broke off): `done_at` is
@@ -354,7 +381,9 @@ pub fn done_absent(done_at: Option<usize>, level: Verdict) -> AssertionResult {
             ),
         ),
     };
-    result.with_expected("no `data: [DONE]` event")
+    result
+        .with_expected("no `data: [DONE]` event")
+        .with_cause(known::DONE_AFTER_INCOMPLETE)
 }
 
 /// The stream's `finish_reason` must be `expected`. A different value fails; a missing one
@@ -384,7 +413,9 @@ pub fn finish_reason_is(
             ),
         ),
     };
-    let result = result.with_expected(expected);
+    let result = result
+        .with_expected(expected)
+        .with_cause(known::FINISH_REASON);
     match received {
         Some(r) => result.with_received(escape_bytes(r.as_bytes())),
         None => result,
@@ -435,6 +466,7 @@ pub fn closed_within(limit: Duration, closed_after: Option<Duration>) -> Asserti
         closed_after,
         Verdict::Fail,
     )
+    .with_cause(known::NEVER_CLOSED)
 }
 
 /// After an upstream failure the response must say so: an HTTP error status (4xx/5xx) or an
@@ -468,7 +500,14 @@ pub fn error_reported(status: Option<u16>, error_event: Option<&str>) -> Asserti
         (Some(s), None) => format!("status {s}, no error event"),
         (None, None) => "nothing".to_string(),
     };
-    result.with_expected(expected).with_received(received)
+    let cause = match (status, error_event) {
+        (Some(_), _) => known::UPSTREAM_FAILURE_HIDDEN,
+        _ => known::UPSTREAM_FAILURE_UNANSWERED,
+    };
+    result
+        .with_expected(expected)
+        .with_received(received)
+        .with_cause(cause)
 }
 
 /// A count must be exact: `expected` of `what` (e.g. "upstream requests for this nonce").

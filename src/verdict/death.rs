@@ -6,6 +6,7 @@ use std::process::ExitStatus;
 
 use serde::{Deserialize, Serialize};
 
+use super::causes::known;
 use super::{AssertionResult, ScenarioResult, Verdict};
 
 /// The daemon under test died during the run.
@@ -82,7 +83,15 @@ impl DaemonDeath {
                 self.headline()
             ),
         );
-        result.assertions.insert(0, note);
+        // One cause: the death, not the findings it spoiled.
+        for a in &mut result.assertions {
+            if a.verdict >= Verdict::NonStrict {
+                a.cause = Some(known::DAEMON_DIED);
+            }
+        }
+        result
+            .assertions
+            .insert(0, note.with_cause(known::DAEMON_DIED));
     }
 }
 

@@ -6,13 +6,99 @@ use std::time::Duration;
 
 use super::{Case, fail};
 use crate::mock::RequestEnd;
+use crate::pattern;
 use crate::scenario::observe::ClientClose;
+use crate::scenario::owners::Requirement;
+use crate::verdict::causes::known;
 use crate::verdict::check::{self, format_ns};
 use crate::verdict::{AssertionResult, Verdict};
 
+/// Whether the pattern reached the mock, which decides whether the stream's content and ending
+/// can be judged at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// What reached the upstream is not judged here (no nonce, or another stream judges it).
+    NotJudged,
+    /// The mock served the scenario's pattern.
+    Served,
+    /// No request carried this handoff's nonce: the mock served nothing for it.
+    NoRequest,
+    /// The request came, but the mock served another pattern (`None`: it refused the request).
+    OtherPattern(Option<String>),
+}
+
+impl Delivery {
+    /// Whether the pattern never reached the mock, so its outcome cannot be judged.
+    pub(super) fn lost(&self) -> bool {
+        matches!(self, Delivery::NoRequest | Delivery::OtherPattern(_))
+    }
+}
+
+/// What the mock made of this handoff's request.
+pub(super) fn delivery(case: &Case<'_>) -> Delivery {
+    if case.handoff.nonce.is_none() {
+        return Delivery::NotJudged;
+    }
+    let Some(first) = case.requests.first() else {
+        return Delivery::NoRequest;
+    };
+    let wanted = pattern::parse(&case.handoff.pattern).map(|p| p.canonical());
+    match (&first.pattern, wanted) {
+        (Some(served), Ok(wanted)) if *served == wanted => Delivery::Served,
+        // A spec the catalog cannot parse is the catalog's bug, caught by its own tests.
+        (_, Err(_)) => Delivery::Served,
+        (served, Ok(_)) => Delivery::OtherPattern(served.clone()),
+    }
+}
+
+/// `finding` as the scenario judging it should report it: as is where `requirement` is the
+/// scenario's own; elsewhere a note pointing to its owner, or, when the stream's own property
+/// could not be judged for it (`blocks`), a failure that says so.
+fn owned(
+    case: &Case<'_>,
+    requirement: Requirement,
+    finding: AssertionResult,
+    blocks: bool,
+) -> AssertionResult {
+    let mine = case.scenario.is_some_and(|s| requirement.owned_by(s));
+    if mine || finding.verdict < Verdict::NonStrict {
+        return finding;
+    }
+    let see = requirement.see();
+    let mut note = finding;
+    if blocks {
+        note.message = format!(
+            "not judged: {}; this scenario's own checks need it (the fix: see {see})",
+            note.message
+        );
+        note.verdict = Verdict::Fail;
+    } else {
+        // A note, short: the owner carries the whole finding and its fix.
+        let what = match &note.cause {
+            Some(c) if *c == known::PATTERN_HEADER_MISSING => {
+                "judged through the prompt's [[pattern:…]] directive: X-Test-Pattern missing".into()
+            }
+            Some(c) => c.text.clone(),
+            None => note.message.clone().into(),
+        };
+        note.message = format!("{what}, see {see}");
+        note.verdict = Verdict::Informational;
+        note.cause = None;
+        note.expected = None;
+        note.received = None;
+    }
+    note
+}
+
 /// What reached the upstream: one request with this nonce, the pattern in X-Test-Pattern, and
-/// the prompt exactly.
-pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
+/// the prompt exactly. Each is a requirement with an owning scenario (`owners.rs`): a finding
+/// fails there and is a note elsewhere, unless the pattern never reached the mock, so this
+/// scenario's checks that need it were `skipped`: then it says so, and fails.
+pub(super) fn forwarded(
+    case: &Case<'_>,
+    delivered: &Delivery,
+    skipped: bool,
+) -> Vec<AssertionResult> {
     let Some(nonce) = &case.handoff.nonce else {
         return Vec::new();
     };
@@ -20,16 +106,18 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
     let first = match case.requests {
         // The advice below presumes the daemon acted on the handoff; say so only when it did.
         [] if case.obs.received_bytes() == 0 => {
-            return vec![fail(
+            let finding = fail(
                 name,
                 format!(
                     "the mock never received a request carrying this handoff's [[nonce:{nonce}]], \
                      and the client got nothing either: the daemon did not act on the handoff"
                 ),
-            )];
+            )
+            .with_cause(known::UPSTREAM_NOT_CALLED);
+            return vec![owned(case, Requirement::OneRequest, finding, skipped)];
         }
         [] => {
-            return vec![fail(
+            let finding = fail(
                 name,
                 format!(
                     "the mock never received a request carrying this handoff's [[nonce:{nonce}]] \
@@ -37,11 +125,13 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
                      prompt to $OPENAI_API_BASE/chat/completions (check its upstream settings, \
                      and that the prompt goes out as the last user message)"
                 ),
-            )];
+            )
+            .with_cause(known::UPSTREAM_NOT_CALLED);
+            return vec![owned(case, Requirement::OneRequest, finding, skipped)];
         }
         [first, ..] => first,
     };
-    let mut out = vec![if case.requests.len() == 1 {
+    let once = if case.requests.len() == 1 {
         AssertionResult::pass(name, "one upstream request carried this handoff's nonce")
     } else {
         AssertionResult::new(
@@ -53,31 +143,15 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
                 case.requests.len()
             ),
         )
-    }];
+        .with_cause(known::REQUEST_REPEATED)
+    };
+    let mut out = vec![owned(case, Requirement::OneRequest, once, false)];
     if let Some(pattern) = &case.handoff.test_pattern {
-        let name = "X-Test-Pattern";
-        out.push(match &first.x_test_pattern {
-            Some(v) if v == pattern => AssertionResult::pass(
-                name,
-                format!("the upstream request carried X-Test-Pattern: {v}"),
-            ),
-            Some(v) => fail(
-                name,
-                format!(
-                    "the upstream request carried X-Test-Pattern: {v}, but the handoff's \
-                     test_pattern was {pattern}: copy the field verbatim"
-                ),
-            )
-            .with_expected(pattern.clone())
-            .with_received(v.clone()),
-            None => fail(
-                name,
-                "the upstream request had no X-Test-Pattern header: copy the handoff's \
-                 test_pattern into it (the mock fell back to the [[pattern:…]] directive in the \
-                 prompt, so the rest of this scenario still ran)",
-            )
-            .with_expected(pattern.clone()),
-        });
+        let header = pattern_header(first.x_test_pattern.as_deref(), pattern, delivered);
+        out.push(owned(case, Requirement::PatternHeader, header, false));
+    }
+    if let Delivery::OtherPattern(served) = delivered {
+        out.push(not_delivered(case, served.as_deref(), skipped));
     }
     if let Some(prompt) = &case.handoff.prompt {
         let body = first.body.as_ref();
@@ -85,7 +159,7 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
             .and_then(|b| b.messages.iter().rev().find(|m| m.role == "user"))
             .map(|m| m.content.as_str())
             .or_else(|| body.and_then(|b| b.prompt.as_deref()));
-        out.push(match sent {
+        let finding = match sent {
             Some(s) => check::bytes_equal(
                 "prompt forwarded",
                 "the prompt the upstream received",
@@ -98,9 +172,70 @@ pub(super) fn forwarded(case: &Case<'_>) -> Vec<AssertionResult> {
                 "the upstream request carried no user message: send the handoff's prompt as \
                  {\"role\":\"user\",\"content\":…}",
             ),
-        });
+        }
+        .with_cause(known::PROMPT_ALTERED);
+        out.push(owned(case, Requirement::Prompt, finding, false));
     }
     out
+}
+
+/// The X-Test-Pattern finding: the header copied verbatim from the handoff's test_pattern.
+fn pattern_header(header: Option<&str>, pattern: &str, delivered: &Delivery) -> AssertionResult {
+    let name = "X-Test-Pattern";
+    match header {
+        Some(v) if v == pattern => AssertionResult::pass(
+            name,
+            format!("the upstream request carried X-Test-Pattern: {v}"),
+        ),
+        Some(v) => fail(
+            name,
+            format!(
+                "the upstream request carried X-Test-Pattern: {v}, but the handoff's \
+                 test_pattern was {pattern}: copy the field verbatim"
+            ),
+        )
+        .with_expected(pattern.to_owned())
+        .with_received(v.to_owned())
+        .with_cause(known::PATTERN_HEADER_WRONG),
+        None => {
+            let fallback = if delivered.lost() {
+                "the prompt's [[pattern:…]] directive did not reach the mock either"
+            } else {
+                "judged through the prompt's [[pattern:…]] directive, which the mock fell back to"
+            };
+            fail(
+                name,
+                format!(
+                    "X-Test-Pattern missing: the upstream request had no X-Test-Pattern header; \
+                     copy the handoff's test_pattern into it ({fallback})"
+                ),
+            )
+            .with_expected(pattern.to_owned())
+            .with_cause(known::PATTERN_HEADER_MISSING)
+        }
+    }
+}
+
+/// The request came but the mock served another pattern: neither the header nor the prompt's
+/// directive carried this one, so the stream's content and ending could not be judged.
+fn not_delivered(case: &Case<'_>, served: Option<&str>, skipped: bool) -> AssertionResult {
+    let wanted = &case.handoff.pattern;
+    let served = match served {
+        Some(p) => format!("served pattern `{p}`"),
+        None => "refused the request".to_owned(),
+    };
+    let why = format!(
+        "the mock {served} instead of `{wanted}`: the upstream request carried neither \
+         X-Test-Pattern: {wanted} nor the prompt's [[pattern:{wanted}]] directive (see {} and {})",
+        Requirement::PatternHeader.see(),
+        Requirement::Prompt.see()
+    );
+    let message = if skipped {
+        format!("not judged: {why}; this scenario's content and ending checks need that pattern")
+    } else {
+        why
+    };
+    fail("pattern served", message).with_cause(known::PATTERN_NOT_DELIVERED)
 }
 
 pub(super) fn head_timing(case: &Case<'_>) -> AssertionResult {
@@ -157,7 +292,7 @@ pub(super) fn upstream_cancelled(case: &Case<'_>, limit: Duration) -> AssertionR
         return fail(name, "the mock never received the upstream request");
     };
     let after = |ns: Option<u64>| Duration::from_nanos(ns.unwrap_or(at_ns).saturating_sub(at_ns));
-    match request.end {
+    let result = match request.end {
         RequestEnd::Cancelled { .. } => check::within(
             name,
             "the upstream request was cancelled after the client left",
@@ -190,7 +325,8 @@ pub(super) fn upstream_cancelled(case: &Case<'_>, limit: Duration) -> AssertionR
                 request.end
             ),
         ),
-    }
+    };
+    result.with_cause(known::NOT_CANCELLED)
 }
 
 pub(super) fn relayed_incrementally(case: &Case<'_>) -> AssertionResult {
@@ -231,5 +367,6 @@ pub(super) fn relayed_incrementally(case: &Case<'_>) -> AssertionResult {
                 format_ns(arrived.saturating_sub(first))
             ),
         )
+        .with_cause(known::BUFFERS_ANSWER)
     }
 }

@@ -11,6 +11,7 @@ use crate::ring::HandoffTimings;
 use crate::scenario::data::{self, Handoff};
 use crate::scenario::{Data, HeaderRule};
 use crate::transcript::{EndKind, HandoffTimes, RecordingEnd, TranscriptBuilder};
+use crate::verdict::causes::known;
 use crate::verdict::{Verdict, WireLimits, WireRecorder};
 
 const LIMITS: Limits = Limits {
@@ -105,17 +106,30 @@ fn record(h: &Handoff, fields: serde_json::Value) -> RequestRecord {
     serde_json::from_value(base).unwrap()
 }
 
+/// The relay judged alone: what reached the upstream is not judged.
 fn run(
     obs: &Observation,
     spec: &str,
     requests: &[RequestRecord],
     checks: &[Check],
 ) -> Vec<AssertionResult> {
-    run_with_strays(obs, spec, requests, 0, checks)
+    run_with_strays(None, obs, spec, requests, 0, checks)
+}
+
+/// [`run`] in `scenario` (a name), which judges what reached the upstream too.
+fn run_in(
+    scenario: &'static str,
+    obs: &Observation,
+    spec: &str,
+    requests: &[RequestRecord],
+    checks: &[Check],
+) -> Vec<AssertionResult> {
+    run_with_strays(Some(scenario), obs, spec, requests, 0, checks)
 }
 
 /// [`run`], with `stray` requests without a nonce seen by the mock while the stream ran.
 fn run_with_strays(
+    scenario: Option<&'static str>,
     obs: &Observation,
     spec: &str,
     requests: &[RequestRecord],
@@ -124,6 +138,7 @@ fn run_with_strays(
 ) -> Vec<AssertionResult> {
     let (e, h) = (expected(spec), handoff(spec));
     let case = Case {
+        scenario,
         obs,
         expected: &e,
         handoff: &h,
@@ -161,7 +176,8 @@ fn good_finish_stream() -> Vec<u8> {
 fn a_correct_stream_passes_every_outcome_assertion() {
     let h = handoff("finish:stop");
     let obs = closed(&[&good_finish_stream()]);
-    let results = run(
+    let results = run_in(
+        "finish_stop",
         &obs,
         "finish:stop",
         &[record(&h, json!({}))],
@@ -194,10 +210,6 @@ fn wrong_content_missing_done_and_error_events_fail_a_complete_answer() {
     assert_eq!(verdict_of(&results, "[DONE]").verdict, Verdict::Fail);
     let err = verdict_of(&results, "no error event");
     assert!(err.message.contains("boom"), "{}", err.message);
-    assert_eq!(
-        verdict_of(&results, "upstream request").verdict,
-        Verdict::Fail
-    );
 }
 
 #[test]
@@ -361,6 +373,7 @@ fn handoff_data_is_used_or_refused_cleanly() {
     assert!(r.iter().all(|a| a.verdict == Verdict::Pass), "{r:#?}");
     // Answered, and the mock saw a request without the prompt: the data was lost.
     let lost = run_with_strays(
+        None,
         &closed(&[&good_finish_stream()]),
         "finish:stop",
         &[],
@@ -400,7 +413,13 @@ fn what_reaches_the_upstream_is_checked_on_its_own() {
         &h,
         json!({"x_test_pattern": null, "pattern_channel": "prompt"}),
     );
-    let r = run(&obs, "finish:stop", &[no_header], &[Check::Content]);
+    let r = run_in(
+        "basic_response",
+        &obs,
+        "finish:stop",
+        &[no_header],
+        &[Check::Content],
+    );
     assert_eq!(verdict_of(&r, "content").verdict, Verdict::Pass);
     let a = verdict_of(&r, "X-Test-Pattern");
     assert_eq!(a.verdict, Verdict::Fail);
@@ -409,10 +428,22 @@ fn what_reaches_the_upstream_is_checked_on_its_own() {
         &h,
         json!({"body": {"messages": [{"role": "user", "content": "Answer"}]}}),
     );
-    let r = run(&obs, "finish:stop", &[cut], &[Check::Content]);
+    let r = run_in(
+        "prompt_escapes",
+        &obs,
+        "finish:stop",
+        &[cut],
+        &[Check::Content],
+    );
     assert_eq!(verdict_of(&r, "prompt forwarded").verdict, Verdict::Fail);
     let twice = [record(&h, json!({})), record(&h, json!({"id": 2}))];
-    let r = run(&obs, "finish:stop", &twice, &[Check::Content]);
+    let r = run_in(
+        "basic_response",
+        &obs,
+        "finish:stop",
+        &twice,
+        &[Check::Content],
+    );
     assert_eq!(
         verdict_of(&r, "upstream request").verdict,
         Verdict::NonStrict
@@ -670,6 +701,7 @@ fn response_headers_must_be_passed_through() {
     for (head, verdict) in [(with, Verdict::Pass), (HEAD, Verdict::Fail)] {
         let obs = closed(&[head.as_bytes()]);
         let case = Case {
+            scenario: None,
             obs: &obs,
             expected: &e,
             handoff: &h,
@@ -717,11 +749,12 @@ fn replacement_characters_point_at_decoding_per_read() {
 #[test]
 fn upstream_advice_needs_an_answer_to_the_client() {
     let check = [Check::Content];
-    let silent = run(&closed(&[]), "finish:stop", &[], &check);
+    let silent = run_in("basic_response", &closed(&[]), "finish:stop", &[], &check);
     let why = &verdict_of(&silent, "upstream request").message;
     assert!(why.contains("did not act on the handoff"), "{why}");
     assert!(!why.contains("upstream settings"), "{why}");
-    let answered = run(
+    let answered = run_in(
+        "basic_response",
         &closed(&[&good_finish_stream()]),
         "finish:stop",
         &[],
@@ -760,4 +793,129 @@ fn a_handoff_never_taken_is_named_not_blamed_on_silence() {
             .message
             .contains("wrote nothing")
     );
+}
+
+#[test]
+fn a_missing_pattern_header_fails_its_owner_once_and_is_a_note_elsewhere() {
+    let h = handoff("finish:stop");
+    let obs = closed(&[&good_finish_stream()]);
+    let no_header = record(
+        &h,
+        json!({"x_test_pattern": null, "pattern_channel": "prompt"}),
+    );
+    let owner = run_in(
+        "basic_response",
+        &obs,
+        "finish:stop",
+        std::slice::from_ref(&no_header),
+        &[Check::Outcome],
+    );
+    let a = verdict_of(&owner, "X-Test-Pattern");
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert_eq!(a.cause, Some(known::PATTERN_HEADER_MISSING));
+    let other = run_in(
+        "unicode_content",
+        &obs,
+        "finish:stop",
+        &[no_header],
+        &[Check::Outcome],
+    );
+    let note = verdict_of(&other, "X-Test-Pattern");
+    assert_eq!(note.verdict, Verdict::Informational);
+    assert_eq!(
+        note.message,
+        "judged through the prompt's [[pattern:…]] directive: X-Test-Pattern missing, see 1.1 \
+         basic_response"
+    );
+    assert_eq!(note.cause, None);
+    assert!(
+        other.iter().all(|a| a.verdict <= Verdict::Informational),
+        "the scenario's own property passes: {other:#?}"
+    );
+}
+
+#[test]
+fn a_pattern_that_never_reached_the_mock_leaves_the_scenario_not_judged_and_failed() {
+    let h = handoff("unicode");
+    let obs = closed(&[&good_finish_stream()]);
+    let lost = record(
+        &h,
+        json!({"x_test_pattern": null, "pattern_channel": "none", "pattern": "default"}),
+    );
+    let r = run_in(
+        "unicode_content",
+        &obs,
+        "unicode",
+        &[lost],
+        &[Check::Outcome],
+    );
+    assert!(
+        r.iter().all(|a| a.name != "content"),
+        "content is not judged against a pattern the mock never served: {r:#?}"
+    );
+    let a = verdict_of(&r, "pattern served");
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(
+        a.message
+            .starts_with("not judged: the mock served pattern `default` instead of `unicode`"),
+        "{}",
+        a.message
+    );
+    assert_eq!(a.cause, Some(known::PATTERN_NOT_DELIVERED));
+    // No request at all: the same, said of the request.
+    let none = run_in("unicode_content", &obs, "unicode", &[], &[Check::Outcome]);
+    let a = verdict_of(&none, "upstream request");
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(a.message.starts_with("not judged: "), "{}", a.message);
+    assert!(
+        a.message.contains("see 1.1 basic_response"),
+        "{}",
+        a.message
+    );
+    assert!(none.iter().all(|a| a.name != "content"), "{none:#?}");
+    // A scenario whose checks do not need the pattern only notes it.
+    let header = [Check::StatusLine];
+    let r = run_in("status_line", &obs, "unicode", &[], &header);
+    assert_eq!(
+        verdict_of(&r, "upstream request").verdict,
+        Verdict::Informational
+    );
+}
+
+#[test]
+fn findings_that_follow_from_another_share_its_cause() {
+    // An upstream error relayed as 200 + [DONE]: one defect, two findings.
+    let as_done = stream(&[], "data: [DONE]\n\n");
+    let r = run(&closed(&[&as_done]), "error:500", &[], &[Check::Outcome]);
+    for name in ["error reported", "no [DONE]"] {
+        assert_eq!(
+            verdict_of(&r, name).cause,
+            Some(known::UPSTREAM_ERROR_AS_DONE),
+            "{name}"
+        );
+    }
+    let hidden = stream(&[], "");
+    let r = run(&closed(&[&hidden]), "error:500", &[], &[Check::Outcome]);
+    assert_eq!(
+        verdict_of(&r, "error reported").cause,
+        Some(known::UPSTREAM_FAILURE_HIDDEN)
+    );
+    // Silence, then a timeout: every finding is the silence.
+    let hung = run(
+        &observe(&[], EndReason::Timeout, None),
+        "error:500",
+        &[],
+        &[Check::Outcome],
+    );
+    let failing: Vec<_> = hung.iter().filter(|a| a.verdict == Verdict::Fail).collect();
+    assert!(failing.len() > 1, "{hung:#?}");
+    assert!(
+        failing.iter().all(|a| a.cause == Some(known::SILENT_HANG)),
+        "{hung:#?}"
+    );
+    // Content cut off mid-stream: the missing [DONE] is the content's cause.
+    let cut = stream(&["Test"], "");
+    let r = run(&closed(&[&cut]), "finish:stop", &[], &[Check::Outcome]);
+    assert_eq!(verdict_of(&r, "content").cause, Some(known::CONTENT_SHORT));
+    assert_eq!(verdict_of(&r, "[DONE]").cause, Some(known::CONTENT_SHORT));
 }

@@ -27,7 +27,7 @@ pub use table::{Catcher, Expectation, expectation};
 
 use super::{DaemonCommand, MockOptions, SuiteConfig, SuiteError, SuiteRun, Target, catalog};
 use crate::refdaemon::Fault;
-use crate::verdict::{Counts, ScenarioResult, Verdict};
+use crate::verdict::{CauseGroup, Counts, ScenarioResult, Verdict};
 
 /// How much of the catalog runs against each fault mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +116,8 @@ pub struct ModeOutcome {
     pub caught_by: Vec<Caught>,
     /// What keeps this mode from being proven; empty when it is.
     pub problems: Vec<String>,
+    /// The distinct causes the run's report opens with.
+    pub causes: Vec<CauseGroup>,
 }
 
 impl ModeOutcome {
@@ -304,6 +306,7 @@ fn not_run(fault: Fault, why: String) -> ModeOutcome {
             .collect(),
         caught_by: Vec::new(),
         problems: vec![why],
+        causes: Vec::new(),
     }
 }
 
@@ -362,6 +365,7 @@ fn mode_outcome(fault: Fault, run: &SuiteRun) -> ModeOutcome {
         catchers,
         caught_by,
         problems,
+        causes: run.summary.causes.clone(),
     }
 }
 

@@ -151,23 +151,31 @@ fn markdown_catchers(m: &ModeOutcome) -> String {
         .join("<br>")
 }
 
-/// A Markdown table (fault mode, its bug, the scenarios that catch it, why), a row for the
-/// correct daemon, and a summary line: the README's "Fault modes" block.
+/// The causes a mode's report opens with, for a table cell: `text` each, `; ` between.
+fn reported_as(m: &ModeOutcome) -> String {
+    let texts: Vec<String> = m.causes.iter().map(|g| g.text.clone()).collect();
+    cell(&texts.join("; "))
+}
+
+/// A Markdown table (fault mode, its bug, the scenarios that catch it, why, the cause its
+/// report opens with), a row for the correct daemon, and a summary line: the README's "Fault
+/// modes" block.
 pub fn markdown(report: &MutationReport) -> String {
     let full = report.scope == Scope::Full;
     let mut out = String::new();
-    out.push_str("| fault mode | its bug | caught by | why |");
+    out.push_str("| fault mode | its bug | caught by | why | reported as |");
     out.push_str(if full { " also caught by |\n" } else { "\n" });
-    out.push_str("|---|---|---|---|");
+    out.push_str("|---|---|---|---|---|");
     out.push_str(if full { "---|\n" } else { "\n" });
     for m in &report.modes {
         let _ = write!(
             out,
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} |",
             m.fault.name(),
             cell(&m.fault.description()),
             markdown_catchers(m),
-            cell(m.expectation.reason)
+            cell(m.expectation.reason),
+            reported_as(m)
         );
         if full {
             let also: Vec<&str> = m.also().map(|c| c.id.as_str()).collect();
@@ -177,7 +185,7 @@ pub fn markdown(report: &MutationReport) -> String {
     }
     let _ = write!(
         out,
-        "| {CORRECT} | — | nothing ({}) | it does what the protocol requires |",
+        "| {CORRECT} | — | nothing ({}) | it does what the protocol requires | — |",
         counts_line(&report.correct.counts)
     );
     out.push_str(if full { " |\n" } else { "\n" });
@@ -206,7 +214,8 @@ fn correct_json(c: &CorrectOutcome) -> serde_json::Value {
 /// One JSON document:
 /// `{"scope", "proven", "modes": [{"fault", "description", "reason", "proven", "catchers":
 /// [{"id", "name", "assertion", "expected", "verdict", "assertion_verdict", "holds"}],
-/// "caught_by": [{"id", "name", "verdict", "assertions"}], "problems"}], "correct": {"counts",
+/// "caught_by": [{"id", "name", "verdict", "assertions"}], "causes": [{"key", "text", "verdict",
+/// "scenarios"}], "problems"}], "correct": {"counts",
 /// "caught_by", "problems", "passes"}}`. Verdicts are report labels (`"FAILED"`); a catcher
 /// that did not run has `"verdict": null`.
 pub fn json(report: &MutationReport) -> serde_json::Value {
@@ -236,6 +245,7 @@ pub fn json(report: &MutationReport) -> serde_json::Value {
                 "proven": m.proven(),
                 "catchers": catchers,
                 "caught_by": m.caught_by.iter().map(caught_json).collect::<Vec<_>>(),
+                "causes": m.causes,
                 "problems": m.problems,
             })
         })

@@ -228,6 +228,10 @@ fn markdown_is_one_row_per_mode_and_one_for_the_correct_daemon() {
     assert_eq!(rows.len(), 2 + 2 + 1, "{text}");
     assert!(rows[2].starts_with("| `lossy-utf8` | Decodes each upstream read"));
     assert!(rows[2].contains("11.1 `split_1` FAILED (`content`)<br>11.2 `split_3` FAILED"));
+    assert!(
+        rows[2].ends_with(" | content |"),
+        "the cause it is reported as: {text}"
+    );
     assert!(rows[3].contains("10.1 `concurrent_streams` - (`streams intact`: did not run)"));
     assert!(
         rows[4].starts_with("| correct daemon (no fault) | — | nothing (47 scenarios: 47 OK, ")
