@@ -323,7 +323,7 @@ fn off_a_terminal_the_report_opens_with_its_causes() {
         "{text}"
     );
     assert!(
-        text.ends_with("streamcheck: 3 passed, 2 failed, 1 skipped\n"),
+        text.ends_with("FAILED: 2.1 unicode_content, 5.1 odd # name \\ \"q\"\n"),
         "{text}"
     );
 }

@@ -267,7 +267,18 @@ mod tests {
     }
 
     fn run(fault: Option<Fault>, items: Vec<Item>, ended: bool) -> String {
-        let mut t = Translator::new(fault, ClientFormat::Extended, "m");
+        translate(fault, ClientFormat::Extended, "m", items, ended)
+    }
+
+    /// What the translator writes for `items` (and the upstream's end, when `ended`).
+    fn translate(
+        fault: Option<Fault>,
+        format: ClientFormat,
+        model: &str,
+        items: Vec<Item>,
+        ended: bool,
+    ) -> String {
+        let mut t = Translator::new(fault, format, model);
         let mut out = Vec::new();
         for item in items {
             if t.item(item, &mut out).is_some() {
@@ -351,17 +362,7 @@ mod tests {
     }
 
     fn run_as(format: ClientFormat, items: Vec<Item>, ended: bool) -> String {
-        let mut t = Translator::new(None, format, "mock-model");
-        let mut out = Vec::new();
-        for item in items {
-            if t.item(item, &mut out).is_some() {
-                return String::from_utf8(out).unwrap();
-            }
-        }
-        if ended {
-            t.upstream_ended(&mut out);
-        }
-        String::from_utf8(out).unwrap()
+        translate(None, format, "mock-model", items, ended)
     }
 
     fn finished(reason: &str) -> Item {
