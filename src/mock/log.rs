@@ -319,6 +319,11 @@ impl RequestLog {
             .collect()
     }
 
+    /// Records kept that `keep` accepts, counted under the lock without copying any.
+    pub(crate) fn count(&self, keep: impl Fn(&RequestRecord) -> bool) -> usize {
+        self.lock().entries.iter().filter(|r| keep(r)).count()
+    }
+
     pub(crate) fn all(&self) -> Vec<RequestRecord> {
         self.lock().entries.iter().cloned().collect()
     }

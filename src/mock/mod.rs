@@ -438,6 +438,11 @@ impl MockHandle {
         self.shared.log.all()
     }
 
+    /// How many logged requests `keep` accepts (none copied: the log may hold 32 MiB).
+    pub fn count_requests(&self, keep: impl Fn(&RequestRecord) -> bool) -> usize {
+        self.shared.log.count(keep)
+    }
+
     /// Records dropped so far to keep the log within its capacity.
     pub fn dropped_requests(&self) -> u64 {
         self.shared.log.dropped()

@@ -86,13 +86,18 @@ fn write_ca(ca_out: Option<&Path>, pem: &str) -> Result<PathBuf, MockError> {
                 source,
             });
     }
-    // A fresh name in a shared directory: never follow a planted file or link. A name taken
-    // already (a process with the same PID left its file behind when it was killed) is skipped.
+    create_fresh(&std::env::temp_dir(), pem, &SEQ)
+}
+
+/// Writes `pem` to a fresh `streamcheck-mock-ca-PID-N.pem` in `dir`, N from `seq`: never
+/// following a planted file or link, and skipping a name taken already (a killed process with
+/// the same PID leaves its file behind, and PIDs wrap).
+fn create_fresh(dir: &Path, pem: &str, seq: &AtomicU64) -> Result<PathBuf, MockError> {
     loop {
-        let path = std::env::temp_dir().join(format!(
+        let path = dir.join(format!(
             "streamcheck-mock-ca-{}-{}.pem",
             std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
+            seq.fetch_add(1, Ordering::Relaxed)
         ));
         let written = OpenOptions::new()
             .write(true)
@@ -171,29 +176,17 @@ mod tests {
 
     #[test]
     fn a_ca_file_left_behind_under_the_same_name_is_skipped_not_an_error() {
-        // A killed process with this PID may have left files under every name this process
-        // could try first.
-        let planted: Vec<PathBuf> = (0..200)
-            .map(|seq| {
-                std::env::temp_dir().join(format!(
-                    "streamcheck-mock-ca-{}-{seq}.pem",
-                    std::process::id()
-                ))
-            })
-            .filter(|p| {
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(p)
-                    .is_ok()
-            })
-            .collect();
-        let written = write_ca(None, "pem");
-        for p in &planted {
-            let _ = std::fs::remove_file(p);
+        let dir = std::env::temp_dir().join(format!("streamcheck-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A killed process with this PID left files under the first three names.
+        for seq in 0..3 {
+            let name = format!("streamcheck-mock-ca-{}-{seq}.pem", std::process::id());
+            std::fs::write(dir.join(name), "old").unwrap();
         }
-        let path = written.expect("a free name is found");
+        let path = create_fresh(&dir, "pem", &AtomicU64::new(0)).expect("a free name is found");
+        let want = format!("streamcheck-mock-ca-{}-3.pem", std::process::id());
+        assert_eq!(path, dir.join(want));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "pem");
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
