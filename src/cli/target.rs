@@ -16,7 +16,7 @@ pub fn daemon_target(
             command,
             socket,
             mock,
-            start_timeout: crate::seconds("start-timeout", start_timeout)?,
+            start_timeout: super::values::seconds("start-timeout", start_timeout)?,
         }),
         (None, Some(socket), Some(backend)) => Target::Running { socket, backend },
         (None, Some(socket), None) => anyhow::bail!(
