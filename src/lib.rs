@@ -24,6 +24,7 @@
 //! Unsafe code lives only in [`ring`] and [`handoff`], where io_uring and SCM_RIGHTS need it.
 
 mod any_certificate;
+pub mod capacity;
 pub mod clock;
 pub mod handoff;
 mod hex;
@@ -39,4 +40,5 @@ pub mod signals;
 pub mod sse;
 pub mod stress;
 pub mod transcript;
+pub mod units;
 pub mod verdict;

@@ -54,8 +54,10 @@ use serde::Serialize;
 
 use crate::handoff::{PairKind, SocketType};
 
-pub use plan::{LoadModel, parse_duration};
+pub use crate::units::parse_duration;
+pub use plan::LoadModel;
 pub use report::StressReport;
+pub(crate) use setup::WorkDir;
 
 /// Everything a run is asked to do.
 #[derive(Debug, Clone)]
@@ -93,6 +95,9 @@ pub struct StressConfig {
     pub max_head_bytes: usize,
     /// Longest SSE line accepted (`--max-line-bytes`; `None`: room for the expected events).
     pub max_line_bytes: Option<usize>,
+    /// Streams started before this much of the run has passed are checked, not timed: the
+    /// latencies describe the steady state (`capacity`'s warm-up; zero for `stress`).
+    pub warmup: Duration,
 }
 
 /// The daemon under test.
@@ -169,6 +174,7 @@ impl StressConfig {
             progress: false,
             max_head_bytes: stream::StreamLimits::DEFAULT_MAX_HEAD,
             max_line_bytes: None,
+            warmup: Duration::ZERO,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The commands' arguments and glue (bin side): one module per command, and what several share.
 
+pub mod capacity;
 pub mod list;
 pub mod mock_api;
 pub mod mutation;

@@ -2,6 +2,7 @@
 //! `--max-events` and `--keep-bytes`: how `run`, `prop` and `parse` read a daemon's streams.
 
 use streamcheck::transcript::ReadLimits;
+use streamcheck::units::byte_size;
 
 /// The parsers' limits (also `parse`'s).
 #[derive(clap::Args, Debug, Clone)]
@@ -64,53 +65,4 @@ impl ReadLimitArgs {
 
 fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
-}
-
-/// A byte count: digits, optionally followed by KiB, MiB or GiB (or K, M, G: also powers of 2).
-pub fn byte_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}`: write a byte count such as 65536, 64KiB, 16MiB or 1GiB"
-            ));
-        }
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count such as 65536, 64KiB or 16MiB"))?;
-    if n == 0 {
-        return Err("must be at least 1 byte".to_owned());
-    }
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::byte_size;
-
-    #[test]
-    fn sizes_take_binary_units_and_reject_the_rest() {
-        assert_eq!(byte_size("65536"), Ok(65536));
-        assert_eq!(byte_size("64KiB"), Ok(64 << 10));
-        assert_eq!(byte_size("16M"), Ok(16 << 20));
-        assert_eq!(byte_size("1gib"), Ok(1 << 30));
-        assert!(byte_size("0").is_err());
-        assert!(
-            byte_size("12 furlongs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(byte_size("KiB").unwrap_err().contains("not a byte count"));
-        assert!(byte_size("99999999999999999999G").is_err());
-    }
 }

@@ -118,11 +118,11 @@ pub struct StressArgs {
     start_timeout: std::time::Duration,
     /// Largest response head accepted: a correct daemon's head is a few hundred bytes, and
     /// every stream's parser may buffer this much.
-    #[arg(long, value_name = "BYTES", default_value = "2KiB", value_parser = crate::cli::read_limits::byte_size)]
+    #[arg(long, value_name = "BYTES", default_value = "2KiB", value_parser = streamcheck::units::byte_size)]
     max_head_bytes: u64,
     /// Longest SSE line accepted [default: room for the expected events, at least 1 KiB;
     /// 4 KiB with --no-upstream].
-    #[arg(long, value_name = "BYTES", value_parser = crate::cli::read_limits::byte_size)]
+    #[arg(long, value_name = "BYTES", value_parser = streamcheck::units::byte_size)]
     max_line_bytes: Option<u64>,
 }
 
@@ -197,6 +197,7 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         max_line_bytes: args
             .max_line_bytes
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        warmup: std::time::Duration::ZERO,
     };
     let interrupt = streamcheck::signals::watch().map_err(|e| anyhow::anyhow!(e))?;
     let report = match stress::run(&config, interrupt.flag()) {

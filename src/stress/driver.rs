@@ -37,6 +37,8 @@ struct Conn {
     /// Where its latencies count from: the scheduled start (open loop) or the actual one.
     origin_ns: u64,
     role: Role,
+    /// Its latencies are recorded: not a slow reader, and started after the warm-up.
+    measured: bool,
     sent_ns: Option<u64>,
     /// The client has closed it, or is about to.
     closing: bool,
@@ -94,6 +96,10 @@ struct State<'p> {
     deadlines: [VecDeque<(u64, ConnId, u64)>; 2],
     /// The daemon's liveness; ends a death can cause wait on it.
     watch: DeathWatch,
+    /// When the warm-up ends: streams started from then on are measured.
+    measure_after_ns: u64,
+    /// The first measured stream's index (indices grow with start time).
+    measure_from: Option<u64>,
 }
 
 /// Runs the load on this thread.
@@ -136,6 +142,8 @@ pub fn run(
         closed_loop: !model.is_open(),
         deadlines: [VecDeque::new(), VecDeque::new()],
         watch,
+        measure_after_ns: t0.saturating_add(duration_ns(config.warmup)),
+        measure_from: None,
     };
     let (mut next, mut peak_open, mut ramp_used) = (0u64, 0usize, 0u64);
     // When the closed loop's ramp started its last stream.
@@ -355,9 +363,18 @@ impl State<'_> {
         }
         let now = monotonic_ns();
         let origin_ns = if model.is_open() { scheduled } else { now };
-        self.lat
-            .schedule_lag
-            .saturating_record(now.saturating_sub(scheduled));
+        if self.measure_from.is_none() && now >= self.measure_after_ns {
+            self.measure_from = Some(index);
+            if let Some(relay) = self.prep.relay.as_mut() {
+                relay.measure_from(index);
+            }
+        }
+        let measured = role != Role::Slow && self.measure_from.is_some();
+        if measured {
+            self.lat
+                .schedule_lag
+                .saturating_record(now.saturating_sub(scheduled));
+        }
         let id = match ring.start(spec) {
             Ok(id) => id,
             Err(e) => {
@@ -396,6 +413,7 @@ impl State<'_> {
             nonce,
             origin_ns,
             role,
+            measured,
             sent_ns: None,
             closing: false,
             timed_out: false,
@@ -455,7 +473,7 @@ impl State<'_> {
                 let mut ctx = Ctx {
                     expected: kind.expected.as_ref(),
                     nonces: &self.prep.nonces,
-                    gaps: (c.role != Role::Slow).then_some(&mut self.lat.inter_event_gap),
+                    gaps: c.measured.then_some(&mut self.lat.inter_event_gap),
                 };
                 let n = c.check.feed(
                     ts,
@@ -556,7 +574,7 @@ impl State<'_> {
                 bytes: p.bytes,
                 detail,
             });
-        if c.role != Role::Slow {
+        if c.measured {
             let since = |t: u64| t.saturating_sub(c.origin_ns);
             let lat = &mut self.lat;
             // Only a handoff the daemon took: a byte came, or it closed the connection.

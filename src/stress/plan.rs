@@ -170,32 +170,6 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `3m`, or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = number.trim().parse().map_err(|_| {
-        format!("{text:?} is not a duration: write e.g. 500ms, 2s, 1.5s or 3m (a plain number is seconds)")
-    })?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!(
-            "{text:?} is not a duration: it must be zero or more"
-        ));
-    }
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("{text:?} is too long a duration"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,17 +245,5 @@ mod tests {
         let both = Roles::new(0.5, 0.5, 18);
         let n_slow = (0..100).filter(|&i| both.role(i) == Role::Slow).count();
         assert_eq!(n_slow, 50);
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "fast", "-1s", "NaN", "1e400s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -44,6 +44,8 @@ pub struct RelayJoin {
     pub dropped: u64,
     /// Why a remote mock's log could not be read.
     pub log_error: Option<String>,
+    /// Connections below this index started during the warm-up: joined, not recorded.
+    measure_from: u64,
 }
 
 impl RelayJoin {
@@ -70,13 +72,18 @@ impl RelayJoin {
         }
     }
 
+    /// Records only connections from `index` on (the first one started after the warm-up).
+    pub fn measure_from(&mut self, index: u64) {
+        self.measure_from = index;
+    }
+
     /// Connection `index` ended with these content arrivals (its content was right).
     pub fn client(&mut self, index: u64, arrivals: Arrivals, hist: &mut Histogram<u64>) {
         if arrivals.is_empty() {
             return;
         }
         match self.writes.remove(&index) {
-            Some(writes) => self.join(&arrivals, &writes, hist),
+            Some(writes) => self.join(index, &arrivals, &writes, hist),
             None if self.arrivals.len() < MAX_PENDING => {
                 self.arrivals.insert(index, arrivals);
             }
@@ -95,7 +102,7 @@ impl RelayJoin {
         }
         let ts: Vec<u64> = writes.iter().map(|w| w.0).collect();
         match self.arrivals.remove(&index) {
-            Some(arrivals) => self.join(&arrivals, &ts, hist),
+            Some(arrivals) => self.join(index, &arrivals, &ts, hist),
             None if self.writes.len() < MAX_PENDING => {
                 self.writes.insert(index, ts);
             }
@@ -108,7 +115,17 @@ impl RelayJoin {
         self.arrivals.len()
     }
 
-    fn join(&mut self, arrivals: &Arrivals, write_ts: &[u64], hist: &mut Histogram<u64>) {
+    fn join(
+        &mut self,
+        index: u64,
+        arrivals: &Arrivals,
+        write_ts: &[u64],
+        hist: &mut Histogram<u64>,
+    ) {
+        self.joined += 1;
+        if index < self.measure_from {
+            return;
+        }
         for &(start, ts) in arrivals {
             // The write that completed the piece's first byte.
             let w = self.marks.partition_point(|&m| m <= u64::from(start));
@@ -116,7 +133,6 @@ impl RelayJoin {
                 hist.saturating_record(ts.saturating_sub(written));
             }
         }
-        self.joined += 1;
     }
 }
 

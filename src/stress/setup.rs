@@ -86,8 +86,32 @@ pub struct Prepared {
     _dir: Option<WorkDir>,
 }
 
-/// A directory removed when dropped.
-struct WorkDir(PathBuf);
+/// A working directory for a daemon's socket and log, removed when dropped.
+pub(crate) struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// A new directory under `$TMPDIR` named after `what`.
+    pub(crate) fn new(what: &str) -> Result<WorkDir, String> {
+        let parent = std::env::temp_dir();
+        let dir = parent.join(format!(
+            "streamcheck-{what}-{}-{}",
+            std::process::id(),
+            crate::clock::monotonic_ns()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "cannot create a working directory under {}: {e}; set TMPDIR to a writable \
+                 directory",
+                parent.display()
+            )
+        })?;
+        Ok(WorkDir(dir))
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -195,8 +219,10 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
             socket: fixed,
             start_timeout,
         } => {
-            let dir = work_dir()?;
-            let socket = fixed.clone().unwrap_or_else(|| dir.0.join("daemon.sock"));
+            let dir = WorkDir::new("stress").map_err(StressError::Environment)?;
+            let socket = fixed
+                .clone()
+                .unwrap_or_else(|| dir.path().join("daemon.sock"));
             let backend = match &mock {
                 Mock::Embedded(m, _) => Some(m.base_url()),
                 Mock::Remote(r) => Some(r.url().to_owned()),
@@ -220,7 +246,7 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
                 as_run.clone(),
                 &env,
                 &socket,
-                &dir.0.join("daemon.log"),
+                &dir.path().join("daemon.log"),
                 *start_timeout,
             )
             .map_err(StressError::Environment)?;
@@ -284,20 +310,4 @@ fn slow_kind(mock: &Mock, spec: Option<&str>) -> Result<Kind, StressError> {
         data: HandoffData::new(Some(&pattern)),
         expected: Some(ExpectedContent::from_pieces(&pieces, None)),
     })
-}
-
-fn work_dir() -> Result<WorkDir, StressError> {
-    let parent = std::env::temp_dir();
-    let dir = parent.join(format!(
-        "streamcheck-stress-{}-{}",
-        std::process::id(),
-        crate::clock::monotonic_ns()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        StressError::Environment(format!(
-            "cannot create a working directory under {}: {e}; set TMPDIR to a writable directory",
-            parent.display()
-        ))
-    })?;
-    Ok(WorkDir(dir))
 }

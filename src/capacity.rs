@@ -1,0 +1,438 @@
+//! `streamcheck capacity`: the most concurrent streams a daemon sustains within its
+//! service-level objectives, found by search.
+//!
+//! Each step is a `stress` run ([`step`]): `C` streams kept open (closed loop) for the warm-up
+//! and the hold, the first `C` spread over the warm-up, only streams started after the warm-up
+//! timed. Each step gets a fresh daemon (and mock) unless `--reuse-daemon`, so a leak or a
+//! wedged daemon from one step cannot fail the next. The steps grow geometrically until one
+//! breaks an objective ([`slo`]), then bisect to the resolution ([`search`]).
+//!
+//! The client never reports its own limit as the daemon's: a step it could not judge (its
+//! open-file limit, its io_uring loop saturated, the machine's CPUs taken by streamcheck
+//! itself) is labelled client-bound, and an answer above which only such steps exist is "at
+//! least N".
+
+pub mod search;
+pub mod slo;
+pub mod step;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::handoff::{PairKind, SocketType};
+use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
+use crate::pattern::MockSettings;
+use crate::scenario::DaemonProcess;
+use crate::stress::{DaemonSpec, StressError, Upstream, WorkDir};
+use search::{Bounds, Outcome, Search};
+use slo::Slo;
+use step::{Step, group_digits};
+
+/// Everything a search is asked to do.
+#[derive(Debug, Clone)]
+pub struct CapacityConfig {
+    /// The daemon: started per step (`Command`), or running (`Running`, implies reuse).
+    pub daemon: DaemonSpec,
+    /// Its upstream.
+    pub upstream: Upstream,
+    /// Start one daemon for the whole search instead of one per step.
+    pub reuse_daemon: bool,
+    /// What must hold.
+    pub slos: Vec<Slo>,
+    /// The first step (`start`), growth factor, resolution; `max` is lowered to what the
+    /// client can hold.
+    pub bounds: Bounds,
+    /// Before each step's measured part: the streams are started over it, not timed.
+    pub warmup: Duration,
+    /// The measured part of each step.
+    pub hold: Duration,
+    /// Each stream's deadline.
+    pub timeout: Duration,
+    /// How long the daemon gets after a step to release what it used.
+    pub settle: Duration,
+    pub pair: PairKind,
+    pub socket_type: SocketType,
+}
+
+/// The search's result. JSON schema (version 1):
+///
+/// ```text
+/// { "version": 1, "daemon", "slos": [ { text, metric, stat, op, limit, fraction } ],
+///   "search": { start, growth, resolution, max, max_because, warmup_ms, hold_ms },
+///   "steps": [ { concurrency, outcome: "held"|"broke"|"client_bound", slos: [ { slo, value,
+///                shown, met } ], broke_because, client_bound, peak_open, streams, failed,
+///                daemon_rss_bytes, daemon_fds, daemon_cpu_seconds, client_cpu_seconds,
+///                client_loop_busy, machine_busy, seconds, stress: <stress report> } ],
+///   "answer": { capacity, at_least, limited_by, at, text }, "interrupted", "seconds" }
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityReport {
+    pub version: u32,
+    /// The daemon, as run.
+    pub daemon: String,
+    pub slos: Vec<Slo>,
+    pub search: SearchInfo,
+    /// In the order they ran.
+    pub steps: Vec<Step>,
+    pub answer: Answer,
+    /// A signal ended the search early.
+    pub interrupted: bool,
+    /// Wall time of the whole search.
+    pub seconds: f64,
+}
+
+/// The search's parameters, as used.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchInfo {
+    pub start: u64,
+    pub growth: f64,
+    pub resolution: f64,
+    /// The most streams the client could try.
+    pub max: u64,
+    /// What set `max`, in words.
+    pub max_because: String,
+    pub warmup_ms: u64,
+    pub hold_ms: u64,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The most concurrent streams that held every objective (`None`: not even one stream).
+    pub capacity: Option<u64>,
+    /// Nothing above `capacity` could be judged: the true capacity may be higher.
+    pub at_least: bool,
+    /// Why the step above failed: an objective with its figure, the daemon's death, or the
+    /// client's limit.
+    pub limited_by: Option<String>,
+    /// The concurrency of that step.
+    pub at: Option<u64>,
+    /// The answer in one sentence.
+    pub text: String,
+}
+
+/// The fds the client keeps for itself beside its streams.
+const FD_RESERVE: u64 = 64;
+
+/// Runs the search; `on_step` sees each step as it finishes. A signal (`stop`) ends it with the
+/// best bound found so far.
+pub fn run(
+    config: &CapacityConfig,
+    stop: &AtomicBool,
+    on_step: &mut dyn FnMut(&Step),
+) -> Result<CapacityReport, StressError> {
+    let began = Instant::now();
+    let fd_limit = crate::stress::resources::raise_fd_limit();
+    let (max, max_because) = client_max(config, fd_limit);
+    let bounds = Bounds {
+        max: config.bounds.max.min(max),
+        ..config.bounds
+    };
+    let shared = if config.reuse_daemon {
+        Some(Shared::start(config)?)
+    } else {
+        None
+    };
+    let (daemon, upstream) = match &shared {
+        Some(s) => (s.daemon_spec(), s.upstream()),
+        None => (config.daemon.clone(), config.upstream.clone()),
+    };
+
+    let mut search = Search::new(bounds);
+    let mut steps: Vec<Step> = Vec::new();
+    let mut interrupted = false;
+    let mut daemon_name = describe(&config.daemon);
+    while let Some(concurrency) = search.next() {
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let Some(step) = step::run(config, &daemon, &upstream, concurrency, stop)? else {
+            interrupted = true;
+            break;
+        };
+        daemon_name.clone_from(&step.stress.target.daemon);
+        search.record(concurrency, step.outcome);
+        on_step(&step);
+        let died = step.stress.daemon_death.is_some();
+        steps.push(step);
+        if died && shared.is_some() {
+            // One daemon for the whole search: nothing after its death would be measured.
+            break;
+        }
+    }
+    let answer = answer(&search, &steps, interrupted, &max_because);
+    Ok(CapacityReport {
+        version: 1,
+        daemon: daemon_name,
+        slos: config.slos.clone(),
+        search: SearchInfo {
+            start: bounds.start,
+            growth: bounds.growth,
+            resolution: bounds.resolution,
+            max: bounds.max,
+            max_because,
+            warmup_ms: config.warmup.as_millis() as u64,
+            hold_ms: config.hold.as_millis() as u64,
+        },
+        steps,
+        answer,
+        interrupted,
+        seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+/// The most streams the client can hold at once, and why: each keeps one fd (its end of the
+/// pair), one more for the daemon's upstream connection when the mock runs in this process.
+fn client_max(config: &CapacityConfig, fd_limit: u64) -> (u64, String) {
+    let embedded = matches!(config.upstream, Upstream::Embedded(_));
+    let per_stream = if embedded { 2 } else { 1 };
+    let by_fds = fd_limit.saturating_sub(FD_RESERVE) / per_stream;
+    let mut because = format!(
+        "streamcheck's open-file limit of {} ({} per stream{}); raise it with `ulimit -n`",
+        group_digits(fd_limit),
+        per_stream,
+        if embedded {
+            ": its end of the pair and the embedded mock's end of the upstream connection"
+        } else {
+            ""
+        }
+    );
+    let mut max = by_fds;
+    if config.bounds.max < max {
+        max = config.bounds.max;
+        because = format!("--max {}", group_digits(max));
+    }
+    (max, because)
+}
+
+fn answer(search: &Search, steps: &[Step], interrupted: bool, max_because: &str) -> Answer {
+    let step_at = |c: u64| steps.iter().rev().find(|s| s.concurrency == c);
+    let held = search.held();
+    let above = search.above();
+    let (limited_by, at) = match above {
+        Some((c, _)) => (
+            step_at(c).and_then(|s| s.client_bound.clone().or_else(|| s.broke_because.clone())),
+            Some(c),
+        ),
+        None => (None, None),
+    };
+    let at_least = interrupted
+        || matches!(above, Some((_, Outcome::ClientBound)))
+        || (above.is_none() && held.is_some());
+    let text = match (held, above) {
+        (None, Some((c, Outcome::Broke))) => format!(
+            "no capacity: {} stream{} already broke an objective ({})",
+            group_digits(c),
+            if c == 1 { "" } else { "s" },
+            limited_by.as_deref().unwrap_or("")
+        ),
+        (None, _) if interrupted => "interrupted before any step held".to_owned(),
+        (None, _) => format!(
+            "not measured: the client could not judge even the smallest step ({})",
+            limited_by.as_deref().unwrap_or("")
+        ),
+        (Some(n), Some((c, Outcome::Broke))) if !interrupted => format!(
+            "capacity {} concurrent streams (limited by {} at {})",
+            group_digits(n),
+            limited_by.as_deref().unwrap_or("an objective"),
+            group_digits(c)
+        ),
+        (Some(n), Some((c, Outcome::ClientBound))) => format!(
+            "capacity at least {} concurrent streams: the client could not judge {} ({})",
+            group_digits(n),
+            group_digits(c),
+            limited_by.as_deref().unwrap_or("")
+        ),
+        (Some(n), _) if interrupted => format!(
+            "capacity at least {} concurrent streams (interrupted before the search settled)",
+            group_digits(n)
+        ),
+        (Some(n), _) => format!(
+            "capacity at least {} concurrent streams: every step held, up to the most \
+             streams the search may try ({max_because})",
+            group_digits(n)
+        ),
+    };
+    Answer {
+        capacity: held,
+        at_least,
+        limited_by,
+        at,
+        text,
+    }
+}
+
+fn describe(daemon: &DaemonSpec) -> String {
+    match daemon {
+        DaemonSpec::Command { command, .. } => command.clone(),
+        DaemonSpec::Running { socket, .. } => socket.display().to_string(),
+    }
+}
+
+impl CapacityReport {
+    /// The opening lines of the human report: what is searched for, under which objectives.
+    pub fn preamble(config: &CapacityConfig) -> String {
+        let b = config.bounds;
+        format!(
+            "capacity of {}\nobjectives: {}\nsteps: from {} streams, ×{} until one breaks, then \
+             bisected to {}%; each step {} warm-up + {} held{}\n",
+            describe(&config.daemon),
+            config
+                .slos
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            group_digits(b.start),
+            b.growth,
+            b.resolution * 100.0,
+            crate::stress::latency::human_ns(config.warmup.as_nanos() as u64),
+            crate::stress::latency::human_ns(config.hold.as_nanos() as u64),
+            if config.reuse_daemon {
+                ", one daemon for all steps"
+            } else {
+                ", a fresh daemon each"
+            }
+        )
+    }
+
+    /// The closing lines of the human report.
+    pub fn conclusion(&self) -> String {
+        let mut o = String::new();
+        if self.interrupted {
+            o += "interrupted by a signal: the answer is the best bound found so far\n";
+        }
+        o += &format!(
+            "{}\n({} steps in {:.0} s)\n",
+            self.answer.text,
+            self.steps.len(),
+            self.seconds
+        );
+        o
+    }
+
+    /// The whole report as JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// 0: the search settled; 1: the daemon had no capacity at all (not even one stream held).
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.answer.capacity.is_none() && !self.interrupted)
+    }
+}
+
+/// One daemon and mock for the whole search (`--reuse-daemon`).
+struct Shared {
+    // Dropped in order: the daemon stops before the mock.
+    daemon: Option<DaemonProcess>,
+    socket: PathBuf,
+    pid: Option<u32>,
+    upstream: Upstream,
+    _mock: Option<MockHandle>,
+    _dir: Option<WorkDir>,
+}
+
+impl Shared {
+    fn start(config: &CapacityConfig) -> Result<Shared, StressError> {
+        let env = |e: String| StressError::Environment(e);
+        let (mock, upstream) = match &config.upstream {
+            Upstream::Embedded(options) => {
+                let mock = MockServer::start(MockConfig {
+                    tls: if options.tls {
+                        TlsMode::SelfSigned { ca_out: None }
+                    } else {
+                        TlsMode::Off
+                    },
+                    settings: MockSettings {
+                        chunk_count: options.chunk_count,
+                        chunk_delay: options.chunk_delay,
+                    },
+                    log_capacity: 100_000,
+                    ..MockConfig::default()
+                })
+                .map_err(|e| env(format!("cannot start the embedded mock API: {e}")))?;
+                let url = mock.base_url();
+                (Some(mock), Upstream::Remote(url))
+            }
+            other => (None, other.clone()),
+        };
+        match &config.daemon {
+            DaemonSpec::Running { socket, pid } => Ok(Shared {
+                daemon: None,
+                socket: socket.clone(),
+                pid: *pid,
+                upstream,
+                _mock: mock,
+                _dir: None,
+            }),
+            DaemonSpec::Command {
+                command,
+                socket: fixed,
+                start_timeout,
+            } => {
+                let dir = WorkDir::new("capacity").map_err(env)?;
+                let socket = fixed
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("daemon.sock"));
+                let backend = match &upstream {
+                    Upstream::Remote(url) => Some(url.clone()),
+                    _ => None,
+                };
+                if fixed.is_none() && !command.contains("{socket}") {
+                    return Err(StressError::Usage(crate::scenario::no_socket_message(
+                        command,
+                    )));
+                }
+                let as_run = crate::scenario::substitute(
+                    command,
+                    &socket,
+                    backend.as_deref().unwrap_or_default(),
+                );
+                let daemon = DaemonProcess::start(
+                    as_run,
+                    &crate::scenario::daemon_env(backend.as_deref()),
+                    &socket,
+                    &dir.path().join("daemon.log"),
+                    *start_timeout,
+                )
+                .map_err(env)?;
+                let pid = crate::stress::resources::resolve_daemon_pid(daemon.pid());
+                Ok(Shared {
+                    daemon: Some(daemon),
+                    socket,
+                    pid: Some(pid),
+                    upstream,
+                    _mock: mock,
+                    _dir: Some(dir),
+                })
+            }
+        }
+    }
+
+    fn daemon_spec(&self) -> DaemonSpec {
+        DaemonSpec::Running {
+            socket: self.socket.clone(),
+            pid: self.pid,
+        }
+    }
+
+    fn upstream(&self) -> Upstream {
+        self.upstream.clone()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(d) = self.daemon.as_mut() {
+            d.stop(Duration::from_secs(5));
+        }
+        if let Some(m) = self._mock.as_ref() {
+            m.shutdown();
+        }
+    }
+}
