@@ -65,7 +65,8 @@ pub struct CapacityConfig {
 ///   "steps": [ { concurrency, outcome: "held"|"broke"|"client_bound", slos: [ { slo, value,
 ///                shown, met } ], broke_because, client_bound, peak_open, streams, failed,
 ///                daemon_rss_bytes, daemon_fds, daemon_cpu_seconds, client_cpu_seconds,
-///                client_loop_busy, machine_busy, seconds, stress: <stress report> } ],
+///                client_loop_busy, machine_busy, machine_cpu_seconds, seconds,
+///                stress: <stress report> } ],
 ///   "answer": { capacity, at_least, limited_by, at, text }, "interrupted", "seconds" }
 /// ```
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +129,7 @@ pub fn run(
     let fd_limit = crate::stress::resources::raise_fd_limit();
     let (max, max_because) = client_max(config, fd_limit);
     let bounds = Bounds {
-        max: config.bounds.max.min(max),
+        max,
         ..config.bounds
     };
     let shared = if config.reuse_daemon {
@@ -191,7 +192,7 @@ fn client_max(config: &CapacityConfig, fd_limit: u64) -> (u64, String) {
     let embedded = matches!(config.upstream, Upstream::Embedded(_));
     let per_stream = if embedded { 2 } else { 1 };
     let by_fds = fd_limit.saturating_sub(FD_RESERVE) / per_stream;
-    let mut because = format!(
+    let because = format!(
         "streamcheck's open-file limit of {} ({} per stream{}); raise it with `ulimit -n`",
         group_digits(fd_limit),
         per_stream,
@@ -201,12 +202,15 @@ fn client_max(config: &CapacityConfig, fd_limit: u64) -> (u64, String) {
             ""
         }
     );
-    let mut max = by_fds;
-    if config.bounds.max < max {
-        max = config.bounds.max;
-        because = format!("--max {}", group_digits(max));
+    // An explicit --max is tried even above the estimate: the user may know that the daemon
+    // multiplexes its upstream (HTTP/2), and a step past the real limit is labelled.
+    if config.bounds.max != u64::MAX {
+        return (
+            config.bounds.max,
+            format!("--max {}", group_digits(config.bounds.max)),
+        );
     }
-    (max, because)
+    (by_fds, because)
 }
 
 fn answer(search: &Search, steps: &[Step], interrupted: bool, max_because: &str) -> Answer {

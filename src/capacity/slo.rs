@@ -305,10 +305,10 @@ fn stat_of(s: &Summary, stat: Stat) -> Option<f64> {
     let ns = match stat {
         Stat::Max => s.max_ns,
         Stat::Mean => return Some(s.mean_ns),
-        Stat::Percentile(p) if p == 50.0 => s.p50_ns,
-        Stat::Percentile(p) if p == 90.0 => s.p90_ns,
-        Stat::Percentile(p) if p == 99.0 => s.p99_ns,
-        Stat::Percentile(p) if p == 99.9 => s.p999_ns,
+        Stat::Percentile(50.0) => s.p50_ns,
+        Stat::Percentile(90.0) => s.p90_ns,
+        Stat::Percentile(99.0) => s.p99_ns,
+        Stat::Percentile(99.9) => s.p999_ns,
         Stat::Percentile(p) => s
             .percentiles
             .iter()

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::CapacityConfig;
 use super::search::Outcome;
-use super::slo::{Measured, human_bytes};
+use super::slo::{Measured, Metric, human_bytes};
 use crate::stress::{
     self, DaemonSpec, LoadModel, StressConfig, StressError, StressReport, Upstream,
 };
@@ -16,8 +16,8 @@ use crate::stress::{
 /// The client's io_uring loop busier than this on a broken step: the client, not the daemon,
 /// may have been the bottleneck.
 const LOOP_SATURATED: f64 = 0.9;
-/// All CPUs busier than this on a broken step, with streamcheck using more than the daemon:
-/// the daemon was starved by the client.
+/// All CPUs busier than this on a broken step, with streamcheck (or other processes) using as
+/// much as the daemon: the daemon was starved, not at its own limit.
 const MACHINE_SATURATED: f64 = 0.95;
 
 /// What one step found.
@@ -47,6 +47,8 @@ pub struct Step {
     pub client_loop_busy: f64,
     /// Fraction of all CPUs' time that was busy during the step (every process).
     pub machine_busy: Option<f64>,
+    /// CPU seconds every process on the machine used during the step.
+    pub machine_cpu_seconds: Option<f64>,
     /// Wall time of the step, daemon start to settle.
     pub seconds: f64,
     /// The whole stress report of the step: every histogram, for plots.
@@ -78,9 +80,9 @@ pub fn run(
     let began = Instant::now();
     let cpus_before = CpuTimes::read();
     let report = stress::run(&stress_config, stop)?;
-    let machine_busy = CpuTimes::read()
+    let machine = CpuTimes::read()
         .zip(cpus_before)
-        .and_then(|(after, before)| after.busy_since(&before));
+        .and_then(|(after, before)| after.since(&before));
     if report.run.interrupted {
         return Ok(None);
     }
@@ -88,7 +90,7 @@ pub fn run(
         config,
         concurrency,
         report,
-        machine_busy,
+        machine,
         began.elapsed(),
     )))
 }
@@ -97,7 +99,7 @@ fn judge(
     config: &CapacityConfig,
     concurrency: u64,
     report: StressReport,
-    machine_busy: Option<f64>,
+    machine: Option<MachineCpu>,
     took: Duration,
 ) -> Step {
     let slos: Vec<Measured> = config.slos.iter().map(|s| s.measure(&report)).collect();
@@ -112,7 +114,17 @@ fn judge(
         (None, Some(m)) => Some(format!("{} = {}", m.slo, m.shown)),
         (None, None) => None,
     };
-    let daemon_own_limit = report.daemon_death.is_some() || report.limits.daemon_fd_limit_reached;
+    // A starved daemon is slow, not big: only missed latencies and failed streams can be the
+    // client's doing.
+    let missed_only_timing = config
+        .slos
+        .iter()
+        .zip(&slos)
+        .filter(|(_, m)| !m.met)
+        .all(|(slo, _)| matches!(slo.metric, Metric::Latency(_) | Metric::Failures));
+    let daemon_own_limit = report.daemon_death.is_some()
+        || report.limits.daemon_fd_limit_reached
+        || !missed_only_timing;
     let client_bound = match &report.limits.stopped_by {
         // The step never reached its concurrency: nothing can be said of it.
         Some(hit) => Some(format!(
@@ -127,15 +139,7 @@ fn judge(
              the daemon, may have been the bottleneck",
             loop_busy * 100.0
         )),
-        None => match (machine_busy, daemon_cpu) {
-            (Some(busy), Some(d)) if busy >= MACHINE_SATURATED && client_cpu >= d => Some(format!(
-                "every CPU was busy ({:.0}%) and streamcheck used more of them ({client_cpu:.1} \
-                 CPU-s) than the daemon ({d:.1} CPU-s): the daemon was starved by the client; \
-                 give the daemon CPUs of its own (taskset) or a larger machine",
-                busy * 100.0
-            )),
-            _ => None,
-        },
+        None => machine.and_then(|m| starved_by_others(&m, client_cpu, daemon_cpu?)),
     };
     let outcome = match (&client_bound, &broke_because) {
         (Some(_), _) => Outcome::ClientBound,
@@ -156,7 +160,8 @@ fn judge(
         daemon_cpu_seconds: daemon_cpu,
         client_cpu_seconds: client_cpu,
         client_loop_busy: loop_busy,
-        machine_busy,
+        machine_busy: machine.map(|m| m.busy),
+        machine_cpu_seconds: machine.map(|m| m.busy_seconds),
         seconds: took.as_secs_f64(),
         stress: report,
     }
@@ -204,12 +209,35 @@ pub fn group_digits(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
+}
+
+/// All CPUs over a step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MachineCpu {
+    /// Fraction of their time that was busy.
+    busy: f64,
+    /// Busy CPU seconds, every process.
+    busy_seconds: f64,
+}
+
+/// Why a broken step says nothing of the daemon when every CPU was busy: streamcheck or other
+/// processes used as much CPU as the daemon, which was then starved, not at its own limit.
+fn starved_by_others(m: &MachineCpu, client: f64, daemon: f64) -> Option<String> {
+    let others = (m.busy_seconds - client - daemon).max(0.0);
+    (m.busy >= MACHINE_SATURATED && (client >= daemon || others >= daemon)).then(|| {
+        format!(
+            "every CPU was busy ({:.0}%): streamcheck used {client:.1} CPU-s, other processes \
+             {others:.1}, the daemon {daemon:.1}, so the daemon was starved, not at its limit; \
+             give it CPUs of its own (taskset) and keep other work off the machine",
+            m.busy * 100.0
+        )
+    })
 }
 
 /// The `cpu` line of `/proc/stat`: all CPUs' time, in ticks.
@@ -236,10 +264,15 @@ impl CpuTimes {
         })
     }
 
-    fn busy_since(&self, before: &CpuTimes) -> Option<f64> {
+    /// What all CPUs did between `before` and this reading.
+    fn since(&self, before: &CpuTimes) -> Option<MachineCpu> {
         let total = self.total.checked_sub(before.total)?;
-        let idle = self.idle.checked_sub(before.idle)?;
-        (total > 0).then(|| 1.0 - idle as f64 / total as f64)
+        let busy = total.checked_sub(self.idle.checked_sub(before.idle)?)?;
+        let ticks_per_second = rustix::param::clock_ticks_per_second().max(1) as f64;
+        (total > 0).then(|| MachineCpu {
+            busy: busy as f64 / total as f64,
+            busy_seconds: busy as f64 / ticks_per_second,
+        })
     }
 }
 
@@ -264,7 +297,28 @@ mod tests {
             idle: 110,
             total: 300,
         };
-        assert_eq!(b.busy_since(&a), Some(0.9));
+        assert_eq!(b.since(&a).map(|m| m.busy), Some(0.9));
         assert!(CpuTimes::read().is_some(), "/proc/stat has a cpu line");
+    }
+
+    #[test]
+    fn a_daemon_starved_of_cpu_is_not_judged() {
+        let saturated = MachineCpu {
+            busy: 0.99,
+            busy_seconds: 10.0,
+        };
+        // streamcheck used more than the daemon.
+        assert!(starved_by_others(&saturated, 5.0, 4.0).is_some());
+        // Other processes did.
+        let why = starved_by_others(&saturated, 1.0, 3.0).unwrap();
+        assert!(why.contains("other processes 6.0"), "{why}");
+        // The daemon used most of the machine: its own limit.
+        assert_eq!(starved_by_others(&saturated, 2.0, 7.0), None);
+        // CPUs to spare: the daemon's own limit, whoever used what.
+        let idle = MachineCpu {
+            busy: 0.6,
+            busy_seconds: 6.0,
+        };
+        assert_eq!(starved_by_others(&idle, 5.0, 1.0), None);
     }
 }
