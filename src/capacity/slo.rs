@@ -166,11 +166,14 @@ impl Slo {
         };
         let mut fraction = false;
         let limit = match metric {
+            // A unit is required: a bare `100` is too easily meant as milliseconds.
             Metric::Latency(_) => match crate::units::parse_duration(limit_text) {
-                Ok(d) if !limit_text.is_empty() => d.as_nanos() as f64,
+                Ok(d) if limit_text.ends_with(|c: char| c.is_ascii_alphabetic()) => {
+                    d.as_nanos() as f64
+                }
                 _ => {
                     return err(&format!(
-                        "`{limit_text}` is not a duration such as 100ms or 1.5s"
+                        "`{limit_text}` is not a duration with its unit, such as 100ms or 1.5s"
                     ));
                 }
             },
