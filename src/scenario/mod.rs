@@ -37,6 +37,7 @@ mod mockio;
 pub mod mutation;
 mod observe;
 mod owners;
+mod remote;
 mod runner;
 mod slow;
 mod splits;
@@ -54,7 +55,8 @@ pub(crate) use daemon::{
     DaemonProcess, alive as process_alive, daemon_env, no_socket_message, substitute,
 };
 pub use list::{list_human, list_json};
-pub(crate) use mockio::{Mock, Remote};
+pub(crate) use mockio::Mock;
+pub(crate) use remote::{DAEMON_CMD_INSTEAD, Remote};
 pub use runner::{
     DaemonCommand, MockOptions, SuiteConfig, SuiteError, SuiteRun, Target, run_suite,
     run_suite_with,

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::daemon::{self, DaemonProcess, Processes};
 use super::drive::{self, Ctx, SecondDaemon};
 use super::judge::Limits;
-use super::mockio::{Mock, Remote};
+use super::mockio::Mock;
+use super::remote::{DAEMON_CMD_INSTEAD, Remote};
 use super::unresponsive::Watch;
 use super::{Drive, Scenario, SelectError, select, slow};
 use crate::handoff::{HandoffError, PairKind, SocketType};
@@ -257,7 +258,8 @@ struct Setup {
 fn set_up(config: &SuiteConfig) -> Result<Setup, SuiteError> {
     match &config.target {
         Target::Running { socket, backend } => {
-            let mock = Remote::connect(backend).map_err(SuiteError::MockUnreachable)?;
+            let mock = Remote::connect(backend, Some(DAEMON_CMD_INSTEAD))
+                .map_err(SuiteError::MockUnreachable)?;
             Ok(Setup {
                 daemon: None,
                 mock: Arc::new(Mock::Remote(mock)),

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use super::expect::{ExpectedContent, HandoffData, Nonces};
 use super::relay::RelayJoin;
-use super::remote::RemoteMock;
 use super::{DaemonSpec, StressConfig, StressError, Upstream};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
 use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write};
-use crate::scenario::{DaemonProcess, substitute};
+use crate::scenario::{DaemonProcess, Remote, substitute};
 
 /// Content of one slow reader's answer: pieces of 16 KiB.
 const SLOW_PIECE: usize = 16 * 1024;
@@ -28,7 +27,7 @@ pub enum Mock {
     /// Started here; its finished requests arrive in the queue.
     Embedded(MockHandle, WriteQueue),
     /// Running elsewhere; its log is read at the end.
-    Remote(RemoteMock),
+    Remote(Remote),
     /// `--no-upstream`.
     None,
 }
@@ -101,7 +100,9 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
     let mock = match &config.upstream {
         Upstream::None => Mock::None,
         Upstream::Remote(url) => {
-            Mock::Remote(RemoteMock::connect(url).map_err(StressError::Environment)?)
+            let instead = matches!(config.daemon, DaemonSpec::Command { .. })
+                .then_some("leave out --backend to let stress start a mock of its own");
+            Mock::Remote(Remote::connect(url, instead).map_err(StressError::Environment)?)
         }
         Upstream::Embedded(options) => {
             let queue: WriteQueue = Arc::default();
@@ -142,7 +143,7 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
     };
     let settings = match &mock {
         Mock::Embedded(m, _) => Some(m.settings().clone()),
-        Mock::Remote(r) => Some(r.settings.clone()),
+        Mock::Remote(r) => Some(r.settings().clone()),
         Mock::None => None,
     };
 
