@@ -39,6 +39,7 @@ mod observe;
 mod owners;
 mod remote;
 mod runner;
+mod schedule;
 mod slow;
 mod splits;
 mod unicode;
