@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::remote::Remote;
 use crate::mock::{MockHandle, RequestRecord};
-use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write as PlanWrite};
+use crate::pattern::{MockSettings, UpstreamPlan};
 
 /// The largest script content sent to a remote mock: its script body limit (32 MiB by default,
 /// `MockConfig::max_script_bytes`) with room for the JSON around the content.
@@ -50,13 +50,7 @@ impl Mock {
     pub fn register_content_script(&self, pieces: &[String]) -> Result<String, String> {
         match self {
             Mock::Embedded(m) => {
-                let mut writes: Vec<PlanWrite> = pieces
-                    .iter()
-                    .map(|p| PlanWrite::new(pattern::chunk_event(p), Duration::ZERO))
-                    .collect();
-                writes.push(PlanWrite::new(pattern::final_event("stop"), Duration::ZERO));
-                writes.push(PlanWrite::new(pattern::DONE_EVENT, Duration::ZERO));
-                let id = m.register_script(UpstreamPlan::sse(writes, Ending::Close));
+                let id = m.register_script(UpstreamPlan::content_script(pieces));
                 Ok(format!("script:{id}"))
             }
             Mock::Remote(r) => r.register_content_script(pieces),

@@ -4,13 +4,12 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::expect::{ExpectedContent, HandoffData, Nonces};
 use super::relay::RelayJoin;
 use super::{DaemonSpec, StressConfig, StressError, Upstream};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
-use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write};
+use crate::pattern::{self, MockSettings, UpstreamPlan};
 use crate::scenario::{DaemonProcess, Remote, substitute};
 
 /// Content of one slow reader's answer: pieces of 16 KiB.
@@ -262,13 +261,7 @@ fn slow_kind(mock: &Mock, spec: Option<&str>) -> Result<Kind, StressError> {
         }
         Mock::Embedded(m, _) => {
             let pieces = pieces_of(SLOW_PIECES);
-            let mut writes: Vec<Write> = pieces
-                .iter()
-                .map(|p| Write::new(pattern::chunk_event(p), Duration::ZERO))
-                .collect();
-            writes.push(Write::new(pattern::final_event("stop"), Duration::ZERO));
-            writes.push(Write::new(pattern::DONE_EVENT, Duration::ZERO));
-            let id = m.register_script(UpstreamPlan::sse(writes, Ending::Close));
+            let id = m.register_script(UpstreamPlan::content_script(&pieces));
             (format!("script:{id}"), pieces)
         }
         Mock::Remote(r) => {
