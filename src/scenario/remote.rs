@@ -95,7 +95,7 @@ pub(crate) struct Remote {
 impl Remote {
     /// Connects to the mock at `url` (`--backend`) and reads its settings; the error says what
     /// to check. When the mock cannot be reached, the error says how to start one and, when the
-    /// command has another way, `instead` (e.g. "use --daemon-cmd to let the runner start one").
+    /// command has another way, `instead` (e.g. [`DAEMON_CMD_INSTEAD`]).
     pub fn connect(url: &str, instead: Option<&str>) -> Result<Remote, String> {
         let url = parse_url(url)?;
         let tls = url
