@@ -95,6 +95,18 @@ impl UpstreamPlan {
         }
     }
 
+    /// A script that streams `pieces` as content chunks, then a final chunk and `[DONE]`, all
+    /// written at once, and closes.
+    pub fn content_script(pieces: &[String]) -> UpstreamPlan {
+        let mut writes: Vec<Write> = pieces
+            .iter()
+            .map(|p| Write::new(chunk_event(p), Duration::ZERO))
+            .collect();
+        writes.push(Write::new(final_event("stop"), Duration::ZERO));
+        writes.push(Write::new(DONE_EVENT, Duration::ZERO));
+        UpstreamPlan::sse(writes, Ending::Close)
+    }
+
     /// All body bytes, concatenated: what a client receives when nothing goes wrong.
     pub fn body(&self) -> Vec<u8> {
         self.writes

@@ -40,7 +40,6 @@ pub mod integrity;
 pub mod latency;
 pub mod plan;
 pub mod relay;
-mod remote;
 pub mod report;
 pub mod resources;
 mod setup;

@@ -256,6 +256,19 @@ pub fn alive(pid: u32) -> bool {
     exists && !zombie
 }
 
+/// If the daemon has died: how, with the end of its output when the runner started it
+/// (`started`); else whether the process given by `--daemon-pid` is gone.
+pub(super) fn death_of(
+    started: Option<&mut DaemonProcess>,
+    pid: Option<u32>,
+) -> Option<crate::verdict::DaemonDeath> {
+    if let Some(d) = started {
+        return d.death();
+    }
+    let pid = pid?;
+    (!alive(pid)).then(|| crate::verdict::DaemonDeath::of_pid(pid))
+}
+
 /// Which processes are the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Processes {

@@ -37,7 +37,9 @@ mod mockio;
 pub mod mutation;
 mod observe;
 mod owners;
+mod remote;
 mod runner;
+mod schedule;
 mod slow;
 mod splits;
 mod unicode;
@@ -54,7 +56,8 @@ pub(crate) use daemon::{
     DaemonProcess, alive as process_alive, daemon_env, no_socket_message, substitute,
 };
 pub use list::{list_human, list_json};
-pub(crate) use mockio::{Mock, Remote};
+pub(crate) use mockio::Mock;
+pub(crate) use remote::{DAEMON_CMD_INSTEAD, Remote};
 pub use runner::{
     DaemonCommand, MockOptions, SuiteConfig, SuiteError, SuiteRun, Target, run_suite,
     run_suite_with,

@@ -4,15 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::expect::{ExpectedContent, HandoffData, Nonces};
 use super::relay::RelayJoin;
-use super::remote::RemoteMock;
 use super::{DaemonSpec, StressConfig, StressError, Upstream};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
-use crate::pattern::{self, Ending, MockSettings, UpstreamPlan, Write};
-use crate::scenario::{DaemonProcess, substitute};
+use crate::pattern::{self, MockSettings, UpstreamPlan};
+use crate::scenario::{DaemonProcess, Remote, substitute};
 
 /// Content of one slow reader's answer: pieces of 16 KiB.
 const SLOW_PIECE: usize = 16 * 1024;
@@ -28,7 +26,7 @@ pub enum Mock {
     /// Started here; its finished requests arrive in the queue.
     Embedded(MockHandle, WriteQueue),
     /// Running elsewhere; its log is read at the end.
-    Remote(RemoteMock),
+    Remote(Remote),
     /// `--no-upstream`.
     None,
 }
@@ -125,7 +123,9 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
     let mock = match &config.upstream {
         Upstream::None => Mock::None,
         Upstream::Remote(url) => {
-            Mock::Remote(RemoteMock::connect(url).map_err(StressError::Environment)?)
+            let instead = matches!(config.daemon, DaemonSpec::Command { .. })
+                .then_some("leave out --backend to let stress start a mock of its own");
+            Mock::Remote(Remote::connect(url, instead).map_err(StressError::Environment)?)
         }
         Upstream::Embedded(options) => {
             let queue: WriteQueue = Arc::default();
@@ -166,7 +166,7 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
     };
     let settings = match &mock {
         Mock::Embedded(m, _) => Some(m.settings().clone()),
-        Mock::Remote(r) => Some(r.settings.clone()),
+        Mock::Remote(r) => Some(r.settings().clone()),
         Mock::None => None,
     };
 
@@ -287,13 +287,7 @@ fn slow_kind(mock: &Mock, spec: Option<&str>) -> Result<Kind, StressError> {
         }
         Mock::Embedded(m, _) => {
             let pieces = pieces_of(SLOW_PIECES);
-            let mut writes: Vec<Write> = pieces
-                .iter()
-                .map(|p| Write::new(pattern::chunk_event(p), Duration::ZERO))
-                .collect();
-            writes.push(Write::new(pattern::final_event("stop"), Duration::ZERO));
-            writes.push(Write::new(pattern::DONE_EVENT, Duration::ZERO));
-            let id = m.register_script(UpstreamPlan::sse(writes, Ending::Close));
+            let id = m.register_script(UpstreamPlan::content_script(&pieces));
             (format!("script:{id}"), pieces)
         }
         Mock::Remote(r) => {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::mock::{MockConfig, MockServer, TlsMode};
 use crate::pattern::MockSettings;
-use crate::scenario::{DaemonProcess, Mock, Remote, Target, no_socket_message, substitute};
+use crate::scenario::{
+    DAEMON_CMD_INSTEAD, DaemonProcess, Mock, Remote, Target, no_socket_message, substitute,
+};
 
 use super::PropError;
 
@@ -64,7 +66,9 @@ pub(crate) fn start(target: &Target) -> Result<Running, PropError> {
     match target {
         Target::Running { socket, backend } => Ok(Running {
             daemon: None,
-            mock: Mock::Remote(Remote::connect(backend).map_err(PropError::Mock)?),
+            mock: Mock::Remote(
+                Remote::connect(backend, Some(DAEMON_CMD_INSTEAD)).map_err(PropError::Mock)?,
+            ),
             socket: socket.clone(),
             name: socket.display().to_string(),
             _dir: None,
