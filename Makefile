@@ -143,6 +143,7 @@ bench: ## Parser and client benchmarks (figures go into the README)
 	$(CARGO) build --release --locked
 	sh benches/stress.sh $(STREAMCHECK)
 	sh benches/hostile.sh $(STREAMCHECK)
+	sh benches/capacity.sh $(STREAMCHECK)
 
 mutation: build ## Table: fault mode of the reference daemon -> scenarios that caught it
 	$(STREAMCHECK) mutation

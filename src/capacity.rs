@@ -186,31 +186,24 @@ pub fn run(
     })
 }
 
-/// The most streams the client can hold at once, and why: each keeps one fd (its end of the
-/// pair), one more for the daemon's upstream connection when the mock runs in this process.
+/// The most streams the client can try: one fd each (its end of the pair), within its
+/// open-file limit. A daemon calling the embedded mock over HTTP/1.1 costs one more fd per
+/// stream here; a step that runs out is labelled client-bound, not judged.
 fn client_max(config: &CapacityConfig, fd_limit: u64) -> (u64, String) {
-    let embedded = matches!(config.upstream, Upstream::Embedded(_));
-    let per_stream = if embedded { 2 } else { 1 };
-    let by_fds = fd_limit.saturating_sub(FD_RESERVE) / per_stream;
-    let because = format!(
-        "streamcheck's open-file limit of {} ({} per stream{}); raise it with `ulimit -n`",
-        group_digits(fd_limit),
-        per_stream,
-        if embedded {
-            ": its end of the pair and the embedded mock's end of the upstream connection"
-        } else {
-            ""
-        }
-    );
-    // An explicit --max is tried even above the estimate: the user may know that the daemon
-    // multiplexes its upstream (HTTP/2), and a step past the real limit is labelled.
+    // An explicit --max is tried as given: a step past the real limit is labelled.
     if config.bounds.max != u64::MAX {
         return (
             config.bounds.max,
             format!("--max {}", group_digits(config.bounds.max)),
         );
     }
-    (by_fds, because)
+    (
+        fd_limit.saturating_sub(FD_RESERVE),
+        format!(
+            "streamcheck's open-file limit of {}, one per stream; raise it with `ulimit -n`",
+            group_digits(fd_limit)
+        ),
+    )
 }
 
 fn answer(search: &Search, steps: &[Step], interrupted: bool, max_because: &str) -> Answer {

@@ -128,7 +128,7 @@ fn judge(
     let client_bound = match &report.limits.stopped_by {
         // The step never reached its concurrency: nothing can be said of it.
         Some(hit) => Some(format!(
-            "streamcheck reached its own {} limit at {} open streams: {}",
+            "streamcheck ran into {} at {} open streams: {}",
             hit.kind.name(),
             hit.open_streams,
             hit.detail
