@@ -1,6 +1,5 @@
 //! `streamcheck capacity`: the most concurrent streams a daemon sustains within its objectives.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use streamcheck::capacity::search::Bounds;
@@ -228,9 +227,7 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<ExitCode> {
     let live_to_stdout = matches!(args.format, CapacityFormat::Human) && args.output.is_none();
     let say = |text: &str| {
         if live_to_stdout {
-            let mut out = std::io::stdout().lock();
-            // A reader that stopped early (`| head`) is not an error.
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            super::output::stdout(text);
         } else {
             eprint!("{text}");
         }
@@ -249,21 +246,17 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<ExitCode> {
         CapacityFormat::Human => say(&conclusion),
         CapacityFormat::Json => eprint!("{conclusion}"),
     }
-    if let Some(path) = &args.output {
-        let text = match args.format {
-            CapacityFormat::Human => {
-                let lines: Vec<String> = report.steps.iter().map(|s| s.line()).collect();
-                format!("{preamble}{}\n{conclusion}", lines.join("\n"))
-            }
-            CapacityFormat::Json => report.json() + "\n",
-        };
-        std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("cannot write the report to {}: {e}", path.display()))?;
-    } else if matches!(args.format, CapacityFormat::Json) {
-        let mut out = std::io::stdout().lock();
-        let _ = out
-            .write_all((report.json() + "\n").as_bytes())
-            .and_then(|()| out.flush());
+    match args.format {
+        CapacityFormat::Json => {
+            super::output::report(args.output.as_deref(), &(report.json() + "\n"))?;
+        }
+        CapacityFormat::Human if args.output.is_some() => {
+            let lines: Vec<String> = report.steps.iter().map(|s| s.line()).collect();
+            let text = format!("{preamble}{}\n{conclusion}", lines.join("\n"));
+            super::output::report(args.output.as_deref(), &text)?;
+        }
+        // Written as the search went.
+        CapacityFormat::Human => {}
     }
     if let Some(signal) = interrupt.signal() {
         return Ok(ExitCode::from(signal.exit_code()));

@@ -20,13 +20,10 @@ pub struct ListArgs {
 }
 
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
-    use std::io::Write as _;
     let text = match args.format {
         ListFormat::Human => streamcheck::scenario::list_human(),
         ListFormat::Json => format!("{:#}\n", streamcheck::scenario::list_json()),
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    super::output::stdout(&text);
     Ok(ExitCode::SUCCESS)
 }
-
-// ---------------------------------------------------------------------------------------------

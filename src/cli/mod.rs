@@ -4,6 +4,7 @@ pub mod capacity;
 pub mod list;
 pub mod mock_api;
 pub mod mutation;
+pub mod output;
 pub mod parse;
 pub mod prop;
 pub mod read_limits;

@@ -39,7 +39,6 @@ pub struct MutationArgs {
 }
 
 pub fn run(args: MutationArgs) -> anyhow::Result<ExitCode> {
-    use std::io::Write as _;
     use streamcheck::scenario::mutation::{self, MutationConfig, Scope};
 
     let exe = std::env::current_exe().map_err(|e| {
@@ -60,7 +59,7 @@ pub fn run(args: MutationArgs) -> anyhow::Result<ExitCode> {
         MutationFormat::Json => format!("{:#}\n", mutation::json(&report)),
         MutationFormat::Markdown => mutation::markdown(&report),
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    super::output::stdout(&text);
     if let Some(signal) = interrupt.signal() {
         eprintln!(
             "streamcheck: interrupted by {signal}: the runs cut short are listed as problems"
@@ -69,5 +68,3 @@ pub fn run(args: MutationArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::from(report.exit_code()))
 }
-
-// ---------------------------------------------------------------------------------------------

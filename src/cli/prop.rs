@@ -148,13 +148,9 @@ pub fn run(args: PropArgs) -> anyhow::Result<ExitCode> {
     config.interrupt = Some(interrupt);
     let report = daemon::run(&config, &mut std::io::stderr().lock())?;
     if let Some(failure) = &report.failure {
-        println!(
-            "{}",
-            render::failure(failure, &config.target, config.strictness)
-        );
+        let failure = render::failure(failure, &config.target, config.strictness);
+        super::output::stdout(&format!("{failure}\n"));
     }
-    println!("{}", render::summary(&report));
+    super::output::stdout(&format!("{}\n", render::summary(&report)));
     Ok(ExitCode::from(report.exit_code()))
 }
-
-// ---------------------------------------------------------------------------------------------

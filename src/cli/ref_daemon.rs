@@ -109,5 +109,3 @@ pub fn run(args: RefDaemonArgs) -> anyhow::Result<ExitCode> {
     refdaemon::run(config, UpstreamConfig::from_env()?)?;
     Ok(ExitCode::SUCCESS)
 }
-
-// ---------------------------------------------------------------------------------------------

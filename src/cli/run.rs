@@ -159,5 +159,3 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::from(run.exit_code()))
 }
-
-// ---------------------------------------------------------------------------------------------

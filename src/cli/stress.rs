@@ -127,7 +127,6 @@ pub struct StressArgs {
 }
 
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
-    use std::io::Write as _;
     use streamcheck::stress::{
         self, DaemonSpec, LoadModel, MockOptions, StressConfig, StressError, Upstream,
     };
@@ -211,15 +210,7 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         StressFormat::Human => report.human(),
         StressFormat::Json => report.json() + "\n",
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("cannot write the report to {}: {e}", path.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            // A reader that stopped early (`| head`) is not an error.
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-        }
-    }
+    super::output::report(args.output.as_deref(), &text)?;
     if let Some(signal) = interrupt.signal() {
         return Ok(ExitCode::from(signal.exit_code()));
     }

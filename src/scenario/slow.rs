@@ -28,7 +28,9 @@ const HOLD: Duration = Duration::from_secs(3);
 /// the paused client blocked) before the quick stream starts.
 const FILL_WAIT: Duration = Duration::from_secs(5);
 /// The slow stream's upstream writes stalled this long: the daemon is held up by its client.
-const FILL_QUIET: Duration = Duration::from_millis(300);
+/// Long enough that a daemon merely starved of CPU on a loaded machine is not taken for one
+/// blocked on its paused client (300 ms was, once, and its quick stream then went through).
+const FILL_QUIET: Duration = Duration::from_secs(1);
 /// The slow client's receive buffer: small, so the daemon's writes to it block soon.
 const SLOW_RCVBUF: u32 = 4096;
 /// Content pieces of the slow stream.
