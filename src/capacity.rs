@@ -16,7 +16,6 @@ pub mod search;
 pub mod slo;
 pub mod step;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,7 @@ use serde::Serialize;
 use crate::handoff::{PairKind, SocketType};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
 use crate::pattern::MockSettings;
-use crate::scenario::DaemonProcess;
-use crate::stress::{DaemonSpec, StressError, Upstream, WorkDir};
+use crate::stress::{DaemonSpec, StartedDaemon, StressError, Upstream};
 use search::{Bounds, Outcome, Search};
 use slo::Slo;
 use step::{Step, group_digits};
@@ -326,17 +324,13 @@ impl CapacityReport {
 /// One daemon and mock for the whole search (`--reuse-daemon`).
 struct Shared {
     // Dropped in order: the daemon stops before the mock.
-    daemon: Option<DaemonProcess>,
-    socket: PathBuf,
-    pid: Option<u32>,
+    daemon: StartedDaemon,
     upstream: Upstream,
-    _mock: Option<MockHandle>,
-    _dir: Option<WorkDir>,
+    mock: Option<MockHandle>,
 }
 
 impl Shared {
     fn start(config: &CapacityConfig) -> Result<Shared, StressError> {
-        let env = |e: String| StressError::Environment(e);
         let (mock, upstream) = match &config.upstream {
             Upstream::Embedded(options) => {
                 let mock = MockServer::start(MockConfig {
@@ -349,72 +343,34 @@ impl Shared {
                         chunk_count: options.chunk_count,
                         chunk_delay: options.chunk_delay,
                     },
+                    // Every step's streams, for the relay-latency join.
                     log_capacity: 100_000,
                     ..MockConfig::default()
                 })
-                .map_err(|e| env(format!("cannot start the embedded mock API: {e}")))?;
+                .map_err(|e| {
+                    StressError::Environment(format!("cannot start the embedded mock API: {e}"))
+                })?;
+                // Each step reads the mock's log as a remote one's.
                 let url = mock.base_url();
                 (Some(mock), Upstream::Remote(url))
             }
             other => (None, other.clone()),
         };
-        match &config.daemon {
-            DaemonSpec::Running { socket, pid } => Ok(Shared {
-                daemon: None,
-                socket: socket.clone(),
-                pid: *pid,
-                upstream,
-                _mock: mock,
-                _dir: None,
-            }),
-            DaemonSpec::Command {
-                command,
-                socket: fixed,
-                start_timeout,
-            } => {
-                let dir = WorkDir::new("capacity").map_err(env)?;
-                let socket = fixed
-                    .clone()
-                    .unwrap_or_else(|| dir.path().join("daemon.sock"));
-                let backend = match &upstream {
-                    Upstream::Remote(url) => Some(url.clone()),
-                    _ => None,
-                };
-                if fixed.is_none() && !command.contains("{socket}") {
-                    return Err(StressError::Usage(crate::scenario::no_socket_message(
-                        command,
-                    )));
-                }
-                let as_run = crate::scenario::substitute(
-                    command,
-                    &socket,
-                    backend.as_deref().unwrap_or_default(),
-                );
-                let daemon = DaemonProcess::start(
-                    as_run,
-                    &crate::scenario::daemon_env(backend.as_deref()),
-                    &socket,
-                    &dir.path().join("daemon.log"),
-                    *start_timeout,
-                )
-                .map_err(env)?;
-                let pid = crate::stress::resources::resolve_daemon_pid(daemon.pid());
-                Ok(Shared {
-                    daemon: Some(daemon),
-                    socket,
-                    pid: Some(pid),
-                    upstream,
-                    _mock: mock,
-                    _dir: Some(dir),
-                })
-            }
-        }
+        let backend = match &upstream {
+            Upstream::Remote(url) => Some(url.as_str()),
+            _ => None,
+        };
+        Ok(Shared {
+            daemon: StartedDaemon::start(&config.daemon, backend)?,
+            upstream,
+            mock,
+        })
     }
 
     fn daemon_spec(&self) -> DaemonSpec {
         DaemonSpec::Running {
-            socket: self.socket.clone(),
-            pid: self.pid,
+            socket: self.daemon.socket.clone(),
+            pid: self.daemon.pid,
         }
     }
 
@@ -425,10 +381,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(d) = self.daemon.as_mut() {
+        if let Some(d) = self.daemon.process.as_mut() {
             d.stop(Duration::from_secs(5));
         }
-        if let Some(m) = self._mock.as_ref() {
+        if let Some(m) = &self.mock {
             m.shutdown();
         }
     }

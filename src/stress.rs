@@ -56,7 +56,7 @@ use crate::handoff::{PairKind, SocketType};
 pub use crate::units::parse_duration;
 pub use plan::LoadModel;
 pub use report::StressReport;
-pub(crate) use setup::WorkDir;
+pub(crate) use setup::StartedDaemon;
 
 /// Everything a run is asked to do.
 #[derive(Debug, Clone)]

@@ -206,67 +206,96 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
         }
     };
 
-    let (daemon, socket, pid, name, dir) = match &config.daemon {
-        DaemonSpec::Running { socket, pid } => (
-            None,
-            socket.clone(),
-            *pid,
-            socket.display().to_string(),
-            None,
-        ),
-        DaemonSpec::Command {
-            command,
-            socket: fixed,
-            start_timeout,
-        } => {
-            let dir = WorkDir::new("stress").map_err(StressError::Environment)?;
-            let socket = fixed
-                .clone()
-                .unwrap_or_else(|| dir.path().join("daemon.sock"));
-            let backend = match &mock {
-                Mock::Embedded(m, _) => Some(m.base_url()),
-                Mock::Remote(r) => Some(r.url().to_owned()),
-                Mock::None => None,
-            };
-            let env = crate::scenario::daemon_env(backend.as_deref());
-            if fixed.is_none() && !command.contains("{socket}") {
-                return Err(StressError::Usage(crate::scenario::no_socket_message(
-                    command,
-                )));
-            }
-            if backend.is_none() && command.contains("{backend}") {
-                return Err(StressError::Usage(
-                    "--daemon-cmd uses {backend}, but with --no-upstream there is no mock to \
-                     point it at"
-                        .to_owned(),
-                ));
-            }
-            let as_run = substitute(command, &socket, backend.as_deref().unwrap_or_default());
-            let d = DaemonProcess::start(
-                as_run.clone(),
-                &env,
-                &socket,
-                &dir.path().join("daemon.log"),
-                *start_timeout,
-            )
-            .map_err(StressError::Environment)?;
-            let pid = super::resources::resolve_daemon_pid(d.pid());
-            (Some(d), socket, Some(pid), as_run, Some(dir))
-        }
+    let backend = match &mock {
+        Mock::Embedded(m, _) => Some(m.base_url()),
+        Mock::Remote(r) => Some(r.url().to_owned()),
+        Mock::None => None,
     };
+    let started = StartedDaemon::start(&config.daemon, backend.as_deref())?;
     Ok(Prepared {
-        daemon,
+        daemon: started.process,
         mock,
-        socket,
-        pid,
-        daemon_name: name,
+        socket: started.socket,
+        pid: started.pid,
+        daemon_name: started.name,
         nonces,
         normal,
         slow,
         relay,
         events_per_stream,
-        _dir: dir,
+        _dir: started.dir,
     })
+}
+
+/// The daemon of a run: running already, or started here.
+pub(crate) struct StartedDaemon {
+    /// Started here: stopped when dropped.
+    pub process: Option<DaemonProcess>,
+    pub socket: PathBuf,
+    /// The PID whose resources are watched.
+    pub pid: Option<u32>,
+    /// The command as run, or the socket of a running daemon.
+    pub name: String,
+    /// Holds the socket and the daemon's log.
+    pub dir: Option<WorkDir>,
+}
+
+impl StartedDaemon {
+    /// Starts the daemon `spec` names, its upstream at `backend`, or takes the running one.
+    pub(crate) fn start(
+        spec: &DaemonSpec,
+        backend: Option<&str>,
+    ) -> Result<StartedDaemon, StressError> {
+        let (command, fixed, start_timeout) = match spec {
+            DaemonSpec::Running { socket, pid } => {
+                return Ok(StartedDaemon {
+                    process: None,
+                    socket: socket.clone(),
+                    pid: *pid,
+                    name: socket.display().to_string(),
+                    dir: None,
+                });
+            }
+            DaemonSpec::Command {
+                command,
+                socket,
+                start_timeout,
+            } => (command, socket, start_timeout),
+        };
+        if fixed.is_none() && !command.contains("{socket}") {
+            return Err(StressError::Usage(crate::scenario::no_socket_message(
+                command,
+            )));
+        }
+        if backend.is_none() && command.contains("{backend}") {
+            return Err(StressError::Usage(
+                "--daemon-cmd uses {backend}, but with --no-upstream there is no mock to point \
+                 it at"
+                    .to_owned(),
+            ));
+        }
+        let dir = WorkDir::new("daemon").map_err(StressError::Environment)?;
+        let socket = fixed
+            .clone()
+            .unwrap_or_else(|| dir.path().join("daemon.sock"));
+        let as_run = substitute(command, &socket, backend.unwrap_or_default());
+        let process = DaemonProcess::start(
+            as_run.clone(),
+            &crate::scenario::daemon_env(backend),
+            &socket,
+            &dir.path().join("daemon.log"),
+            *start_timeout,
+        )
+        .map_err(StressError::Environment)?;
+        let pid = super::resources::resolve_daemon_pid(process.pid());
+        Ok(StartedDaemon {
+            process: Some(process),
+            socket,
+            pid: Some(pid),
+            name: as_run,
+            dir: Some(dir),
+        })
+    }
 }
 
 /// The mock's plan for a normal connection (the same for all: nonces have one length).
