@@ -363,7 +363,7 @@ impl State<'_> {
             Err(e) => {
                 let kind = match e {
                     HandoffError::FdLimit { .. } => LimitKind::Fds,
-                    HandoffError::PortsExhausted => LimitKind::EphemeralPorts,
+                    HandoffError::PortsExhausted { .. } => LimitKind::EphemeralPorts,
                     other => {
                         // Any other failure to set up the client side is this stream's alone.
                         self.integrity
@@ -529,7 +529,7 @@ impl State<'_> {
                         self.stopped_by.get_or_insert_with(|| hit(LimitKind::Fds));
                         Ending::ClientLimit(e.to_string())
                     }
-                    HandoffError::PortsExhausted => {
+                    HandoffError::PortsExhausted { .. } => {
                         self.stopped_by
                             .get_or_insert_with(|| hit(LimitKind::EphemeralPorts));
                         Ending::ClientLimit(e.to_string())
