@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::ceiling::CeilingKind;
 use super::integrity::Outcome;
 use super::latency::human_ns;
 use super::report::StressReport;
@@ -199,10 +200,26 @@ impl StressReport {
         writeln!(o)?;
         let lim = &self.limits;
         write!(o, "  open-file limit {}", lim.fd_limit)?;
-        if let Some(ports) = lim.ephemeral_ports {
-            write!(o, ", {ports} ephemeral ports")?;
+        if let Some(r) = &lim.port_range {
+            write!(
+                o,
+                ", ports {}-{} ({} ports, {})",
+                r.low, r.high, r.ports, r.from
+            )?;
+        }
+        if let Some(n) = lim.pair_addresses {
+            write!(o, ", TCP pairs from {n} loopback address(es)")?;
         }
         writeln!(o)?;
+        writeln!(
+            o,
+            "  ceiling {} concurrent streams, set by {}",
+            lim.ceiling.streams,
+            match lim.ceiling.bound_by {
+                CeilingKind::Fds => "the client's open-file limit",
+                CeilingKind::EphemeralPorts => "the pairs' addresses × ports",
+            }
+        )?;
         if let Some(hit) = &lim.stopped_by {
             writeln!(
                 o,
