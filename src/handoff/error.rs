@@ -169,7 +169,8 @@ pub enum HandoffError {
     PortsExhausted {
         /// Source addresses the pairs were spread over.
         addresses: u32,
-        /// The port range the spread was planned with (or the machine's).
+        /// The machine's port range (or, if it cannot be read, the one the spread was planned
+        /// with).
         range: Option<super::PortRange>,
     },
     /// The daemon socket path does not fit in `sockaddr_un`.

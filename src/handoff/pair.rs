@@ -176,9 +176,10 @@ impl TcpPairFactory {
                 return Ok(pending);
             }
         }
+        // The kernel's range is the one that ran out, whatever the spread was planned with.
         Err(HandoffError::PortsExhausted {
             addresses,
-            range: self.spread.range().or_else(PortRange::system),
+            range: PortRange::system().or(self.spread.range()),
         })
     }
 

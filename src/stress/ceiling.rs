@@ -1,7 +1,7 @@
 //! How many streams the client can hold open at once, and which of its limits says so.
 //!
 //! Each open stream holds one of the client's fds (RLIMIT_NOFILE, raised to the hard limit),
-//! each handoff in flight two more (at most [`MAX_HANDOFFS_IN_FLIGHT`] at a time) and each
+//! each handoff in flight two more (at most 1,024 at a time) and each
 //! diagnosed stream one more until its first byte. Each TCP pair also holds one local port: one
 //! source address holds at most one pair per port of `net.ipv4.ip_local_port_range`, so the
 //! pairs are spread over as many addresses as the run needs ([`PairSpread`]) and the ports stop

@@ -211,14 +211,20 @@ impl StressReport {
             write!(o, ", TCP pairs from {n} loopback address(es)")?;
         }
         writeln!(o)?;
+        let bound = match (lim.ceiling.bound_by, lim.pair_addresses, &lim.port_range) {
+            (CeilingKind::EphemeralPorts, Some(n), Some(r)) => {
+                format!(
+                    "{n} loopback address(es) × {} ports, sized for this run",
+                    r.ports
+                )
+            }
+            (CeilingKind::EphemeralPorts, ..) => "the loopback pairs' ports".to_owned(),
+            (CeilingKind::Fds, ..) => "the client's open-file limit".to_owned(),
+        };
         writeln!(
             o,
-            "  ceiling {} concurrent streams, set by {}",
-            lim.ceiling.streams,
-            match lim.ceiling.bound_by {
-                CeilingKind::Fds => "the client's open-file limit",
-                CeilingKind::EphemeralPorts => "the pairs' addresses × ports",
-            }
+            "  the client can hold {} streams at once, bounded by {bound}",
+            lim.ceiling.streams
         )?;
         if let Some(hit) = &lim.stopped_by {
             writeln!(
