@@ -15,7 +15,8 @@
 //!   `ENOENT`/`ECONNREFUSED` (twice, 10 ms then 20 ms later), send timeout 200 ms.
 //!
 //! Loopback pairs are made by a [`TcpPairFactory`]: one listener per ring, reused for every pair.
-//! Making a pair costs four non-blocking syscalls (`socket`, `connect`, `getsockname`, `accept4`);
+//! Making a pair costs four non-blocking syscalls (`socket`, `connect`, `getsockname`, `accept4`;
+//! two more, `setsockopt` and `bind`, from a source address other than 127.0.0.1);
 //! on loopback the handshake completes inside `connect`, so the accept normally succeeds at once,
 //! and when it does not, the ring waits for the listener to become readable. `TCP_NODELAY` and
 //! `SO_KEEPALIVE` are set once on the listener: Linux copies both to every accepted socket. Each

@@ -53,6 +53,15 @@ fn the_client_fd_limit_stops_the_run_and_is_named() {
     assert!(open > 0 && open < 64, "{hit}");
     assert!(hit["detail"].as_str().unwrap().contains("ulimit"), "{hit}");
     assert_eq!(report["limits"]["fd_limit"], 64);
+    // The report knew beforehand: the ceiling is the open-file limit's, below what was asked.
+    let ceiling = &report["limits"]["ceiling"];
+    assert_eq!(ceiling["bound_by"], "fds", "{ceiling}");
+    assert!(ceiling["streams"].as_u64().unwrap() < 64, "{ceiling}");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("asked for 300 concurrent streams"),
+        "{notes}"
+    );
     // What was handed off was judged, and the daemon is not blamed for the client's limit.
     assert_eq!(report["integrity"]["held"], true, "{}", report["integrity"]);
     assert!(report["run"]["started"].as_u64().unwrap() < 300);

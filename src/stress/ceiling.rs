@@ -101,6 +101,19 @@ pub struct Plan {
     pub ceiling: Ceiling,
 }
 
+/// The most streams `fds` descriptors hold even with every handoff they may have in flight:
+/// `n` streams need `n + 2 min(n, 1024) + min(n, 64)` at worst.
+fn streams_in_fds(fds: u64) -> u64 {
+    let (flight, diagnosed) = (MAX_HANDOFFS_IN_FLIGHT as u64, DIAGNOSED_STREAMS);
+    if fds >= 3 * flight + diagnosed {
+        fds - 2 * flight - diagnosed
+    } else if fds >= 4 * diagnosed {
+        (fds - diagnosed) / 3
+    } else {
+        fds / 4
+    }
+}
+
 /// Plans a run: `fd_limit` is the client's open-file limit, `fds_open` the fds it holds
 /// before the first stream, `range` the port range to plan with.
 pub fn plan(
@@ -109,10 +122,7 @@ pub fn plan(
     fds_open: u64,
     range: Option<PortRangeInfo>,
 ) -> Plan {
-    let fd_room = fd_limit
-        .saturating_sub(fds_open)
-        .saturating_sub(DIAGNOSED_STREAMS)
-        .saturating_sub(2 * MAX_HANDOFFS_IN_FLIGHT as u64);
+    let fd_room = streams_in_fds(fd_limit.saturating_sub(fds_open));
     let wanted =
         (config.load.max_open() as u64).min(config.planned_connections().unwrap_or(u64::MAX));
     let tcp = config.pair == PairKind::Tcp;
@@ -125,9 +135,10 @@ pub fn plan(
         bound_by: CeilingKind::Fds,
         detail: format!(
             "the open-file limit of {fd_limit} ({fds_open} already open) leaves room for \
-             {fd_room} streams: each holds one fd, and up to {MAX_HANDOFFS_IN_FLIGHT} handoffs in \
-             flight two more; an embedded mock's connections from the daemon count against it \
-             too; raise it with ulimit -n (hard limit included)"
+             {fd_room} streams: each holds one fd, up to {MAX_HANDOFFS_IN_FLIGHT} handoffs in \
+             flight two more each and the first {DIAGNOSED_STREAMS} one more until their first \
+             byte; an embedded mock's connections from the daemon count against it too; raise \
+             it with ulimit -n (hard limit included)"
         ),
     };
     let ceiling = match (tcp, range, spread.capacity()) {
@@ -178,6 +189,25 @@ mod tests {
             "{}",
             p.ceiling.detail
         );
+    }
+
+    #[test]
+    fn a_small_open_file_limit_counts_every_handoff_in_flight() {
+        assert_eq!(
+            streams_in_fds(40),
+            10,
+            "four fds each while diagnosed and in flight"
+        );
+        assert_eq!(streams_in_fds(256), 64);
+        assert_eq!(streams_in_fds(3136), 1024, "three each while in flight");
+        assert_eq!(streams_in_fds(20_000), 20_000 - 2048 - 64);
+        assert_eq!(streams_in_fds(0), 0);
+        // Each is the most that fits.
+        let need = |n: u64| n + 2 * n.min(1024) + n.min(64);
+        for fds in [0, 3, 40, 255, 256, 1000, 3135, 3136, 3137, 20_000] {
+            let n = streams_in_fds(fds);
+            assert!(need(n) <= fds && need(n + 1) > fds, "{fds}: {n}");
+        }
     }
 
     #[test]
