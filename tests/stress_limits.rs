@@ -278,3 +278,60 @@ fn a_malformed_port_range_setting_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// Against the kernel's own limit: in a private network namespace whose port range is 400
+/// ports, a run spread over source addresses holds 1,200 streams at once, and one planned for
+/// a single address stops short with the error naming the range and the fix. Needs
+/// unprivileged user and network namespaces (`unshare -rn`), which many CI runners forbid:
+/// run with `cargo test --test stress_limits -- --ignored`.
+#[test]
+#[ignore = "needs unshare -rn (unprivileged user and network namespaces)"]
+fn the_kernels_own_port_range_is_passed_by_spreading() {
+    let dir = temp_dir("netns");
+    let script = format!(
+        "set -e; ip link set lo up; echo '40000 40399' > /proc/sys/net/ipv4/ip_local_port_range; \
+         run() {{ '{BIN}' stress --daemon-cmd \"{daemon}\" -n 1200 -c 1200 --chunk-delay-ms 200 \
+         --settle 5s --quiet --format json > \"$1\" || true; }}; \
+         run '{spread}'; STREAMCHECK_PORT_RANGE=32768-60999 run '{one}'",
+        daemon = ref_daemon(None),
+        spread = dir.join("spread.json").display(),
+        one = dir.join("one.json").display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    let spread = read("spread.json");
+    assert_eq!(spread["run"]["peak_open"], 1200, "{}", spread["run"]);
+    assert_eq!(spread["limits"]["pair_addresses"], 4);
+    assert_eq!(spread["limits"]["port_range"]["from"], "system");
+    assert_eq!(spread["limits"]["stopped_by"], serde_json::Value::Null);
+    // The daemon's own upstream connections share the 400 ports (to one upstream address): the
+    // streams it could not connect upstream it answers 502. Nothing else fails.
+    let outcomes = spread["integrity"]["outcomes"].as_object().unwrap();
+    for (outcome, tally) in outcomes {
+        match outcome.as_str() {
+            "completed" => {}
+            "bad_response" => assert!(tally.to_string().contains("status 502"), "{tally}"),
+            _ => panic!("{outcome}: {tally}"),
+        }
+    }
+    let one = read("one.json");
+    let hit = &one["limits"]["stopped_by"];
+    assert_eq!(hit["kind"], "ephemeral_ports", "{}", one["limits"]);
+    assert!(hit["open_streams"].as_u64().unwrap() < 400, "{hit}");
+    let detail = hit["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("EADDRNOTAVAIL") && detail.contains("40000-40399"),
+        "{detail}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
