@@ -34,6 +34,7 @@
 //! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
 
 pub mod ceiling;
+pub mod census;
 mod death;
 mod driver;
 pub mod expect;
