@@ -67,8 +67,14 @@ fn bind_source(fd: &OwnedFd, source: Ipv4Addr) -> Result<(), HandoffError> {
             errno: Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL),
         });
     }
-    // EADDRNOTAVAIL here means the address is not local: 127.0.0.0/8 is not on `lo`.
-    net::bind(fd, &SocketAddrV4::new(source, 0)).map_err(|errno| HandoffError::os(what, errno))
+    net::bind(fd, &SocketAddrV4::new(source, 0)).map_err(|errno| match errno {
+        Errno::ADDRNOTAVAIL => HandoffError::Os {
+            what: "binding the client's loopback socket to a source address of 127.0.0.0/8 \
+                   (the address is not local here: lo must carry 127.0.0.1/8)",
+            errno,
+        },
+        _ => HandoffError::os(what, errno),
+    })
 }
 
 /// The IPv4 address a socket is bound to.
