@@ -213,7 +213,7 @@ fn pairs_only(o: &Opts) {
     for _ in 0..o.streams {
         let pending = factory.connect(None).unwrap();
         match factory.accept().unwrap() {
-            Some(a) if a.peer_port == pending.port => open.push((pending.kept, a.handed)),
+            Some(a) if a.peer == pending.local => open.push((pending.kept, a.handed)),
             _ => {
                 waited += 1;
                 open.push(

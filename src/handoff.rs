@@ -15,19 +15,24 @@
 //!   `ENOENT`/`ECONNREFUSED` (twice, 10 ms then 20 ms later), send timeout 200 ms.
 //!
 //! Loopback pairs are made by a [`TcpPairFactory`]: one listener per ring, reused for every pair.
-//! Making a pair costs four non-blocking syscalls (`socket`, `connect`, `getsockname`, `accept4`);
+//! Making a pair costs four non-blocking syscalls (`socket`, `connect`, `getsockname`, `accept4`;
+//! two more, `setsockopt` and `bind`, from a source address other than 127.0.0.1);
 //! on loopback the handshake completes inside `connect`, so the accept normally succeeds at once,
 //! and when it does not, the ring waits for the listener to become readable. `TCP_NODELAY` and
 //! `SO_KEEPALIVE` are set once on the listener: Linux copies both to every accepted socket. Each
 //! stream holds three fds during its handoff (kept end, handed end, daemon connection) and one
 //! afterwards (two until its first byte when the handoff is diagnosed: see [`diagnose`]), and
-//! one ephemeral port (`net.ipv4.ip_local_port_range`, 28,232 by default) while it is open.
+//! one ephemeral port (`net.ipv4.ip_local_port_range`, 28,232 by default) while it is open. One
+//! source address can hold one range of pairs; a factory made [`TcpPairFactory::with_spread`]
+//! binds its kept ends to as many addresses of 127.0.0.0/8 as the concurrency needs, so that
+//! only the open-file limit bounds it ([`spread`]).
 
 #![deny(missing_docs)]
 
 mod diag;
 mod error;
 mod pair;
+pub mod spread;
 
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -39,6 +44,7 @@ use rustix::net::{self, AddressFamily, SocketFlags, sockopt};
 pub use diag::{HandoffFate, diagnose, peer_accepted, shut_write, unconsumed_bytes};
 pub use error::HandoffError;
 pub use pair::{Accepted, ClientPair, PendingPair, TcpPairFactory};
+pub use spread::{PairSpread, PortRange};
 
 /// The socket type used to connect to the daemon's Unix socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -26,12 +26,15 @@
 //! - **Daemon resources**: fds and RSS before, at peak and after settling, a leak verdict,
 //!   CPU seconds.
 //! - **Client cost**: CPU per 1,000 streams and per 1,000 events, peak RSS, RSS per open
-//!   stream; the file-descriptor limit (raised to the hard limit) and which limit, if any,
-//!   stopped the run.
+//!   stream; the file-descriptor limit (raised to the hard limit), the port range and the
+//!   source addresses the loopback pairs were spread over, the most streams the client could
+//!   hold and which limit sets it ([`ceiling`]), and which limit, if any, stopped the run.
 //!
 //! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`] or
 //! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
 
+pub mod ceiling;
+pub mod census;
 mod death;
 mod driver;
 pub mod expect;
@@ -296,11 +299,14 @@ impl LimitKind {
 /// are closed and the report still comes back.
 pub fn run(config: &StressConfig, stop: &AtomicBool) -> Result<StressReport, StressError> {
     config.validate()?;
+    let port_range = ceiling::port_range()?;
     let fd_limit = resources::raise_fd_limit();
     let cpu_start = resources::process_cpu_ns();
     let mut prepared = setup::prepare(config)?;
     check_socket(&prepared.socket)?;
-    let result = driver::run(config, &mut prepared, stop)?;
+    let fds_open = resources::fd_count(std::process::id()).unwrap_or(0);
+    let plan = ceiling::plan(config, fd_limit, fds_open, port_range);
+    let result = driver::run(config, &mut prepared, plan.spread, stop)?;
     let total_cpu_ns = resources::process_cpu_ns().saturating_sub(cpu_start);
     Ok(report::build(
         config,
@@ -308,7 +314,9 @@ pub fn run(config: &StressConfig, stop: &AtomicBool) -> Result<StressReport, Str
         result,
         report::Environment {
             fd_limit,
-            ephemeral_ports: resources::ephemeral_ports(),
+            port_range,
+            pair_addresses: plan.pair_addresses,
+            ceiling: plan.ceiling,
             total_cpu_ns,
             peak_rss_bytes: resources::own_peak_rss_bytes(),
         },

@@ -157,13 +157,22 @@ pub enum HandoffError {
         /// `EMFILE` (this process's limit) or `ENFILE` (the system's).
         errno: Errno,
     },
-    /// `EADDRNOTAVAIL` while connecting a loopback pair.
+    /// `EADDRNOTAVAIL` from every source address while connecting a loopback pair.
     #[error(
-        "no local port left for another loopback connection (EADDRNOTAVAIL): \
-         net.ipv4.ip_local_port_range bounds the number of concurrent client connections; widen \
-         it or run fewer concurrent streams"
+        "no local port left for another loopback pair (EADDRNOTAVAIL): from each of its {addresses} \
+         source address(es) the client holds at most one connection per port of \
+         net.ipv4.ip_local_port_range{}, and all are taken, by this run's streams or by ports \
+         other programs hold; widen the range (sysctl -w net.ipv4.ip_local_port_range='1024 \
+         65535') or run fewer concurrent streams",
+        range.map_or(String::new(), |r| format!(" ({r}, {} ports)", r.ports()))
     )]
-    PortsExhausted,
+    PortsExhausted {
+        /// Source addresses the pairs were spread over.
+        addresses: u32,
+        /// The machine's port range (or, if it cannot be read, the one the spread was planned
+        /// with).
+        range: Option<super::PortRange>,
+    },
     /// The daemon socket path does not fit in `sockaddr_un`.
     #[error(
         "socket path {} is {len} bytes, but a Unix socket path must be at most 107 bytes: use a \
@@ -249,7 +258,6 @@ impl HandoffError {
     pub(crate) fn os(what: &'static str, errno: Errno) -> HandoffError {
         match errno {
             Errno::MFILE | Errno::NFILE => HandoffError::FdLimit { what, errno },
-            Errno::ADDRNOTAVAIL => HandoffError::PortsExhausted,
             _ => HandoffError::Os { what, errno },
         }
     }
@@ -281,5 +289,20 @@ mod tests {
             limit: 212_960,
         };
         assert!(e.to_string().contains("300000 bytes") && e.to_string().contains("212960"));
+    }
+
+    #[test]
+    fn running_out_of_ports_names_the_range_and_the_fix() {
+        let e = HandoffError::PortsExhausted {
+            addresses: 4,
+            range: super::super::PortRange::parse("40000 40999"),
+        };
+        let m = e.to_string();
+        assert!(
+            m.contains("EADDRNOTAVAIL") && m.contains("4 source address"),
+            "{m}"
+        );
+        assert!(m.contains("(40000-40999, 1000 ports)"), "{m}");
+        assert!(m.contains("sysctl -w net.ipv4.ip_local_port_range"), "{m}");
     }
 }

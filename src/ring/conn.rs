@@ -6,6 +6,7 @@
 //! completed (`inflight == 0`), and the box is kept for the next connection in that slot, so a
 //! connection allocates nothing beyond its data.
 
+use std::net::SocketAddrV4;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -69,8 +70,8 @@ pub(crate) struct Conn {
     pub(crate) daemon: Option<OwnedFd>,
     /// Keep `daemon` after the send, until the first byte or the end, to diagnose the handoff.
     pub(crate) diagnose: bool,
-    /// The local port of the kept end while its accepted end is awaited.
-    pub(crate) pending_port: Option<u16>,
+    /// The local address of the kept end while its accepted end is awaited.
+    pub(crate) pending_addr: Option<SocketAddrV4>,
     pub(crate) phase: Phase,
     pub(crate) ended: bool,
     /// Its [`super::RingEvent::End`] has been delivered: until then the slot is not reused,

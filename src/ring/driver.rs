@@ -56,8 +56,9 @@ pub struct Ring {
     /// Streams started whose handoff has not completed or failed yet.
     pub(super) handing_off: usize,
     pub(super) pairs: Option<TcpPairFactory>,
-    /// Kept ends awaiting their accepted end, by local port.
-    pub(super) pending_accept: HashMap<u16, ConnId>,
+    /// Kept ends awaiting their accepted end, by local address (ports repeat across source
+    /// addresses).
+    pub(super) pending_accept: HashMap<SocketAddrV4, ConnId>,
     pub(super) listener_polling: bool,
     pub(super) wake_fd: Option<Arc<OwnedFd>>,
     pub(super) wake_buf: Box<[u8; 8]>,
@@ -119,7 +120,7 @@ impl Ring {
         let now = monotonic_ns();
         let (addr, addr_len) = handoff::unix_sockaddr(&spec.socket)?;
         let rcvbuf = spec.behaviour.recv_buffer;
-        let (kept, handed, pending_port) = match spec.pair {
+        let (kept, handed, pending_addr) = match spec.pair {
             PairKind::Unix => {
                 let pair = ClientPair::unix(rcvbuf)?;
                 (pair.kept, Some(pair.handed), None)
@@ -127,10 +128,10 @@ impl Ring {
             PairKind::Tcp => {
                 let factory = match &mut self.pairs {
                     Some(f) => f,
-                    pairs @ None => pairs.insert(TcpPairFactory::new()?),
+                    pairs @ None => pairs.insert(TcpPairFactory::with_spread(self.config.pairs)?),
                 };
                 let pending = factory.connect(rcvbuf)?;
-                (pending.kept, None, Some(pending.port))
+                (pending.kept, None, Some(pending.local))
             }
         };
         let conn = Conn {
@@ -143,8 +144,8 @@ impl Ring {
             handed,
             daemon: None,
             diagnose: spec.diagnose_handoff,
-            pending_port,
-            phase: if pending_port.is_some() {
+            pending_addr,
+            phase: if pending_addr.is_some() {
                 Phase::Pairing
             } else {
                 Phase::Connecting
@@ -153,7 +154,7 @@ impl Ring {
             end_delivered: false,
             inflight: 0,
             attempts: 0,
-            want_connect: pending_port.is_none(),
+            want_connect: pending_addr.is_none(),
             sent: 0,
             want_send: false,
             received: 0,
@@ -182,8 +183,8 @@ impl Ring {
             // completion.
             unsafe { self.begin(id, &[Op::Deadline], &[entry]) };
         }
-        if let Some(port) = pending_port {
-            self.pending_accept.insert(port, id);
+        if let Some(addr) = pending_addr {
+            self.pending_accept.insert(addr, id);
             #[cfg(test)]
             let defer = self.defer_accepts;
             #[cfg(not(test))]
@@ -475,11 +476,11 @@ impl Ring {
         loop {
             let Some(pairs) = &self.pairs else { return };
             match pairs.accept() {
-                Ok(Some(accepted)) => match self.pending_accept.remove(&accepted.peer_port) {
+                Ok(Some(accepted)) => match self.pending_accept.remove(&accepted.peer) {
                     Some(id) => {
                         if let Some((conn, _)) = self.slab.get_mut(id) {
                             conn.handed = Some(accepted.handed);
-                            conn.pending_port = None;
+                            conn.pending_addr = None;
                             conn.phase = Phase::Connecting;
                             conn.want_connect = true;
                         }

@@ -570,13 +570,13 @@ impl Ring {
             _ => None,
         };
         let inflight = conn.inflight;
-        let port = conn.pending_port.take();
+        let addr = conn.pending_addr.take();
         self.slab.active -= 1;
         self.ends.push_back((id, now, reason, fate));
-        if let Some(port) = port
-            && self.pending_accept.get(&port) == Some(&id)
+        if let Some(addr) = addr
+            && self.pending_accept.get(&addr) == Some(&id)
         {
-            self.pending_accept.remove(&port);
+            self.pending_accept.remove(&addr);
         }
         for op in [Op::Connect, Op::Send, Op::Recv] {
             if inflight & op.bit() != 0 {

@@ -63,7 +63,7 @@ pub use driver::{Ring, Waker};
 pub use spec::{ClientBehaviour, HandoffSpec, Pause};
 pub use thread::{Chunk, RawStream, RingHandle, RingThread, StreamEvent, StreamHandle};
 
-use crate::handoff::{HandoffError, HandoffFate};
+use crate::handoff::{HandoffError, HandoffFate, PairSpread};
 
 /// A connection on one [`Ring`]. Its [`ConnId::slot`] is not reused before the connection's
 /// [`RingEvent::End`] has been delivered.
@@ -183,10 +183,14 @@ pub struct RingConfig {
     pub buffer_size: u32,
     /// Multishot or single-shot receives.
     pub recv: RecvMode,
+    /// Over how many loopback source addresses TCP pairs are spread: one by default; more to
+    /// hold more pairs at once than one address's port range allows.
+    pub pairs: PairSpread,
 }
 
 impl Default for RingConfig {
-    /// 1024 SQ entries, 8192 CQ entries, 1024 × 4 KiB receive buffers (4 MiB), multishot.
+    /// 1024 SQ entries, 8192 CQ entries, 1024 × 4 KiB receive buffers (4 MiB), multishot,
+    /// pairs from one source address.
     fn default() -> Self {
         RingConfig {
             sq_entries: 1024,
@@ -194,6 +198,7 @@ impl Default for RingConfig {
             buffers: 1024,
             buffer_size: 4096,
             recv: RecvMode::Multishot,
+            pairs: PairSpread::ONE_ADDRESS,
         }
     }
 }

@@ -342,7 +342,7 @@ fn is_environment(e: &HandoffError) -> bool {
             | HandoffError::RingUnavailable { .. }
             | HandoffError::RingUnsupported { .. }
             | HandoffError::FdLimit { .. }
-            | HandoffError::PortsExhausted
+            | HandoffError::PortsExhausted { .. }
             | HandoffError::PathTooLong { .. }
             | HandoffError::RingStopped
     )

@@ -19,7 +19,7 @@ use super::setup::{Kind, Mock, Prepared};
 use super::stream::{Arrivals, Ctx, StreamCheck, StreamLimits};
 use super::{LimitHit, LimitKind, StressConfig, StressError};
 use crate::clock::monotonic_ns;
-use crate::handoff::{HandoffError, HandoffFate};
+use crate::handoff::{HandoffError, HandoffFate, PairSpread};
 use crate::ring::{ConnId, EndReason, HandoffSpec, Ring, RingConfig, RingEvent, RingStats};
 use crate::verdict::DaemonDeath;
 
@@ -27,7 +27,7 @@ use crate::verdict::DaemonDeath;
 const TICK_NS: u64 = 100_000_000;
 
 /// Handoffs started but not yet completed, at most (3 fds each while in flight).
-const MAX_HANDOFFS_IN_FLIGHT: usize = 1024;
+pub(super) const MAX_HANDOFFS_IN_FLIGHT: usize = 1024;
 
 /// One open connection.
 struct Conn {
@@ -102,14 +102,18 @@ struct State<'p> {
     measure_from: Option<u64>,
 }
 
-/// Runs the load on this thread.
+/// Runs the load on this thread, the TCP pairs spread over `pairs`.
 pub fn run(
     config: &StressConfig,
     prep: &mut Prepared,
+    pairs: PairSpread,
     stop: &AtomicBool,
 ) -> Result<RunResult, StressError> {
-    let mut ring =
-        Ring::new(RingConfig::default()).map_err(|e| StressError::Environment(e.to_string()))?;
+    let ring_config = RingConfig {
+        pairs,
+        ..RingConfig::default()
+    };
+    let mut ring = Ring::new(ring_config).map_err(|e| StressError::Environment(e.to_string()))?;
     let socket: Arc<Path> = Arc::from(prep.socket.as_path());
     let roles = Roles::new(
         config.slow_readers,
@@ -269,7 +273,7 @@ pub fn run(
     }
     st.watch.check(st.prep.daemon.as_mut(), next);
     st.watch.settle(&mut st.integrity, monotonic_ns(), true);
-    let pair_port = ring.pair_listener_addr().map(|a| a.port());
+    let pair_listeners: Vec<_> = ring.pair_listener_addr().into_iter().collect();
     let ring_stats = ring.stats();
     drop(ring);
     st.finish_relay();
@@ -280,7 +284,7 @@ pub fn run(
         } else {
             config.settle
         };
-        d.settle(settle, pair_port, next);
+        d.settle(settle, &pair_listeners, next);
     }
     Ok(RunResult {
         integrity: st.integrity,
@@ -380,7 +384,7 @@ impl State<'_> {
             Err(e) => {
                 let kind = match e {
                     HandoffError::FdLimit { .. } => LimitKind::Fds,
-                    HandoffError::PortsExhausted => LimitKind::EphemeralPorts,
+                    HandoffError::PortsExhausted { .. } => LimitKind::EphemeralPorts,
                     other => {
                         // Any other failure to set up the client side is this stream's alone.
                         self.integrity
@@ -547,7 +551,7 @@ impl State<'_> {
                         self.stopped_by.get_or_insert_with(|| hit(LimitKind::Fds));
                         Ending::ClientLimit(e.to_string())
                     }
-                    HandoffError::PortsExhausted => {
+                    HandoffError::PortsExhausted { .. } => {
                         self.stopped_by
                             .get_or_insert_with(|| hit(LimitKind::EphemeralPorts));
                         Ending::ClientLimit(e.to_string())

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::ceiling::CeilingKind;
 use super::integrity::Outcome;
 use super::latency::human_ns;
 use super::report::StressReport;
@@ -199,10 +200,32 @@ impl StressReport {
         writeln!(o)?;
         let lim = &self.limits;
         write!(o, "  open-file limit {}", lim.fd_limit)?;
-        if let Some(ports) = lim.ephemeral_ports {
-            write!(o, ", {ports} ephemeral ports")?;
+        if let Some(r) = &lim.port_range {
+            write!(
+                o,
+                ", ports {}-{} ({} ports, {})",
+                r.low, r.high, r.ports, r.from
+            )?;
+        }
+        if let Some(n) = lim.pair_addresses {
+            write!(o, ", TCP pairs from {n} loopback address(es)")?;
         }
         writeln!(o)?;
+        let bound = match (lim.ceiling.bound_by, lim.pair_addresses, &lim.port_range) {
+            (CeilingKind::EphemeralPorts, Some(n), Some(r)) => {
+                format!(
+                    "{n} loopback address(es) × {} ports, sized for this run",
+                    r.ports
+                )
+            }
+            (CeilingKind::EphemeralPorts, ..) => "the loopback pairs' ports".to_owned(),
+            (CeilingKind::Fds, ..) => "the client's open-file limit".to_owned(),
+        };
+        writeln!(
+            o,
+            "  the client can hold {} streams at once, bounded by {bound}",
+            lim.ceiling.streams
+        )?;
         if let Some(hit) = &lim.stopped_by {
             writeln!(
                 o,

@@ -22,6 +22,10 @@
 //!                  cpu_seconds_per_1000_streams, cpu_seconds_per_1000_events, peak_rss_bytes,
 //!                  rss_before_bytes, rss_per_open_stream_bytes, embedded_mock },
 //!   "limits":    { fd_limit, ephemeral_ports,
+//!                  port_range: { low, high, ports, from: "system"|"STREAMCHECK_PORT_RANGE" }
+//!                    | null,
+//!                  pair_addresses,
+//!                  ceiling: { streams, bound_by: "fds"|"ephemeral_ports", detail },
 //!                  stopped_by: { kind: "fds"|"ephemeral_ports", open_streams, detail } | null,
 //!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
 //!                  backlog_full, daemon_fd_limit, daemon_fd_limit_reached },
@@ -33,6 +37,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::ceiling::{Ceiling, PortRangeInfo};
 use super::driver::RunResult;
 use super::integrity::{Outcome, Tally};
 use super::latency::Summary;
@@ -45,8 +50,12 @@ use crate::verdict::DaemonDeath;
 pub struct Environment {
     /// RLIMIT_NOFILE after raising it.
     pub fd_limit: u64,
-    /// Size of `net.ipv4.ip_local_port_range`.
-    pub ephemeral_ports: Option<u64>,
+    /// The port range the pairs were planned with.
+    pub port_range: Option<PortRangeInfo>,
+    /// Source addresses the TCP pairs were spread over (`None` with AF_UNIX pairs).
+    pub pair_addresses: Option<u32>,
+    /// The most streams the client could hold open at once, and which limit sets it.
+    pub ceiling: Ceiling,
     /// CPU of the whole process from set-up to the end of the run, ns.
     pub total_cpu_ns: u64,
     /// VmHWM, bytes.
@@ -201,8 +210,17 @@ pub struct ClientCost {
 pub struct Limits {
     /// RLIMIT_NOFILE after raising the soft limit to the hard one.
     pub fd_limit: u64,
-    /// Size of the local port range (loopback pairs need one port each).
+    /// Size of the local port range (loopback pairs need one port each per source address).
     pub ephemeral_ports: Option<u64>,
+    /// The port range the pairs were planned with: the machine's, or `STREAMCHECK_PORT_RANGE`.
+    pub port_range: Option<PortRangeInfo>,
+    /// Loopback source addresses the TCP pairs were spread over, from 127.0.0.1 on, so that
+    /// the ports do not bound the run (`null` with AF_UNIX pairs).
+    pub pair_addresses: Option<u32>,
+    /// The most streams the client could hold open at once, and which of its limits (the
+    /// open-file limit, or the pairs' addresses × ports) sets it. A run that asked for more
+    /// concurrency than this was bounded by the client, not the daemon.
+    pub ceiling: Ceiling,
     /// The client limit (fds, ephemeral ports) that stopped the run.
     pub stopped_by: Option<LimitHit>,
     /// When the daemon's accept backlog was first found full.
@@ -270,6 +288,15 @@ pub(super) fn build(
              not attributed to a connection"
                 .to_owned(),
         );
+    }
+    let wanted =
+        (config.load.max_open() as u64).min(config.planned_connections().unwrap_or(u64::MAX));
+    if wanted != u64::MAX && wanted > env.ceiling.streams {
+        notes.push(format!(
+            "the run asked for {wanted} concurrent streams, more than the client can hold \
+             ({}): a limit of the client bounds it, not the daemon; {}",
+            env.ceiling.streams, env.ceiling.detail
+        ));
     }
     let embedded_mock = matches!(prep.mock, Mock::Embedded(..));
     let held = failed == 0 && !matches!(leak, LeakVerdict::Leak(_)) && r.daemon_death.is_none();
@@ -376,7 +403,10 @@ pub(super) fn build(
         },
         limits: Limits {
             fd_limit: env.fd_limit,
-            ephemeral_ports: env.ephemeral_ports,
+            ephemeral_ports: env.port_range.map(|r| u64::from(r.ports)),
+            port_range: env.port_range,
+            pair_addresses: env.pair_addresses,
+            ceiling: env.ceiling,
             stopped_by: r.stopped_by,
             daemon_backlog: r.backlog,
             backlog_full: r.backlog_full,

@@ -6,16 +6,16 @@
 //! fds there; older kernels report 0 and the directory is counted instead). RSS comes from
 //! `/proc/PID/statm`, CPU from `/proc/PID/stat` (utime + stime, clock ticks).
 //!
-//! The leak verdict rests on the client sockets the daemon still holds once the run has settled:
-//! every socket handed off over a TCP pair has the client's pair listener as its local address,
-//! so `/proc/PID/net/tcp{,6}` entries with that local port and an inode among the daemon's fds
-//! are exactly the handed sockets it has not closed. With AF_UNIX pairs they cannot be told
-//! apart, and the fd count against the count before the run decides instead.
+//! The leak verdict rests on the client sockets the daemon still holds once the run has settled,
+//! found by the client's pair listeners' addresses ([`census`]). With AF_UNIX pairs they cannot
+//! be told apart, and the fd count against the count before the run decides instead.
 
-use std::collections::HashSet;
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use super::census;
 
 /// One look at a process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -56,7 +56,7 @@ fn parse_fd_limit(limits: &str) -> Option<u64> {
         .ok()
 }
 
-fn unreadable(path: &str, e: std::io::Error) -> String {
+pub(super) fn unreadable(path: &str, e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
         return format!("cannot read {path}: the daemon is gone");
     }
@@ -131,134 +131,6 @@ pub fn resolve_daemon_pid(pid: u32) -> u32 {
         }
     }
     pid
-}
-
-/// How many client sockets `pid` still holds: its sockets whose local address is the client's
-/// pair listener (`127.0.0.1:port`), i.e. handed client sockets, open or already shut down by
-/// both sides.
-///
-/// Each of the daemon's socket fds is duplicated into this process with `pidfd_getfd` and asked
-/// for its address: a few system calls per fd. Where that is not allowed (another user's
-/// daemon, a seccomp profile), the sockets are looked up in `/proc/PID/net` instead
-/// ([`census`]), which costs as much as formatting every TCP socket of the network namespace,
-/// TIME_WAIT included: tens of milliseconds after a run of 10,000 streams.
-pub fn sockets_on_port(pid: u32, port: u16) -> Result<u64, String> {
-    match held_by_address(pid, port) {
-        Ok(n) => Ok(n),
-        Err(_) => census(pid, port).map(|c| c.on_port + c.unlisted.len() as u64),
-    }
-}
-
-/// [`sockets_on_port`] through `pidfd_getfd` and `getsockname`.
-fn held_by_address(pid: u32, port: u16) -> Result<u64, String> {
-    use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| format!("{pid} is not a process id"))?;
-    let pidfd = pidfd_open(target, PidfdFlags::empty()).map_err(|e| format!("pidfd_open: {e}"))?;
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| unreadable(&dir, e))?;
-    let mut held = 0;
-    for entry in entries.flatten() {
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:["));
-        let Some(n) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if !is_socket {
-            continue;
-        }
-        let fd = match pidfd_getfd(&pidfd, n, PidfdGetfdFlags::empty()) {
-            Ok(fd) => fd,
-            // Closed since the directory was read.
-            Err(rustix::io::Errno::BADF) => continue,
-            Err(e) => return Err(format!("pidfd_getfd: {e}")),
-        };
-        let local = rustix::net::getsockname(&fd)
-            .ok()
-            .and_then(|a| std::net::SocketAddrV4::try_from(a).ok());
-        let listening = rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false);
-        if !listening && local.is_some_and(|a| a.port() == port && a.ip().is_loopback()) {
-            held += 1;
-        }
-    }
-    Ok(held)
-}
-
-/// `pid`'s sockets: on the client's pair port, and in no table.
-#[derive(Debug, Default)]
-pub struct Census {
-    /// Sockets with local TCP port `port`, not listening.
-    pub on_port: u64,
-    /// Inodes of sockets found in no table.
-    pub unlisted: HashSet<u64>,
-}
-
-/// `pid`'s sockets from `/proc/PID/net`: those with local TCP port `port` (not listening), and
-/// those in no table at all (a TCP socket both sides have shut down is taken out of the tables
-/// while its fd stays open, which is what a daemon that never closes its client fds leaves).
-pub fn census(pid: u32, port: u16) -> Result<Census, String> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| unreadable(&dir, e))?;
-    let mut inodes: HashSet<u64> = entries
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|target| {
-            let t = target.to_string_lossy().into_owned();
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect();
-    let mut on_port = 0;
-    for table in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let Some((inode, local_port, listening)) = tcp_entry(line) else {
-                continue;
-            };
-            if inodes.remove(&inode) && local_port == port && !listening {
-                on_port += 1;
-            }
-        }
-    }
-    // Every other kind of socket, by the inode column of its table.
-    for (table, column) in [
-        ("udp", 9),
-        ("udp6", 9),
-        ("raw", 9),
-        ("raw6", 9),
-        ("unix", 6),
-        ("netlink", 8),
-        ("packet", 8),
-    ] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            if let Some(inode) = line
-                .split_whitespace()
-                .nth(column)
-                .and_then(|v| v.parse().ok())
-            {
-                inodes.remove(&inode);
-            }
-        }
-    }
-    Ok(Census {
-        on_port,
-        unlisted: inodes,
-    })
-}
-
-/// A `/proc/net/tcp` line (`sl local rem st tx:rx tr:when retrnsmt uid timeout inode …`):
-/// its inode, local port, and whether it is listening (state 0A).
-fn tcp_entry(line: &str) -> Option<(u64, u16, bool)> {
-    let fields: Vec<&str> = line.split_whitespace().take(10).collect();
-    let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-    let port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
-    Some((inode.parse().ok()?, port, *state == "0A"))
 }
 
 /// The daemon's resources over the run.
@@ -343,10 +215,10 @@ impl DaemonResources {
 
     /// Waits up to `max` for the daemon to release the run's resources (its fd count back to
     /// where it was, or unchanged for a second), then looks for client sockets it still holds
-    /// and gives the verdict. `pair_port` is the client's pair listener port, if TCP pairs
+    /// and gives the verdict. `pair_listeners` are the client's pair listeners, if TCP pairs
     /// were used; `streams` is how many streams ran. Only the fd count is polled: listing
     /// sockets reads `/proc/net/tcp`, whose size grows with every connection of the run.
-    pub fn settle(&mut self, max: Duration, pair_port: Option<u16>, streams: u64) {
+    pub fn settle(&mut self, max: Duration, pair_listeners: &[SocketAddrV4], streams: u64) {
         let started = Instant::now();
         let mut last = u64::MAX;
         let mut still_since = Instant::now();
@@ -381,7 +253,9 @@ impl DaemonResources {
                 return;
             }
         }
-        self.client_sockets_held = pair_port.and_then(|p| sockets_on_port(self.pid, p).ok());
+        self.client_sockets_held = (!pair_listeners.is_empty())
+            .then(|| census::client_sockets(self.pid, pair_listeners).ok())
+            .flatten();
         self.cpu_seconds = self.after.cpu_ns.saturating_sub(self.before.cpu_ns) as f64 / 1e9;
         self.leak = verdict(&self.before, &self.after, self.client_sockets_held, streams);
     }
@@ -459,16 +333,6 @@ pub fn raise_fd_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-/// The local port range for outgoing connections, from `net.ipv4.ip_local_port_range`.
-pub fn ephemeral_ports() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = text
-        .split_whitespace()
-        .filter_map(|v| v.parse::<u64>().ok());
-    let (lo, hi) = (it.next()?, it.next()?);
-    Some(hi.saturating_sub(lo) + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,43 +347,6 @@ mod tests {
         assert!(own_peak_rss_bytes() >= own_rss_bytes() / 2);
         assert!(sample(u32::MAX).unwrap_err().contains("/proc/"));
         assert_eq!(resolve_daemon_pid(me), me);
-    }
-
-    #[test]
-    fn both_ways_of_finding_held_sockets_agree() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (open, _) = listener.accept().unwrap();
-        let client2 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (shut, _) = listener.accept().unwrap();
-        // One open, one shut down by both sides but still an fd.
-        shut.shutdown(std::net::Shutdown::Write).unwrap();
-        drop(client2);
-        let me = std::process::id();
-        let inode = socket_inode(&shut);
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !census(me, port).unwrap().unlisted.contains(&inode) {
-            assert!(std::time::Instant::now() < until, "never left the table");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(held_by_address(me, port).unwrap(), 2);
-        assert_eq!(census(me, port).unwrap().on_port, 1);
-        drop((open, shut, client));
-        assert_eq!(held_by_address(me, port).unwrap(), 0);
-    }
-
-    #[test]
-    fn client_sockets_are_found_by_the_pair_listeners_port() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let me = std::process::id();
-        // Other tests of this process open sockets too: count only this port's.
-        assert_eq!(census(me, port).unwrap().on_port, 1, "the accepted end");
-        drop(accepted);
-        assert_eq!(census(me, port).unwrap().on_port, 0);
     }
 
     #[test]
@@ -538,52 +365,6 @@ mod tests {
         assert!(!d.fd_limit_reached());
         d.peak.fds = 19_850;
         assert!(d.fd_limit_reached(), "within 1% of the limit");
-    }
-
-    #[test]
-    fn proc_net_tcp_lines_are_read() {
-        let held = "0: 0100007F:2382 0100007F:B000 01 0:0 0:0 0 0 0 100 1";
-        let listen = "1: 0100007F:2382 00000000:0000 0A 0:0 0:0 0 0 0 200 1";
-        assert_eq!(tcp_entry(held), Some((100, 0x2382, false)));
-        assert_eq!(tcp_entry(listen), Some((200, 0x2382, true)));
-        assert_eq!(tcp_entry("garbage"), None);
-    }
-
-    #[test]
-    fn a_socket_kept_after_both_sides_closed_counts_as_held() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let me = std::process::id();
-        // Shut down both ways, as a daemon that shuts down writing and never closes, after its
-        // client closed: out of the tables, but still an fd.
-        accepted.shutdown(std::net::Shutdown::Write).unwrap();
-        drop(client);
-        let inode = socket_inode(&accepted);
-        // The kernel moves it out of the table when the peer's FIN arrives: wait for that
-        // (generously; a hang is the only failure this guards against).
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let c = census(me, port).unwrap();
-            if c.unlisted.contains(&inode) {
-                assert_eq!(c.on_port, 0);
-                break;
-            }
-            assert!(std::time::Instant::now() < until, "never left the table");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        drop(accepted);
-        assert!(!census(me, port).unwrap().unlisted.contains(&inode));
-    }
-
-    fn socket_inode(s: &impl std::os::fd::AsRawFd) -> u64 {
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", s.as_raw_fd())).unwrap();
-        let text = link.to_string_lossy().into_owned();
-        text.trim_start_matches("socket:[")
-            .trim_end_matches(']')
-            .parse()
-            .unwrap()
     }
 
     #[test]
