@@ -24,7 +24,9 @@ use serde::Serialize;
 use crate::handoff::{PairKind, SocketType};
 use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
 use crate::pattern::MockSettings;
-use crate::stress::{DaemonSpec, StartedDaemon, StressError, Upstream};
+use crate::stress::{
+    DaemonSpec, LoadModel, StartedDaemon, StressConfig, StressError, Upstream, ceiling, resources,
+};
 use search::{Bounds, Outcome, Search};
 use slo::Slo;
 use step::{Step, group_digits};
@@ -113,9 +115,6 @@ pub struct Answer {
     pub text: String,
 }
 
-/// The fds the client keeps for itself beside its streams.
-const FD_RESERVE: u64 = 64;
-
 /// Runs the search; `on_step` sees each step as it finishes. A signal (`stop`) ends it with the
 /// best bound found so far.
 pub fn run(
@@ -124,8 +123,8 @@ pub fn run(
     on_step: &mut dyn FnMut(&Step),
 ) -> Result<CapacityReport, StressError> {
     let began = Instant::now();
-    let fd_limit = crate::stress::resources::raise_fd_limit();
-    let (max, max_because) = client_max(config, fd_limit);
+    let fd_limit = resources::raise_fd_limit();
+    let (max, max_because) = client_max(config, fd_limit)?;
     let bounds = Bounds {
         max,
         ..config.bounds
@@ -184,24 +183,26 @@ pub fn run(
     })
 }
 
-/// The most streams the client can try: one fd each (its end of the pair), within its
-/// open-file limit. A daemon calling the embedded mock over HTTP/1.1 costs one more fd per
-/// stream here; a step that runs out is labelled client-bound, not judged.
-fn client_max(config: &CapacityConfig, fd_limit: u64) -> (u64, String) {
-    // An explicit --max is tried as given: a step past the real limit is labelled.
+/// The most streams the client can try: what `stress` plans as its ceiling (its open-file
+/// limit with every handoff in flight; the pairs spread over loopback addresses so that ports
+/// do not bound it). An explicit `--max` is tried as given: a step past the real limit is
+/// labelled client-bound.
+fn client_max(config: &CapacityConfig, fd_limit: u64) -> Result<(u64, String), StressError> {
     if config.bounds.max != u64::MAX {
-        return (
-            config.bounds.max,
-            format!("--max {}", group_digits(config.bounds.max)),
-        );
+        let max = config.bounds.max;
+        return Ok((max, format!("--max {}", group_digits(max))));
     }
-    (
-        fd_limit.saturating_sub(FD_RESERVE),
-        format!(
-            "streamcheck's open-file limit of {}, one per stream; raise it with `ulimit -n`",
-            group_digits(fd_limit)
-        ),
-    )
+    let probe = StressConfig {
+        load: LoadModel::Closed {
+            concurrency: usize::MAX,
+            ramp_up: Duration::ZERO,
+        },
+        pair: config.pair,
+        ..StressConfig::new(config.daemon.clone(), config.upstream.clone(), u64::MAX, 1)
+    };
+    let fds_open = resources::fd_count(std::process::id()).unwrap_or(0);
+    let plan = ceiling::plan(&probe, fd_limit, fds_open, ceiling::port_range()?);
+    Ok((plan.ceiling.streams, plan.ceiling.detail))
 }
 
 fn answer(search: &Search, steps: &[Step], interrupted: bool, max_because: &str) -> Answer {

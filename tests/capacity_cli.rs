@@ -108,23 +108,22 @@ fn a_leaking_daemon_has_a_lower_capacity_than_a_correct_one() {
 
 #[test]
 fn a_step_past_the_clients_open_file_limit_is_labelled_and_the_answer_is_at_least() {
-    // 200 fds cannot hold 150 streams with their handoffs in flight: the step is the
-    // client's, not the daemon's.
+    // 200 fds cannot hold 300 streams: the step is the client's, not the daemon's.
     let r = capacity(
         "ulimit -n 200;",
         None,
-        &["--slo", "failures=0", "--start", "150", "--max", "300"],
+        &["--slo", "failures=0", "--start", "300", "--max", "300"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = &r.steps()[0];
-    assert_eq!(first["concurrency"], 150);
+    assert_eq!(first["concurrency"], 300);
     assert_eq!(first["outcome"], "client_bound", "{}", r.stderr);
     let why = first["client_bound"].as_str().unwrap();
     assert!(why.contains("open-file limit"), "{why}");
     assert!(r.stderr.contains("client-bound"), "{}", r.stderr);
     assert_eq!(r.report["answer"]["at_least"], true);
     let n = r.capacity().unwrap();
-    assert!((1..150).contains(&n), "{n}");
+    assert!((1..300).contains(&n), "{n}");
     assert!(
         r.report["answer"]["text"]
             .as_str()
