@@ -274,7 +274,7 @@ impl CapacityReport {
     pub fn preamble(config: &CapacityConfig) -> String {
         let b = config.bounds;
         format!(
-            "capacity of {}\nobjectives: {}\nsteps: from {} streams, ×{} until one breaks, then \
+            "capacity of {}\nobjectives: {}\nsteps: from {} stream{}, ×{} until one breaks, then \
              bisected to {}%; each step {} warm-up + {} held{}\n",
             describe(&config.daemon),
             config
@@ -284,6 +284,7 @@ impl CapacityReport {
                 .collect::<Vec<_>>()
                 .join(", "),
             group_digits(b.start),
+            if b.start == 1 { "" } else { "s" },
             b.growth,
             b.resolution * 100.0,
             crate::stress::latency::human_ns(config.warmup.as_nanos() as u64),
