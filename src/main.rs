@@ -37,6 +37,8 @@ enum Command {
     Prop(cli::prop::PropArgs),
     /// Drive thousands of concurrent streams with integrity checks and latency histograms.
     Stress(cli::stress::StressArgs),
+    /// Work on saved reports: `report merge` draws the cross-daemon matrix.
+    Report(cli::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Mutation(args) => cli::mutation::run(args),
         Command::Prop(args) => cli::prop::run(args),
         Command::Stress(args) => cli::stress::run(args),
+        Command::Report(args) => cli::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -220,14 +220,12 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
     };
     let assertions = judge::judge(&case, sc.checks);
     let relay = relay_latency(ctx, &spec, &handoff, &obs, &requests);
-    Ok(result(
-        ctx,
-        sc,
-        assertions,
-        Some(&obs),
-        relay.as_ref(),
-        started,
-    ))
+    let r = result(ctx, sc, assertions, Some(&obs), relay.as_ref(), started);
+    let writes = requests.first().map_or(&[][..], |q| &q.writes);
+    Ok(match obs.timeline(writes, relay.as_ref()) {
+        Some(timeline) => r.with_timeline(timeline),
+        None => r,
+    })
 }
 
 /// Relay latency of the content, when the mock's log has the writes.
