@@ -96,7 +96,7 @@ pub struct Timeline {
 
 impl Timeline {
     /// Items kept from each end of each list.
-    pub const KEEP: usize = 60;
+    pub const KEEP: usize = 40;
 
     /// The latest time on the timeline.
     pub fn span_ns(&self) -> u64 {
