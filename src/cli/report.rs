@@ -56,6 +56,19 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|path| Column::load(path))
         .collect::<Result<Vec<_>, _>>()?;
+    // Columns and the pages they link to are named by file: two of one name would be one page.
+    for (i, c) in columns.iter().enumerate() {
+        if let Some(j) = columns[..i].iter().position(|d| d.name == c.name) {
+            anyhow::bail!(
+                "{} and {} would both be the column `{}` linking to {}.html: give each \
+                 daemon's reports a name of its own",
+                args.reports[j].display(),
+                args.reports[i].display(),
+                c.name,
+                c.name
+            );
+        }
+    }
     let page = matrix::render(&columns);
     match &args.output {
         Some(path) => std::fs::write(path, page).map_err(|e| {

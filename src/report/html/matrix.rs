@@ -23,13 +23,12 @@ pub struct Column {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {io}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        io: std::io::Error,
     },
     /// Not a JSON report of this schema.
     #[error(
@@ -48,9 +47,9 @@ pub enum LoadError {
 impl Column {
     /// Reads the JSON report at `path`.
     pub fn load(path: &Path) -> Result<Column, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = std::fs::read_to_string(path).map_err(|io| LoadError::Read {
             path: path.to_path_buf(),
-            source,
+            io,
         })?;
         Column::parse(path, &text)
     }

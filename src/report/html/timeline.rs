@@ -5,6 +5,7 @@
 
 use maud::{Markup, html};
 
+use crate::report::text::safe;
 use crate::verdict::check::format_ns;
 use crate::verdict::timeline::{Link, Mark, MarkKind, Timeline};
 
@@ -165,7 +166,7 @@ fn close(scale: &Scale, t: &Timeline) -> Markup {
     let x = scale.x(t.end_ns);
     html! {
         g {
-            title { (t.end) " at " (format_ns(t.end_ns)) }
+            title { (safe(&t.end)) " at " (format_ns(t.end_ns)) }
             line x1=(x) x2=(x) y1=(UPSTREAM_Y - 16.0) y2=(CLIENT_Y + 14.0) stroke="#1a1a1a"
                 stroke-dasharray="4 3" {}
             text x=(x) y=(UPSTREAM_Y - 19.0) text-anchor=(anchor(scale, t.end_ns)) { "close" }
