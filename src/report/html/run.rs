@@ -250,6 +250,32 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_daemon_and_an_interrupted_run_lead_the_page() {
+        let mut s = summary(vec![failed("1.1", "x")]).interrupted_by("SIGTERM");
+        s.daemon_death = Some(crate::verdict::DaemonDeath {
+            pid: 42,
+            how: "was killed by SIGSEGV".into(),
+            during: None,
+            output_tail: Some("panic: <nil> map\n\x1b[31mred".into()),
+        });
+        let html = render(&s);
+        let banner = html.find("DAEMON DIED: ").expect("a banner");
+        assert!(
+            banner < html.find("<details").unwrap(),
+            "above the scenarios"
+        );
+        assert!(
+            html.contains("the daemon (PID 42) was killed by SIGSEGV"),
+            "{html}"
+        );
+        assert!(
+            html.contains("panic: &lt;nil&gt; map\n\\x1b[31mred"),
+            "{html}"
+        );
+        assert!(html.contains("Interrupted by SIGTERM"));
+    }
+
+    #[test]
     fn hostile_daemon_bytes_come_out_as_text() {
         let hostile = "<script>alert(1)</script>\"'&";
         let mut r = failed("2.1", hostile);
