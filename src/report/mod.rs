@@ -3,11 +3,12 @@
 //! The runner picks a format with [`Options`], opens an [`Output`] (stdout or `-o FILE`) and
 //! gets a [`Reporter`] from [`build`]; it then calls [`Reporter::on_start`] once with the number
 //! of scenarios, [`Reporter::on_result`] as each scenario finishes, and
-//! [`Reporter::on_finish`] with the [`RunSummary`]. JSON and JUnit are whole documents written at
-//! the end. Every format opens with the distinct causes of what failed
-//! ([`crate::verdict::causes`]), which are known only at the end: human and TAP output to a
-//! terminal is streamed (written and flushed per result) and the causes close it; to a file or a
-//! pipe the per-scenario lines are held and the causes lead.
+//! [`Reporter::on_finish`] with the [`RunSummary`]. JSON, JUnit and HTML are whole documents
+//! written at the end ([`Tee`] feeds two reporters, e.g. `--json-report` beside HTML). Every
+//! format opens with the distinct causes of what failed ([`crate::verdict::causes`]), which are
+//! known only at the end: human and TAP output to a terminal is streamed (written and flushed
+//! per result) and the causes close it; to a file or a pipe the per-scenario lines are held and
+//! the causes lead.
 //!
 //! | format | module | notes |
 //! |---|---|---|

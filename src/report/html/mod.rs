@@ -69,6 +69,8 @@ details.scenario.skipped { border-left-color: var(--skipped); }
 details.scenario:target { outline: 2px solid var(--ink); }
 details.scenario > summary { cursor: pointer; padding: .2em .5em; display: flex; gap: .8em;
   align-items: baseline; }
+details.scenario > summary::before { content: "▸"; color: #555; }
+details.scenario[open] > summary::before { content: "▾"; }
 details.scenario > summary .id { min-width: 3em; text-align: right; font-variant-numeric: tabular-nums; }
 details.scenario > summary .name { flex: 1; font-family: ui-monospace, monospace; }
 details.scenario > summary .t { color: #555; font-variant-numeric: tabular-nums; }
