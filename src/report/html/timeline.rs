@@ -93,7 +93,7 @@ pub fn svg(t: &Timeline) -> Markup {
             line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(AXIS_Y) y2=(AXIS_Y) stroke="#333" {}
             @for ns in ticks {
                 line x1=(scale.x(ns)) x2=(scale.x(ns)) y1=(AXIS_Y) y2=(AXIS_Y + 4.0) stroke="#333" {}
-                text x=(scale.x(ns)) y=(AXIS_Y + 15.0) text-anchor="middle" { (format_ns(ns)) }
+                text x=(scale.x(ns)) y=(AXIS_Y + 15.0) text-anchor=(anchor(&scale, ns)) { (format_ns(ns)) }
             }
             @for link in &t.links.items { (link_line(&scale, link)) }
             @for m in &t.writes.items { (mark(&scale, m, UPSTREAM_Y)) }
