@@ -8,8 +8,9 @@ CATEGORY       ?=
 FUZZ_SECONDS   ?= 30
 FUZZ_POWER_RUNS ?= 3000
 JOBS           ?= $(shell nproc)
+REPORT_DIR     ?= target/reports
 
-export FORMAT CATEGORY STREAMCHECK
+export FORMAT CATEGORY STREAMCHECK REPORT_DIR
 
 DAEMONS := ref uring go rust php swoole swow python-http2
 
@@ -23,7 +24,7 @@ help: ## List the targets
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-test: build ## Run the suite against the reference daemon and every configured daemon
+test: build ## Run the suite against the reference daemon and every configured daemon (FORMAT=html: pages and matrix.html in REPORT_DIR)
 	@integration/run_all.sh
 
 test-ref: build ## Run the suite against the built-in reference daemon

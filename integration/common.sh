@@ -15,7 +15,9 @@
 #
 # The runner gives every instance OPENAI_API_BASE (the mock), OPENAI_API_KEY (yours, or a test
 # key) and OPENAI_INSECURE_SSL=true. With STREAMCHECK_SUMMARY=FILE set (run_all.sh does), the
-# run's verdict counts are written to FILE for the summary table.
+# run's verdict counts are written to FILE for the summary table. FORMAT=html writes the HTML
+# report and the JSON report of the same run to REPORT_DIR (default target/reports) as
+# DAEMON_NAME.html and DAEMON_NAME.json.
 
 set -euo pipefail
 
@@ -67,9 +69,22 @@ report_counts() {
     esac
 }
 
+# Where FORMAT=html writes DAEMON_NAME.html and DAEMON_NAME.json (for `report merge`).
+report_dir() {
+    local dir="${REPORT_DIR:-target/reports}"
+    case "$dir" in /*) ;; *) dir="$ROOT/$dir" ;; esac
+    echo "$dir"
+}
+
 # run_suite [FORMAT] [CATEGORY]
 run_suite() {
     local format="${1:-${FORMAT:-human}}" category="${2:-${CATEGORY:-}}"
+    local reports
+    reports="$(report_dir)"
+    if [[ "$format" == html ]]; then
+        # A daemon skipped now leaves no page of an earlier run behind.
+        rm -f "$reports/$DAEMON_NAME.html" "$reports/$DAEMON_NAME.json"
+    fi
     require_streamcheck
     require_daemon
     local work status
@@ -79,12 +94,23 @@ run_suite() {
     local args=(run --daemon-cmd "$(daemon_command)" --daemon-name "$DAEMON_NAME"
                 --format "$format")
     [[ -n "$category" ]] && args+=(--category "$category")
+    local report="$work/report" counted="$format"
+    if [[ "$format" == html ]]; then
+        mkdir -p "$reports" || die "cannot create $reports"
+        report="$reports/$DAEMON_NAME.json" counted=json
+        args+=(-o "$reports/$DAEMON_NAME.html" --json-report "$report")
+    fi
     set +e
     "$STREAMCHECK" "${args[@]}" | tee "$work/report"
     status=${PIPESTATUS[0]}  # the runner's, not tee's
     set -e
+    if [[ "$format" == html && -s "$report" ]]; then
+        echo "${DAEMON_NAME}: $(report_counts json "$report"); report: $reports/$DAEMON_NAME.html"
+    fi
     if [[ -n "${STREAMCHECK_SUMMARY:-}" ]]; then
-        report_counts "$format" "$work/report" >"$STREAMCHECK_SUMMARY" || true
+        report_counts "$counted" "$report" >"$STREAMCHECK_SUMMARY" || true
+        # For run_all.sh's matrix: which JSON report this run wrote.
+        [[ "$format" == html && -s "$report" ]] && echo "$report" >"$STREAMCHECK_SUMMARY.json"
     fi
     return "$status"
 }

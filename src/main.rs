@@ -39,6 +39,8 @@ enum Command {
     Stress(cli::stress::StressArgs),
     /// Find the most concurrent streams a daemon sustains within its objectives (SLOs).
     Capacity(cli::capacity::CapacityArgs),
+    /// Work on saved reports: `report merge` draws the cross-daemon matrix.
+    Report(cli::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Prop(args) => cli::prop::run(args),
         Command::Stress(args) => cli::stress::run(args),
         Command::Capacity(args) => cli::capacity::run(args),
+        Command::Report(args) => cli::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,7 @@ pub mod causes;
 pub mod check;
 mod death;
 mod render;
+pub mod timeline;
 mod timing;
 mod wire;
 
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use causes::{Cause, CauseGroup, causes_of};
 pub use death::{DaemonDeath, describe_status};
 pub use render::escape_bytes;
+pub use timeline::Timeline;
 pub use timing::{Spread, Timings};
 pub use wire::{Omitted, WireChunk, WireDump, WireLimits, WireRecorder};
 
@@ -212,6 +214,9 @@ pub struct ScenarioResult {
     pub wire: Option<WireDump>,
     /// Why the scenario did not run, or did not finish (an interrupted run), when so.
     pub skipped: Option<String>,
+    /// The stream on one time axis, for the HTML report; not in the JSON report.
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
 }
 
 impl ScenarioResult {
@@ -233,6 +238,7 @@ impl ScenarioResult {
             elapsed_ns: 0,
             wire: None,
             skipped: None,
+            timeline: None,
         }
     }
 
@@ -265,6 +271,12 @@ impl ScenarioResult {
     /// Attaches the bytes on the wire ([`ScenarioResult::judged`] drops them if all went well).
     pub fn with_wire(mut self, wire: WireDump) -> Self {
         self.wire = Some(wire);
+        self
+    }
+
+    /// Attaches the stream's timeline (kept whatever the verdict).
+    pub fn with_timeline(mut self, timeline: Timeline) -> Self {
+        self.timeline = Some(timeline);
         self
     }
 

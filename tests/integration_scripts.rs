@@ -99,6 +99,47 @@ fn make_test_runs_every_scenario_against_a_daemon_the_script_starts() {
     assert!(stdout.contains("uring          not configured"), "{stdout}");
 }
 
+/// `make test FORMAT=html`: each daemon's HTML page and JSON report in REPORT_DIR, and the
+/// matrix beside them linking each cell to the daemon's page; the table still has the counts.
+#[test]
+fn make_test_format_html_writes_each_daemons_page_and_the_matrix() {
+    let dir = tmp_path("html-reports");
+    let _ = std::fs::remove_dir_all(&dir);
+    let go = fake_go_daemon(&tmp_path("go-standin-html"));
+    let out = Command::new(format!("{ROOT}/integration/run_all.sh"))
+        .env("STREAMCHECK", BIN)
+        .env("GO_DAEMON", &go)
+        .env("FORMAT", "html")
+        .env("REPORT_DIR", &dir)
+        .env("CATEGORY", "basic")
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&out);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    for daemon in ["ref", "go"] {
+        let page = std::fs::read_to_string(dir.join(format!("{daemon}.html"))).unwrap();
+        assert!(
+            page.contains(r#"<details class="scenario ok" id="1.1">"#),
+            "{page}"
+        );
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{daemon}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["counts"]["ok"], 2, "{json}");
+        let row = format!("{daemon:<14} OK ");
+        assert!(stdout.contains(&row), "{row:?} missing from:\n{stdout}");
+    }
+    let matrix = std::fs::read_to_string(dir.join("matrix.html")).unwrap();
+    for link in ["ref.html#1.1", "go.html#1.2"] {
+        assert!(
+            matrix.contains(&format!("href=\"{link}\"")),
+            "{link} missing: {matrix}"
+        );
+    }
+    assert!(stdout.contains("matrix: "), "{stdout}");
+}
+
 /// A second instance that cannot start (here: the stand-in's metrics port, which the script
 /// would have turned off) fails 8.3 and says why, with the instance's output.
 #[test]

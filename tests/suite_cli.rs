@@ -335,3 +335,41 @@ fn a_daemon_listening_as_a_stream_socket_is_reported_and_still_tested() {
         "{stdout}"
     );
 }
+
+/// `report merge` refuses what it cannot merge, naming the file and the fix: a missing file,
+/// a file that is not a JSON report, two reports that would be one column.
+#[test]
+fn report_merge_names_a_report_it_cannot_use() {
+    let missing = tmp_path("missing.json");
+    let missing = missing.to_str().unwrap();
+    let (code, _, stderr) = outcome(&streamcheck(&["report", "merge", missing]));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(&format!("cannot read {missing}")),
+        "{stderr}"
+    );
+    let other = tmp_path("other.json");
+    std::fs::write(&other, r#"{"schema_version": 1}"#).unwrap();
+    let other = other.to_str().unwrap();
+    let (code, _, stderr) = outcome(&streamcheck(&["report", "merge", other]));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("schema_version is 1"), "{stderr}");
+    assert!(stderr.contains("--format json"), "{stderr}");
+    let run = suite_support::run_ref(None, &["1.1"], false);
+    let json = streamcheck::report::json::to_value(&run.summary)
+        .unwrap()
+        .to_string();
+    let dir = tmp_path("merge-twice");
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    let (a, b) = (dir.join("a/ref.json"), dir.join("b/ref.json"));
+    std::fs::write(&a, &json).unwrap();
+    std::fs::write(&b, &json).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (code, _, stderr) = outcome(&streamcheck(&["report", "merge", a, b]));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("both be the column `ref`"), "{stderr}");
+    let (code, stdout, stderr) = outcome(&streamcheck(&["report", "merge", a]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(r#"href="ref.html#1.1""#), "{stdout}");
+}

@@ -163,3 +163,40 @@ fn human_output_names_each_scenario_and_sums_up() {
         "{stdout}"
     );
 }
+
+/// A stream's timeline (the HTML report's): the mock's writes and the client's events on one
+/// axis, each relay pair joining a write to a receipt no earlier than it, `[DONE]` last, the
+/// close after it.
+#[test]
+fn a_stream_timeline_joins_the_mocks_writes_to_the_clients_events() {
+    use streamcheck::verdict::timeline::MarkKind;
+
+    let run = suite_support::run_ref(None, &["basic_content"], false);
+    let r = suite_support::result(&run, "basic_content");
+    let t = r
+        .timeline
+        .as_ref()
+        .expect("a stream that ran has a timeline");
+    let (writes, receipts) = (&t.writes.items, &t.receipts.items);
+    assert!(writes.len() > 2, "{t:#?}");
+    assert!(writes.iter().all(|w| w.kind == MarkKind::Write));
+    let last = receipts.last().unwrap();
+    assert_eq!(last.kind, MarkKind::Done, "{t:#?}");
+    assert_eq!(t.done_ns, Some(last.at_ns));
+    assert!(t.handoff_ns.unwrap() < t.head_ns.unwrap());
+    assert!(t.head_ns.unwrap() <= receipts[0].at_ns);
+    assert!(t.end_ns >= last.at_ns, "{t:#?}");
+    let relayed = r.timings.relay_latency.as_ref().unwrap().count;
+    assert_eq!(t.links.items.len() as u64, relayed);
+    for link in &t.links.items {
+        assert!(link.written_ns <= link.received_ns, "{link:?}");
+        assert!(
+            writes.iter().any(|w| w.at_ns == link.written_ns),
+            "{link:?}"
+        );
+        assert!(
+            receipts.iter().any(|e| e.at_ns == link.received_ns),
+            "{link:?}"
+        );
+    }
+}

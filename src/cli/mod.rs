@@ -9,6 +9,7 @@ pub mod parse;
 pub mod prop;
 pub mod read_limits;
 pub mod ref_daemon;
+pub mod report;
 pub mod run;
 pub mod stress;
 pub mod target;

@@ -23,6 +23,11 @@ SIGINT, SIGTERM or SIGHUP: the streams in flight are closed, the daemon started 
 and the report is written with what finished and the signal (interrupted scenarios are
 skipped); exit status 128 + the signal's number. A second signal exits at once.
 
+Reports: --format html -o NAME.html writes one self-contained page (a row per scenario, each
+opening to its diff and its stream's timeline; NAME.html#4.1 opens scenario 4.1). Add
+--json-report NAME.json to keep the JSON report of the same run, which `streamcheck report
+merge` turns into a matrix across daemons linking to NAME.html.
+
 Exit status: 0 no scenario failed, 1 a scenario failed or the daemon died, 2 usage or
 environment error (socket missing, permission, io_uring unavailable, mock unreachable),
 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.";
@@ -77,6 +82,10 @@ pub struct RunArgs {
     /// Write the report to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// Also write the JSON report to FILE (e.g. beside `--format html -o NAME.html`, for
+    /// `streamcheck report merge`).
+    #[arg(long, value_name = "FILE")]
+    json_report: Option<std::path::PathBuf>,
     /// The client socket handed off.
     #[arg(long, value_enum, default_value = "tcp")]
     pair: PairArg,
@@ -144,6 +153,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let output = Output::open(args.output.as_deref())?;
     let mut reporter = report::build(&options, output);
+    if let Some(path) = &args.json_report {
+        let json = Options {
+            format: report::Format::Json,
+            progress: false,
+            ..options
+        };
+        let second = report::build(&json, Output::file(path)?);
+        reporter = Box::new(report::Tee(reporter, second));
+    }
     let run = scenario::run_suite_with(&config, &mut reporter)?;
     for note in &run.notes {
         eprintln!("streamcheck: {note}");

@@ -1,13 +1,14 @@
-//! Reporters: human, TAP, JSON, JUnit. They only format [`crate::verdict`] values.
+//! Reporters: human, TAP, JSON, JUnit, HTML. They only format [`crate::verdict`] values.
 //!
 //! The runner picks a format with [`Options`], opens an [`Output`] (stdout or `-o FILE`) and
 //! gets a [`Reporter`] from [`build`]; it then calls [`Reporter::on_start`] once with the number
 //! of scenarios, [`Reporter::on_result`] as each scenario finishes, and
-//! [`Reporter::on_finish`] with the [`RunSummary`]. JSON and JUnit are whole documents written at
-//! the end. Every format opens with the distinct causes of what failed
-//! ([`crate::verdict::causes`]), which are known only at the end: human and TAP output to a
-//! terminal is streamed (written and flushed per result) and the causes close it; to a file or a
-//! pipe the per-scenario lines are held and the causes lead.
+//! [`Reporter::on_finish`] with the [`RunSummary`]. JSON, JUnit and HTML are whole documents
+//! written at the end ([`Tee`] feeds two reporters, e.g. `--json-report` beside HTML). Every
+//! format opens with the distinct causes of what failed ([`crate::verdict::causes`]), which are
+//! known only at the end: human and TAP output to a terminal is streamed (written and flushed
+//! per result) and the causes close it; to a file or a pipe the per-scenario lines are held and
+//! the causes lead.
 //!
 //! | format | module | notes |
 //! |---|---|---|
@@ -15,12 +16,14 @@
 //! | `tap` | [`tap`] | TAP version 13 (default; Debian 12's `prove` rejects 14) or 14, YAML diagnostics |
 //! | `json` | [`json`] | one document, schema `docs/report.schema.json`, `schema_version` [`json::SCHEMA_VERSION`] |
 //! | `junit` | [`junit`] | one testsuite per category (quick-junit) |
+//! | `html` | [`html`] | one self-contained page, a row per scenario opening to its diff and timeline ([`html::run`]) |
 //!
 //! A live progress line ([`progress`]) is drawn on stderr when stderr is a terminal, for the
 //! human format and for any format written to a file.
 
 #![deny(missing_docs)]
 
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -78,6 +81,8 @@ pub enum Format {
     Json,
     /// JUnit XML, for CI test report viewers.
     Junit,
+    /// One self-contained HTML page: a row per scenario, its diff and its stream's timeline.
+    Html,
 }
 
 /// TAP version to declare (`--tap-version`).
@@ -227,12 +232,37 @@ pub fn build(options: &Options, output: Output) -> Box<dyn Reporter> {
         }
         Format::Json => Box::new(json::Json::new(output.writer)),
         Format::Junit => Box::new(junit::Junit::new(output.writer)),
+        Format::Html => Box::new(html::run::Html::new(output.writer)),
     };
     let named = Box::new(Named { inner, name });
     if progress {
         Box::new(progress::Progress::new(named))
     } else {
         named
+    }
+}
+
+/// Two reporters fed the same results (e.g. an HTML page and the JSON report beside it).
+pub struct Tee(pub Box<dyn Reporter>, pub Box<dyn Reporter>);
+
+impl Reporter for Tee {
+    fn on_start(&mut self, total: usize) -> io::Result<()> {
+        self.0.on_start(total)?;
+        self.1.on_start(total)
+    }
+    fn on_result(&mut self, result: &ScenarioResult) -> io::Result<()> {
+        self.0.on_result(result)?;
+        self.1.on_result(result)
+    }
+    fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
+        // The second report is written even when the first cannot be.
+        let first = self.0.on_finish(summary);
+        self.1.on_finish(summary)?;
+        first
+    }
+    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()> {
+        self.0.on_daemon_death(death)?;
+        self.1.on_daemon_death(death)
     }
 }
 

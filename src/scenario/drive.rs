@@ -220,14 +220,23 @@ fn single_on(ctx: &Ctx, sc: &Scenario, base: HandoffSpec) -> Result<ScenarioResu
     };
     let assertions = judge::judge(&case, sc.checks);
     let relay = relay_latency(ctx, &spec, &handoff, &obs, &requests);
-    Ok(result(
-        ctx,
-        sc,
-        assertions,
-        Some(&obs),
-        relay.as_ref(),
-        started,
-    ))
+    let r = result(ctx, sc, assertions, Some(&obs), relay.as_ref(), started);
+    Ok(with_timeline(r, &obs, &requests, relay.as_ref()))
+}
+
+/// `r` with the timeline of `obs` against the upstream writes of its request (the first of
+/// `requests`), when the handoff completed.
+pub(super) fn with_timeline(
+    r: ScenarioResult,
+    obs: &Observation,
+    requests: &[RequestRecord],
+    relay: Option<&RelayLatency>,
+) -> ScenarioResult {
+    let writes = requests.first().map_or(&[][..], |q| &q.writes);
+    match obs.timeline(writes, relay) {
+        Some(timeline) => r.with_timeline(timeline),
+        None => r,
+    }
 }
 
 /// Relay latency of the content, when the mock's log has the writes.
@@ -362,5 +371,6 @@ pub(super) fn unreachable(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
         ));
     }
     instance.stop(Duration::from_secs(5));
-    result(ctx, sc, assertions, Some(&obs), None, started)
+    let r = result(ctx, sc, assertions, Some(&obs), None, started);
+    with_timeline(r, &obs, &[], None)
 }

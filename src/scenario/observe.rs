@@ -6,7 +6,9 @@ use crate::handoff::{HandoffError, HandoffFate};
 use crate::mock::WriteRecord;
 use crate::pattern::UpstreamPlan;
 use crate::ring::{EndReason, HandoffTimings};
+use crate::transcript::EventKind;
 use crate::transcript::{OtherReason, RelayLatency, ResponseHead, Transcript, upstream_marks};
+use crate::verdict::timeline::{Link, Mark, MarkKind, Timeline, Window};
 use crate::verdict::{Timings, WireDump, WireLimits, WireRecorder};
 
 /// Why the client closed the connection itself, if it did.
@@ -194,21 +196,9 @@ impl Observation {
         self.t.verdict_timings(relay)
     }
 
-    /// The bytes on the wire, for a report.
-    pub fn wire(&self) -> WireDump {
-        let mut dump = self.wire.dump();
-        let origin = self.handoff.map_or_else(
-            || dump.chunks.first().map_or(0, |c| c.at_ns),
-            |h| h.connect_start_ns,
-        );
-        for chunk in &mut dump.chunks {
-            chunk.at_ns = chunk.at_ns.saturating_sub(origin);
-        }
-        let mut dump = dump.with_sent(0, &self.sent, WireLimits::default());
-        if let Some(head) = self.head() {
-            dump = dump.with_head_len(usize::try_from(head.end).unwrap_or(usize::MAX));
-        }
-        let end = match self.client_close {
+    /// How the stream ended, in words.
+    fn end_text(&self) -> String {
+        match self.client_close {
             Some(ClientClose::AfterEvents { .. }) => {
                 "closed by the client after its events, as the scenario asks".to_owned()
             }
@@ -226,8 +216,79 @@ impl Observation {
                 Some(fate) => format!("{}: {}", self.end, fate.describe()),
                 None => self.end.to_string(),
             },
-        };
-        dump.with_end(end)
+        }
+    }
+
+    /// The stream on one time axis (see [`Timeline`]): the upstream's `writes` (the mock's log
+    /// of this stream's request), the client's events and the pairs `relay` matched; `None`
+    /// when the handoff did not complete.
+    pub fn timeline(
+        &self,
+        writes: &[WriteRecord],
+        relay: Option<&RelayLatency>,
+    ) -> Option<Timeline> {
+        let origin = self.handoff?.connect_start_ns;
+        let since = |ns: u64| ns.saturating_sub(origin);
+        let writes = writes
+            .iter()
+            .map(|w| Mark {
+                at_ns: since(w.ts_ns),
+                kind: MarkKind::Write,
+                bytes: w.end.saturating_sub(w.start),
+            })
+            .collect();
+        let receipts = self
+            .t
+            .events
+            .iter()
+            .map(|e| Mark {
+                at_ns: since(e.received_ns),
+                kind: match e.kind {
+                    EventKind::Content => MarkKind::Content,
+                    EventKind::Control => MarkKind::Control,
+                    EventKind::Error => MarkKind::Error,
+                    EventKind::Done => MarkKind::Done,
+                    EventKind::Other => MarkKind::Other,
+                },
+                bytes: e.data.len() as u64,
+            })
+            .collect();
+        let links = relay.map_or_else(Vec::new, |r| {
+            r.samples
+                .iter()
+                .map(|s| Link {
+                    written_ns: since(s.written_ns),
+                    received_ns: since(s.received_ns),
+                })
+                .collect()
+        });
+        Some(Timeline {
+            handoff_ns: self.sent_ns().map(since),
+            head_ns: self.head_ns().map(since),
+            writes: Window::of(writes, Timeline::KEEP),
+            receipts: Window::of(receipts, Timeline::KEEP),
+            links: Window::of(links, Timeline::KEEP),
+            done_ns: self.done_ns().map(since),
+            end_ns: since(self.end_ns),
+            end: self.end_text(),
+        })
+    }
+
+    /// The bytes on the wire, for a report.
+    pub fn wire(&self) -> WireDump {
+        let mut dump = self.wire.dump();
+        let origin = self.handoff.map_or_else(
+            || dump.chunks.first().map_or(0, |c| c.at_ns),
+            |h| h.connect_start_ns,
+        );
+        for chunk in &mut dump.chunks {
+            chunk.at_ns = chunk.at_ns.saturating_sub(origin);
+        }
+        let mut dump = dump.with_sent(0, &self.sent, WireLimits::default());
+        if let Some(head) = self.head() {
+            dump = dump.with_head_len(usize::try_from(head.end).unwrap_or(usize::MAX));
+        }
+        dump.with_end(self.end_text())
     }
 }
 

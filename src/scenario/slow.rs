@@ -184,7 +184,9 @@ pub(super) fn slow_reader(ctx: &Ctx, sc: &Scenario) -> ScenarioResult {
     }
     assertions.push(latency.with_cause(cause));
     assertions.extend(slow_stream(ctx, &slow, &slow_handoff, &content));
-    result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started)
+    let r = result(ctx, sc, assertions, Some(&quick), relay.as_ref(), started);
+    // The quick stream's: the one whose delay the verdict is about.
+    drive::with_timeline(r, &quick, &requests, relay.as_ref())
 }
 
 /// Waits until the daemon stops taking the slow stream's upstream (the mock's writes for
