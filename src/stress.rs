@@ -25,6 +25,8 @@
 //!   gap, relay latency (mock write → client read, [`relay`]), total and schedule lag.
 //! - **Daemon resources**: fds and RSS before, at peak and after settling, a leak verdict,
 //!   CPU seconds.
+//! - **Timeline** ([`timeline`]): streams open, events received, and the daemon's fds and RSS,
+//!   sampled every 100 ms through the run and the settling (at most 512 samples).
 //! - **Client cost**: CPU per 1,000 streams and per 1,000 events, peak RSS, RSS per open
 //!   stream; the file-descriptor limit (raised to the hard limit) and which limit, if any,
 //!   stopped the run.
@@ -45,6 +47,7 @@ pub mod report;
 pub mod resources;
 mod setup;
 pub mod stream;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

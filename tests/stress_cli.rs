@@ -60,6 +60,24 @@ fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
     assert_eq!(r.report["relay"]["streams_joined"], 199);
     assert_eq!(r.report["relay"]["log_error"], serde_json::Value::Null);
     assert_eq!(r.report["integrity"]["leak"]["verdict"], "none");
+    // The run over time: every event in some sample, the daemon's fds in each, the end of
+    // the last stream marked before the settling's samples.
+    let timeline = &r.report["timeline"];
+    let samples = timeline["samples"].as_array().unwrap();
+    assert!(!samples.is_empty() && samples.len() <= 512, "{timeline}");
+    let events: u64 = samples.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+    assert_eq!(events, r.report["run"]["events"].as_u64().unwrap());
+    assert!(
+        samples.iter().all(|s| s["daemon_fds"].as_u64().is_some()),
+        "{timeline}"
+    );
+    let peak = r.report["daemon"]["peak"]["fds"].as_u64().unwrap();
+    let sampled = samples
+        .iter()
+        .filter_map(|s| s["daemon_fds"].as_u64())
+        .max();
+    assert!(sampled.is_some_and(|s| s >= peak), "{timeline}");
+    assert!(timeline["run_end_ms"].as_u64().is_some(), "{timeline}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
