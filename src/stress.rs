@@ -31,12 +31,13 @@
 //!   stream; the file-descriptor limit (raised to the hard limit) and which limit, if any,
 //!   stopped the run.
 //!
-//! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`] or
-//! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
+//! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`],
+//! as JSON ([`StressReport::json`]) or as one HTML page with charts ([`StressReport::html`]); [`StressReport::exit_code`] is 0 when integrity held.
 
 mod death;
 mod driver;
 pub mod expect;
+mod html;
 mod human;
 pub mod integrity;
 pub mod latency;

@@ -146,6 +146,68 @@ fn the_human_report_shows_the_verdict_and_the_figures() {
     }
 }
 
+/// `--format html -o FILE`: one page with a chart per histogram and the run over time, each
+/// chart well-formed SVG, nothing fetched.
+#[test]
+fn the_html_report_draws_every_histogram_and_the_run_over_time() {
+    let dir = temp_dir("html");
+    let file = dir.join("s.html");
+    let out = Command::new(BIN)
+        .args(["stress", "--daemon-cmd"])
+        .arg(stress_support::ref_daemon(None))
+        .args([
+            "-n",
+            "60",
+            "-c",
+            "20",
+            "--chunk-delay-ms",
+            "5",
+            "--mock-plain",
+        ])
+        .args(["--quiet", "--format", "html", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "the page goes to the file only");
+    let page = std::fs::read_to_string(&file).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("INTEGRITY HELD"));
+    assert!(page.contains("<tr id=\"outcome-completed\" class=\"ok\">"));
+    for external in ["<script", "<link", "src=", "href=\"http"] {
+        assert!(!page.contains(external), "{external} in the page");
+    }
+    let mut ids = Vec::new();
+    for (start, _) in page.match_indices("<svg ") {
+        let end = start + page[start..].find("</svg>").unwrap() + "</svg>".len();
+        let svg = roxmltree::Document::parse(&page[start..end]).unwrap();
+        assert_eq!(svg.root_element().attribute("class"), Some("chart"));
+        ids.push(svg.root_element().attribute("id").unwrap().to_owned());
+    }
+    assert_eq!(
+        ids,
+        [
+            "chart-handoff",
+            "chart-time-to-head",
+            "chart-first-event",
+            "chart-inter-event-gap",
+            "chart-relay",
+            "chart-total",
+            "chart-schedule-lag",
+            "chart-open-streams",
+            "chart-events-per-second",
+            "chart-daemon-fds",
+            "chart-daemon-rss",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn usage_and_environment_errors_exit_with_2() {
     for (args, says) in [

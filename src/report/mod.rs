@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
