@@ -283,7 +283,10 @@ impl StressReport {
                         "The relay's throughput: level while streams are open; a drop with streams \
                          still open is a stall.",
                         rates, None, end))
-                    @if self.daemon.is_some() {
+                    @if let Some(d) = &self.daemon {
+                        @if let Some(e) = &d.error {
+                            p.no-data { "The daemon's sampling stopped: " (e) }
+                        }
                         (line_figure(
                             &Labels { id: "chart-daemon-fds", title: "Daemon open file descriptors",
                                       x, y: "open fds" },
@@ -397,7 +400,7 @@ fn line_figure(
     marked_x: Option<Mark<'_>>,
 ) -> Markup {
     let chart = if series.points.is_empty() {
-        Err("no samples (the run was shorter than one sampling interval)".to_owned())
+        Err("no samples".to_owned())
     } else {
         charts::line_chart(labels, &[series], threshold, marked_x).map_err(|e| e.to_string())
     };
