@@ -25,19 +25,22 @@
 //!   gap, relay latency (mock write → client read, [`relay`]), total and schedule lag.
 //! - **Daemon resources**: fds and RSS before, at peak and after settling, a leak verdict,
 //!   CPU seconds.
+//! - **Timeline** ([`timeline`]): streams open, events received, and the daemon's fds and RSS,
+//!   sampled every 100 ms through the run and the settling (at most 512 samples).
 //! - **Client cost**: CPU per 1,000 streams and per 1,000 events, peak RSS, RSS per open
 //!   stream; the file-descriptor limit (raised to the hard limit), the port range and the
 //!   source addresses the loopback pairs were spread over, the most streams the client could
 //!   hold and which limit sets it ([`ceiling`]), and which limit, if any, stopped the run.
 //!
-//! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`] or
-//! as JSON ([`StressReport::json`]); [`StressReport::exit_code`] is 0 when integrity held.
+//! [`run`] does it all and returns a [`StressReport`], rendered by [`StressReport::human`],
+//! as JSON ([`StressReport::json`]) or as one HTML page with charts ([`StressReport::html`]); [`StressReport::exit_code`] is 0 when integrity held.
 
 pub mod ceiling;
 pub mod census;
 mod death;
 mod driver;
 pub mod expect;
+mod html;
 mod human;
 pub mod integrity;
 pub mod latency;
@@ -47,6 +50,7 @@ pub mod report;
 pub mod resources;
 mod setup;
 pub mod stream;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

@@ -60,6 +60,24 @@ fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
     assert_eq!(r.report["relay"]["streams_joined"], 199);
     assert_eq!(r.report["relay"]["log_error"], serde_json::Value::Null);
     assert_eq!(r.report["integrity"]["leak"]["verdict"], "none");
+    // The run over time: every event in some sample, the daemon's fds in each, the end of
+    // the last stream marked before the settling's samples.
+    let timeline = &r.report["timeline"];
+    let samples = timeline["samples"].as_array().unwrap();
+    assert!(!samples.is_empty() && samples.len() <= 512, "{timeline}");
+    let events: u64 = samples.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+    assert_eq!(events, r.report["run"]["events"].as_u64().unwrap());
+    assert!(
+        samples.iter().all(|s| s["daemon_fds"].as_u64().is_some()),
+        "{timeline}"
+    );
+    let peak = r.report["daemon"]["peak"]["fds"].as_u64().unwrap();
+    let sampled = samples
+        .iter()
+        .filter_map(|s| s["daemon_fds"].as_u64())
+        .max();
+    assert!(sampled.is_some_and(|s| s >= peak), "{timeline}");
+    assert!(timeline["run_end_ms"].as_u64().is_some(), "{timeline}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -126,6 +144,68 @@ fn the_human_report_shows_the_verdict_and_the_figures() {
     ] {
         assert!(text.contains(part), "{part:?} missing from:\n{text}");
     }
+}
+
+/// `--format html -o FILE`: one page with a chart per histogram and the run over time, each
+/// chart well-formed SVG, nothing fetched.
+#[test]
+fn the_html_report_draws_every_histogram_and_the_run_over_time() {
+    let dir = temp_dir("html");
+    let file = dir.join("s.html");
+    let out = Command::new(BIN)
+        .args(["stress", "--daemon-cmd"])
+        .arg(stress_support::ref_daemon(None))
+        .args([
+            "-n",
+            "60",
+            "-c",
+            "20",
+            "--chunk-delay-ms",
+            "5",
+            "--mock-plain",
+        ])
+        .args(["--quiet", "--format", "html", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "the page goes to the file only");
+    let page = std::fs::read_to_string(&file).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("INTEGRITY HELD"));
+    assert!(page.contains("<tr id=\"outcome-completed\" class=\"ok\">"));
+    for external in ["<script", "<link", "src=", "href=\"http"] {
+        assert!(!page.contains(external), "{external} in the page");
+    }
+    let mut ids = Vec::new();
+    for (start, _) in page.match_indices("<svg ") {
+        let end = start + page[start..].find("</svg>").unwrap() + "</svg>".len();
+        let svg = roxmltree::Document::parse(&page[start..end]).unwrap();
+        assert_eq!(svg.root_element().attribute("class"), Some("chart"));
+        ids.push(svg.root_element().attribute("id").unwrap().to_owned());
+    }
+    assert_eq!(
+        ids,
+        [
+            "chart-handoff",
+            "chart-time-to-head",
+            "chart-first-event",
+            "chart-inter-event-gap",
+            "chart-relay",
+            "chart-total",
+            "chart-schedule-lag",
+            "chart-open-streams",
+            "chart-events-per-second",
+            "chart-daemon-fds",
+            "chart-daemon-rss",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

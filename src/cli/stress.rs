@@ -34,6 +34,8 @@ enum StressFormat {
     Human,
     /// One JSON object (schema in the `stress::report` docs).
     Json,
+    /// One self-contained HTML page with charts (give -o FILE).
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -209,6 +211,7 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let text = match args.format {
         StressFormat::Human => report.human(),
         StressFormat::Json => report.json() + "\n",
+        StressFormat::Html => report.html(),
     };
     super::output::report(args.output.as_deref(), &text)?;
     if let Some(signal) = interrupt.signal() {

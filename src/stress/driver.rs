@@ -1,6 +1,8 @@
 //! The run loop: one [`Ring`] on this thread starts every connection on schedule, feeds each
 //! read to its connection's checker from the completion callback (no channel, no copy, no
-//! thread per connection), judges each stream when it ends, and samples resources every 100 ms.
+//! thread per connection), judges each stream when it ends, and publishes the streams open and
+//! the events received for the sampler thread ([`super::timeline`]), which reads the daemon's
+//! fds and RSS every 100 ms.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -17,13 +19,14 @@ use super::plan::{LoadModel, Role, Roles, duration_ns};
 use super::resources::{self, DaemonResources};
 use super::setup::{Kind, Mock, Prepared};
 use super::stream::{Arrivals, Ctx, StreamCheck, StreamLimits};
+use super::timeline::{Gauges, Sampler, Timeline};
 use super::{LimitHit, LimitKind, StressConfig, StressError};
 use crate::clock::monotonic_ns;
 use crate::handoff::{HandoffError, HandoffFate, PairSpread};
 use crate::ring::{ConnId, EndReason, HandoffSpec, Ring, RingConfig, RingEvent, RingStats};
 use crate::verdict::DaemonDeath;
 
-/// How often resources are sampled and the progress bar redrawn.
+/// How often the client's RSS is sampled, the mock's log drained and the progress bar redrawn.
 const TICK_NS: u64 = 100_000_000;
 
 /// Handoffs started but not yet completed, at most (3 fds each while in flight).
@@ -72,6 +75,8 @@ pub struct RunResult {
     pub ring: RingStats,
     /// The daemon died during the run.
     pub daemon_death: Option<DaemonDeath>,
+    /// Streams, events and the daemon's resources through the run.
+    pub timeline: Timeline,
 }
 
 struct State<'p> {
@@ -129,6 +134,8 @@ pub fn run(
     let rss_before = resources::own_rss_bytes();
     let (cpu0, thread0) = (resources::process_cpu_ns(), resources::thread_cpu_ns());
     let t0 = monotonic_ns();
+    let gauges = Arc::new(Gauges::default());
+    let sampler = Sampler::start(Arc::clone(&gauges), daemon.as_ref().map(|d| d.pid), t0);
     let stop_at = config.duration.map(|d| t0.saturating_add(duration_ns(d)));
     let mut st = State {
         prep,
@@ -240,12 +247,10 @@ pub fn run(
                 "the io_uring loop failed: {e}"
             )));
         }
+        gauges.publish(st.open, st.events);
         let now = monotonic_ns();
         if now >= next_tick {
             next_tick = now + TICK_NS;
-            if let Some(d) = daemon.as_mut() {
-                d.observe();
-            }
             if st.open > best_rss.0 {
                 best_rss = (st.open, resources::own_rss_bytes());
             }
@@ -266,6 +271,11 @@ pub fn run(
         }
     }
     let wall_ns = monotonic_ns() - t0;
+    gauges.publish(st.open, st.events);
+    let (daemon_peak, daemon_error) = sampler.run_ended();
+    if let Some(d) = daemon.as_mut() {
+        d.observed(daemon_peak, daemon_error);
+    }
     let thread_cpu_ns = resources::thread_cpu_ns() - thread0;
     let process_cpu_ns = resources::process_cpu_ns() - cpu0;
     if let Some(bar) = bar {
@@ -286,6 +296,8 @@ pub fn run(
         };
         d.settle(settle, &pair_listeners, next);
     }
+    // The samples go on through settling: the daemon's fds coming back down are on them.
+    let timeline = sampler.finish();
     Ok(RunResult {
         integrity: st.integrity,
         latencies: st.lat,
@@ -307,6 +319,7 @@ pub fn run(
             .then(|| best_rss.1.saturating_sub(rss_before) as f64 / best_rss.0 as f64),
         ring: ring_stats,
         daemon_death: st.watch.death().cloned(),
+        timeline,
     })
 }
 

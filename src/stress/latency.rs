@@ -157,6 +157,13 @@ impl Summary {
             hdr_base64,
         }
     }
+
+    /// The whole histogram again, decoded from `hdr_base64` (`None` if that does not decode).
+    pub fn histogram(&self) -> Option<Histogram<u64>> {
+        use hdrhistogram::serialization::Deserializer;
+        let bytes = BASE64_STANDARD.decode(&self.hdr_base64).ok()?;
+        Deserializer::new().deserialize(&mut &bytes[..]).ok()
+    }
 }
 
 /// A duration in ns for people: `850 µs`, `12.3 ms`, `1.24 s`.
@@ -199,6 +206,7 @@ mod tests {
         let bytes = BASE64_STANDARD.decode(&s.hdr_base64).unwrap();
         let back: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
         assert_eq!(back, h);
+        assert_eq!(s.histogram(), Some(h));
         let empty = Summary::of("e", &histogram());
         assert_eq!((empty.count, empty.max_ns, empty.p50_ns), (0, 0, 0));
     }

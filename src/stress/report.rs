@@ -30,6 +30,8 @@
 //!                  daemon_backlog: { kind: "daemon_backlog", open_streams, detail } | null,
 //!                  backlog_full, daemon_fd_limit, daemon_fd_limit_reached },
 //!   "ring":      { completions, recv_submissions, enobufs, sq_backlogged, deferred_accepts },
+//!   "timeline":  { interval_ms, run_end_ms, samples: [ { t_ms, open_streams, events,
+//!                  daemon_fds, daemon_rss_bytes } ] },
 //!   "notes":     [ "…" ] }
 //! ```
 
@@ -43,6 +45,7 @@ use super::integrity::{Outcome, Tally};
 use super::latency::Summary;
 use super::resources::{DaemonResources, LeakVerdict};
 use super::setup::{Mock, Prepared};
+use super::timeline::Timeline;
 use super::{LimitHit, LoadModel, StressConfig};
 use crate::verdict::DaemonDeath;
 
@@ -90,6 +93,12 @@ pub struct StressReport {
     pub limits: Limits,
     /// The io_uring loop's counters.
     pub ring: RingInfo,
+    /// Streams open, events received and the daemon's fds and RSS through the run, sampled
+    /// every 100 ms (coarser past 512 samples), each sample covering the interval up to its
+    /// `t_ms`: the most streams open, fds and RSS at a reading in it, the events received in
+    /// it; the daemon's figures are `null` without its PID. Samples after `run_end_ms` show
+    /// the daemon settling.
+    pub timeline: Timeline,
     /// Things to know when reading the figures.
     pub notes: Vec<String>,
 }
@@ -420,6 +429,7 @@ pub(super) fn build(
             sq_backlogged: r.ring.sq_backlogged,
             deferred_accepts: r.ring.deferred_accepts,
         },
+        timeline: r.timeline,
         notes,
     }
 }

@@ -198,18 +198,16 @@ impl DaemonResources {
             .is_some_and(|limit| self.peak.fds + FD_LIMIT_MARGIN.max(limit / 100) >= limit)
     }
 
-    /// Takes a sample during the run and keeps the peaks.
-    pub fn observe(&mut self) {
-        if self.error.is_some() {
-            return;
+    /// Takes in what was sampled through the run ([`super::timeline`]): the most fds and RSS
+    /// seen, the CPU at the latest reading, and why the daemon could not be read, if so.
+    pub fn observed(&mut self, peak: Option<ProcSample>, error: Option<String>) {
+        if let Some(s) = peak {
+            self.peak.fds = self.peak.fds.max(s.fds);
+            self.peak.rss_bytes = self.peak.rss_bytes.max(s.rss_bytes);
+            self.peak.cpu_ns = s.cpu_ns;
         }
-        match sample(self.pid) {
-            Ok(s) => {
-                self.peak.fds = self.peak.fds.max(s.fds);
-                self.peak.rss_bytes = self.peak.rss_bytes.max(s.rss_bytes);
-                self.peak.cpu_ns = s.cpu_ns;
-            }
-            Err(e) => self.error = Some(e),
+        if self.error.is_none() {
+            self.error = error;
         }
     }
 

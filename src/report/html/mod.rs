@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `run --format html` | [`run`] | the run's results, with each stream's [`Timeline`](crate::verdict::Timeline) ([`timeline`]) |
 //! | `report merge` | [`matrix`] | several JSON reports: scenarios × daemons |
+//! | `stress --format html` | [`crate::stress::html`] | a stress report, charts from [`charts`] |
 //!
 //! Colours: the Okabe–Ito palette (readable with every common colour-vision deficiency and in
 //! greyscale print), and never alone: each verdict also has its label and a sign
@@ -17,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod charts;
 pub mod matrix;
 pub mod run;
 pub mod timeline;
@@ -30,7 +32,7 @@ const CSS: &str = r#"
 :root {
   --ok: #0072B2; --info: #56B4E9; --nonstrict: #E69F00; --failed: #D55E00; --skipped: #7f7f7f;
   --ok-bg: #e5f0f7; --info-bg: #eef7fc; --nonstrict-bg: #fcf3e0; --failed-bg: #fae9df;
-  --skipped-bg: #f0f0f0; --ink: #1a1a1a; --rule: #d0d0d0;
+  --skipped-bg: #f0f0f0; --ink: #1a1a1a; --rule: #d0d0d0; --muted: #666;
 }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 body { font: 14px/1.45 system-ui, sans-serif; color: var(--ink); margin: 1.5em auto;
@@ -88,6 +90,23 @@ table.matrix td.cell { padding: 0; }
 table.matrix td.cell a, table.matrix td.cell span.v { display: block; border: 0; border-radius: 0;
   min-width: 8.5em; text-decoration: none; padding: .15em .4em; }
 table.matrix tr.differs th { background: #fff6d5; }
+.verdict.ok { color: var(--ok); } .verdict.failed { color: var(--failed); }
+.lead { font-size: 1.1em; margin-top: 0; }
+.alert { border-left: 4px solid var(--failed); padding: .5em 1em; white-space: pre-wrap; }
+table.facts, table.outcomes, table.latency, table.resources { border-collapse: collapse; margin: .5em 0 1em; }
+table.facts :is(th, td), table.outcomes :is(th, td), table.latency :is(th, td),
+table.resources :is(th, td) { text-align: left;
+  padding: .25em .8em .25em 0; vertical-align: top; border-bottom: 1px solid var(--rule); }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.facts th { color: var(--muted); font-weight: normal; white-space: nowrap; }
+tr.failed td:nth-child(2), li.failed, p.leak.failed { color: var(--failed); font-weight: 600; }
+tr.failed td:first-child { border-left: 4px solid var(--failed); padding-left: .4em; }
+tr.ok td:first-child { border-left: 4px solid var(--ok); padding-left: .4em; }
+ul.examples { margin: 0; padding-left: 1.2em; font-size: .92em; }
+figure { margin: 1em 0 1.6em; break-inside: avoid; }
+svg.chart { display: block; width: 100%; max-width: 720px; height: auto; }
+figcaption { color: var(--muted); font-size: .92em; max-width: 720px; }
+.no-data { color: var(--muted); font-style: italic; }
 footer { margin-top: 2em; color: #666; font-size: 12px; border-top: 1px solid var(--rule);
   padding-top: .5em; }
 @media print {
