@@ -12,6 +12,7 @@
 //! itself) is labelled client-bound, and an answer above which only such steps exist is "at
 //! least N".
 
+mod html;
 pub mod search;
 pub mod slo;
 pub mod step;
@@ -142,7 +143,6 @@ pub fn run(
     let mut search = Search::new(bounds);
     let mut steps: Vec<Step> = Vec::new();
     let mut interrupted = false;
-    let mut daemon_name = describe(&config.daemon);
     while let Some(concurrency) = search.next() {
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
@@ -152,7 +152,6 @@ pub fn run(
             interrupted = true;
             break;
         };
-        daemon_name.clone_from(&step.stress.target.daemon);
         search.record(concurrency, step.outcome);
         on_step(&step);
         let died = step.stress.daemon_death.is_some();
@@ -165,7 +164,7 @@ pub fn run(
     let answer = answer(&search, &steps, interrupted, &max_because);
     Ok(CapacityReport {
         version: 1,
-        daemon: daemon_name,
+        daemon: describe(&config.daemon),
         slos: config.slos.clone(),
         search: SearchInfo {
             start: bounds.start,

@@ -235,3 +235,122 @@ fn the_run_report_and_the_matrix_render_without_a_console_message() {
             .contains(r##"<a class="v failed" href="ref-fault.html#11.1""##)
     );
 }
+
+/// Every `<svg class="chart" id="…">` id in a rendered DOM, in order.
+fn chart_ids(dom: &str) -> Vec<String> {
+    dom.match_indices(r#"<svg class="chart" id=""#)
+        .map(|(at, m)| {
+            let rest = &dom[at + m.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_stress_and_capacity_pages_render_their_plots_without_a_console_message() {
+    let Some(chromium) = chromium() else { return };
+    let dir = out_dir();
+
+    let stress = dir.join("stress.html");
+    let daemon = ref_daemon(None);
+    let (code, _, stderr) = outcome(&streamcheck(&[
+        "stress",
+        "--daemon-cmd",
+        &daemon,
+        "-n",
+        "60",
+        "-c",
+        "20",
+        "--chunk-count",
+        "4",
+        "--chunk-delay-ms",
+        "20",
+        "--settle",
+        "2s",
+        "--format",
+        "html",
+        "-o",
+        stress.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let r = browse(&chromium, &url(&stress, ""), &["--dump-dom"], "stress");
+    assert_eq!(r.console, Vec::<String>::new(), "console messages");
+    let ids = chart_ids(&r.dom);
+    for id in [
+        "chart-first-event",
+        "chart-relay",
+        "chart-open-streams",
+        "chart-daemon-rss",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "{id} not in {ids:?}");
+    }
+    let shot = dir.join("stress.png");
+    let screenshot = format!("--screenshot={}", shot.display());
+    let r = browse(
+        &chromium,
+        &url(&stress, ""),
+        &[&screenshot, "--window-size=1280,2400"],
+        "stress-shot",
+    );
+    assert_eq!(r.console, Vec::<String>::new(), "console messages");
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+
+    let capacity = dir.join("capacity.html");
+    let (code, _, stderr) = outcome(&streamcheck(&[
+        "capacity",
+        "--daemon-cmd",
+        &ref_daemon(Some("leak-fd")),
+        "--slo",
+        "fds<100",
+        "--slo",
+        "ttfb.p99<1s",
+        "--start",
+        "4",
+        "--max",
+        "32",
+        "--warmup",
+        "300ms",
+        "--hold",
+        "700ms",
+        "--settle",
+        "1s",
+        "--chunk-count",
+        "3",
+        "--chunk-delay-ms",
+        "20",
+        "--format",
+        "html",
+        "-o",
+        capacity.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let r = browse(&chromium, &url(&capacity, ""), &["--dump-dom"], "capacity");
+    assert_eq!(r.console, Vec::<String>::new(), "console messages");
+    assert_eq!(
+        chart_ids(&r.dom),
+        ["chart-slo-fds", "chart-slo-ttfb-p99", "chart-cpu"]
+    );
+    assert!(
+        r.dom.contains("objective fds&lt;100"),
+        "the objective's line"
+    );
+    assert!(
+        r.dom.contains(r#"<tr id="step-4" class="ok">"#),
+        "the first step held"
+    );
+    let shot = dir.join("capacity.png");
+    let screenshot = format!("--screenshot={}", shot.display());
+    let r = browse(
+        &chromium,
+        &url(&capacity, ""),
+        &[&screenshot, "--window-size=1280,2400"],
+        "capacity-shot",
+    );
+    assert_eq!(r.console, Vec::<String>::new(), "console messages");
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    eprintln!(
+        "screenshots: {} {}",
+        dir.join("stress.png").display(),
+        shot.display()
+    );
+}

@@ -31,7 +31,8 @@ CPU busy with streamcheck using more than the daemon — is marked client-bound,
 above it is \"at least N\": streamcheck never reports its own limit as the daemon's.
 
 Output: one line per step as it finishes, then the answer with its binding constraint.
---format json: every step with its whole stress report (histograms included).
+--format json: every step with its whole stress report (histograms included); --format html:
+one page with each objective's figure against concurrency, its line and the capacity marked.
 SIGINT, SIGTERM or SIGHUP: the step in flight is abandoned, the answer is the best bound so
 far; exit status 128 + the signal's number.
 Exit status: 0 the search ended; 1 not even one stream held the objectives; 2 usage or
@@ -45,6 +46,8 @@ enum CapacityFormat {
     Human,
     /// One JSON object (schema in the `capacity` module docs).
     Json,
+    /// One self-contained HTML page: each objective against concurrency, every step.
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -244,12 +247,13 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<ExitCode> {
     let conclusion = report.conclusion();
     match args.format {
         CapacityFormat::Human => say(&conclusion),
-        CapacityFormat::Json => eprint!("{conclusion}"),
+        CapacityFormat::Json | CapacityFormat::Html => eprint!("{conclusion}"),
     }
     match args.format {
         CapacityFormat::Json => {
             super::output::report(args.output.as_deref(), &(report.json() + "\n"))?;
         }
+        CapacityFormat::Html => super::output::report(args.output.as_deref(), &report.html())?,
         CapacityFormat::Human if args.output.is_some() => {
             let lines: Vec<String> = report.steps.iter().map(|s| s.line()).collect();
             let text = format!("{preamble}{}\n{conclusion}", lines.join("\n"));
