@@ -68,7 +68,8 @@ pub struct CapacityConfig {
 ///                daemon_rss_bytes, daemon_fds, daemon_cpu_seconds, client_cpu_seconds,
 ///                client_loop_busy, machine_busy, machine_cpu_seconds, seconds,
 ///                stress: <stress report> } ],
-///   "answer": { capacity, at_least, limited_by, at, text }, "interrupted", "seconds" }
+///   "answer": { capacity, at_least, limited_by, at, text }, "interrupted", "stopped_by",
+///   "seconds" }
 /// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct CapacityReport {
@@ -82,6 +83,8 @@ pub struct CapacityReport {
     pub answer: Answer,
     /// A signal ended the search early.
     pub interrupted: bool,
+    /// A step that could not run ended the search early (the daemon did not start, …).
+    pub stopped_by: Option<String>,
     /// Wall time of the whole search.
     pub seconds: f64,
 }
@@ -143,14 +146,28 @@ pub fn run(
     let mut search = Search::new(bounds);
     let mut steps: Vec<Step> = Vec::new();
     let mut interrupted = false;
+    let mut stopped_by = None;
     while let Some(concurrency) = search.next() {
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
             break;
         }
-        let Some(step) = step::run(config, &daemon, &upstream, concurrency, stop)? else {
-            interrupted = true;
-            break;
+        let step = match step::run(config, &daemon, &upstream, concurrency, stop) {
+            Ok(Some(step)) => step,
+            Ok(None) => {
+                interrupted = true;
+                break;
+            }
+            // Before any step: a usage or environment error, nothing to report.
+            Err(e) if steps.is_empty() => return Err(e),
+            // Midway: the steps so far still answer, with why the search stopped.
+            Err(e) => {
+                stopped_by = Some(format!(
+                    "the step of {} streams could not run: {e}",
+                    group_digits(concurrency)
+                ));
+                break;
+            }
         };
         search.record(concurrency, step.outcome);
         on_step(&step);
@@ -161,7 +178,15 @@ pub fn run(
             break;
         }
     }
-    let answer = answer(&search, &steps, interrupted, &max_because);
+    let mut answer = answer(
+        &search,
+        &steps,
+        interrupted || stopped_by.is_some(),
+        &max_because,
+    );
+    if let Some(why) = &stopped_by {
+        answer.text = format!("{} — the search stopped: {why}", answer.text);
+    }
     Ok(CapacityReport {
         version: 1,
         daemon: describe(&config.daemon),
@@ -178,6 +203,7 @@ pub fn run(
         steps,
         answer,
         interrupted,
+        stopped_by,
         seconds: began.elapsed().as_secs_f64(),
     })
 }
@@ -243,7 +269,7 @@ fn answer(search: &Search, steps: &[Step], interrupted: bool, max_because: &str)
             limited_by.as_deref().unwrap_or("")
         ),
         (Some(n), _) if interrupted => format!(
-            "capacity at least {} concurrent streams (interrupted before the search settled)",
+            "capacity at least {} concurrent streams (stopped before the search settled)",
             group_digits(n)
         ),
         (Some(n), _) => format!(

@@ -213,9 +213,7 @@ fn a_signal_reports_the_best_bound_found_so_far() {
     assert_eq!(status.code(), Some(130), "{seen}{rest}");
     assert!(rest.contains("interrupted by a signal"), "{rest}");
     assert!(
-        rest.contains(
-            "capacity at least 4 concurrent streams (interrupted before the search settled)"
-        ),
+        rest.contains("capacity at least 4 concurrent streams (stopped before the search settled)"),
         "{rest}"
     );
 }
