@@ -311,6 +311,20 @@ fn daemon_over_h2(mock: &MockHandle) -> Daemon {
     )
 }
 
+#[test]
+fn a_complete_answer_is_read_to_its_end_not_cancelled() {
+    let mock = mock(true);
+    let daemon = daemon_over_h2(&mock);
+    // The end of the stream comes 30 ms after [DONE]: a daemon that abandons the answer at its
+    // [DONE] resets the stream before then.
+    let id = answer_then(&mock, vec![Write::new("", Duration::from_millis(30))]);
+    let data = json!({ "prompt": format!("[[pattern:script:{id}]] [[nonce:end-1]]") });
+    let response = exchange(&daemon.socket, data.to_string().as_bytes());
+    assert!(response.done(), "{:?}", response.events());
+    let record = mock.wait_for_end("end-1", HANG).unwrap();
+    assert_eq!(record.end, RequestEnd::Completed);
+}
+
 /// Completes one answer, so that the daemon's client knows its connection speaks HTTP/2 and
 /// sends every later request over it; returns that connection's address.
 fn first_connection(mock: &MockHandle, daemon: &Daemon) -> String {
@@ -360,6 +374,32 @@ fn in_batches(
             browse(nonce, browser);
         }
     }
+}
+
+#[test]
+fn one_h2_connection_carries_thousands_of_answers_that_go_on_after_done() {
+    // h2 ignores the late frames of only 50 recently reset streams; each later one counts as
+    // an upstream error, and at 1,024 on one connection h2 closes it (GOAWAY
+    // too_many_internal_resets). A daemon that resets these answers at their [DONE], with
+    // their last frames in flight, gets there well before 1,200.
+    let (mock, daemon) = mock_and_daemon_over_h2();
+    let first = first_connection(&mock, &daemon);
+    let after_done = (0..20)
+        .map(|_| Write::new(&b": after the answer\n\n"[..], Duration::ZERO))
+        .collect();
+    let id = answer_then(&mock, after_done);
+    in_batches(&daemon, &id, 1_200, 100, |nonce, mut browser| {
+        let (bytes, eof) = read_to_end(&mut browser, HANG);
+        let response = Response::parse(bytes, eof);
+        assert!(
+            response.done() && response.errors().is_empty(),
+            "{nonce}: {:?}",
+            response.events()
+        );
+    });
+    let cancelled = mock.count_requests(|r| r.end != RequestEnd::Completed);
+    assert_eq!(cancelled, 0, "answers not read to their end");
+    assert_eq!(on_other_connections(&mock, &first), 0);
 }
 
 #[test]
