@@ -9,8 +9,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use streamcheck::mock::{HttpVersion, MockConfig, MockHandle, MockServer, PatternChannel, TlsMode};
-use streamcheck::pattern::{self, ExpectedKind, MockSettings};
+use streamcheck::mock::{
+    HttpVersion, MockConfig, MockHandle, MockServer, PatternChannel, RequestEnd, TlsMode,
+};
+use streamcheck::pattern::{self, Ending, ExpectedKind, MockSettings, UpstreamPlan, Write};
 use support::*;
 
 fn mock(tls: bool) -> MockHandle {
@@ -283,8 +285,143 @@ fn a_client_that_leaves_cancels_the_h2_stream_upstream() {
     drop(browser);
     let record = mock.wait_for_end("gone-1", HANG).unwrap();
     assert!(
-        matches!(record.end, streamcheck::mock::RequestEnd::Cancelled { .. }),
+        matches!(record.end, RequestEnd::Cancelled { .. }),
         "{:?}",
         record.end
     );
+}
+
+/// An answer whose `[DONE]` is followed by `after` (more writes), then the end of the stream.
+fn answer_then(mock: &MockHandle, after: Vec<Write>) -> String {
+    let mut writes = vec![
+        Write::new(pattern::chunk_event("Hi"), Duration::ZERO),
+        Write::new(pattern::final_event("stop"), Duration::ZERO),
+        Write::new(pattern::DONE_EVENT, Duration::ZERO),
+    ];
+    writes.extend(after);
+    mock.register_script(UpstreamPlan::sse(writes, Ending::Close))
+}
+
+fn daemon_over_h2(mock: &MockHandle) -> Daemon {
+    Daemon::start_env(
+        &mock.base_url(),
+        None,
+        &[],
+        &[("OPENAI_INSECURE_SSL", "true")],
+    )
+}
+
+#[test]
+fn a_complete_answer_is_read_to_its_end_not_cancelled() {
+    let mock = mock(true);
+    let daemon = daemon_over_h2(&mock);
+    // The end of the stream comes 30 ms after [DONE]: a daemon that abandons the answer at its
+    // [DONE] resets the stream before then.
+    let id = answer_then(&mock, vec![Write::new("", Duration::from_millis(30))]);
+    let data = json!({ "prompt": format!("[[pattern:script:{id}]] [[nonce:end-1]]") });
+    let response = exchange(&daemon.socket, data.to_string().as_bytes());
+    assert!(response.done(), "{:?}", response.events());
+    let record = mock.wait_for_end("end-1", HANG).unwrap();
+    assert_eq!(record.end, RequestEnd::Completed);
+}
+
+/// Completes one answer, so that the daemon's client knows its connection speaks HTTP/2 and
+/// sends every later request over it; returns that connection's address.
+fn first_connection(mock: &MockHandle, daemon: &Daemon) -> String {
+    let id = answer_then(mock, Vec::new());
+    let data = json!({ "prompt": format!("[[pattern:script:{id}]] [[nonce:first]]") });
+    let response = exchange(&daemon.socket, data.to_string().as_bytes());
+    assert!(response.done(), "{:?}", response.events());
+    let record = mock.wait_for_end("first", HANG).unwrap();
+    assert_eq!(record.http_version, HttpVersion::Http2);
+    record.peer.expect("a TCP peer")
+}
+
+/// How many requests came over another connection than `first`.
+fn on_other_connections(mock: &MockHandle, first: &str) -> usize {
+    mock.count_requests(|r| r.peer.as_deref() != Some(first))
+}
+
+/// Starts a mock API with TLS (so ALPN picks HTTP/2) and a daemon using it.
+fn mock_and_daemon_over_h2() -> (MockHandle, Daemon) {
+    let mock = MockServer::start(MockConfig {
+        tls: TlsMode::SelfSigned { ca_out: None },
+        ..MockConfig::default()
+    })
+    .expect("start the mock API");
+    let daemon = daemon_over_h2(&mock);
+    (mock, daemon)
+}
+
+/// Hands off `count` requests for the script `id`, `at_once` at a time; `browse` reads each.
+fn in_batches(
+    daemon: &Daemon,
+    id: &str,
+    count: usize,
+    at_once: usize,
+    mut browse: impl FnMut(&str, std::net::TcpStream),
+) {
+    for batch in 0..count / at_once {
+        let nonces: Vec<String> = (0..at_once).map(|i| format!("b{batch}-{i}")).collect();
+        let browsers: Vec<_> = nonces
+            .iter()
+            .map(|n| {
+                let data = json!({ "prompt": format!("[[pattern:script:{id}]] [[nonce:{n}]]") });
+                handoff(&daemon.socket, data.to_string().as_bytes())
+            })
+            .collect();
+        for (nonce, browser) in nonces.iter().zip(browsers) {
+            browse(nonce, browser);
+        }
+    }
+}
+
+#[test]
+fn one_h2_connection_carries_thousands_of_answers_that_go_on_after_done() {
+    // h2 ignores the late frames of only 50 recently reset streams; each later one counts as
+    // an upstream error, and at 1,024 on one connection h2 closes it (GOAWAY
+    // too_many_internal_resets). A daemon that resets these answers at their [DONE], with
+    // their last frames in flight, gets there well before 1,200.
+    let (mock, daemon) = mock_and_daemon_over_h2();
+    let first = first_connection(&mock, &daemon);
+    let after_done = (0..20)
+        .map(|_| Write::new(&b": after the answer\n\n"[..], Duration::ZERO))
+        .collect();
+    let id = answer_then(&mock, after_done);
+    in_batches(&daemon, &id, 1_200, 100, |nonce, mut browser| {
+        let (bytes, eof) = read_to_end(&mut browser, HANG);
+        let response = Response::parse(bytes, eof);
+        assert!(
+            response.done() && response.errors().is_empty(),
+            "{nonce}: {:?}",
+            response.events()
+        );
+    });
+    let cancelled = mock.count_requests(|r| r.end != RequestEnd::Completed);
+    assert_eq!(cancelled, 0, "answers not read to their end");
+    assert_eq!(on_other_connections(&mock, &first), 0);
+}
+
+#[test]
+fn a_thousand_clients_leaving_do_not_close_the_h2_connection() {
+    // h2 remembers the streams it reset (50 by default, for 1 s each) to ignore their late
+    // frames; a late frame on a forgotten one counts as an upstream error, and at 1,024 h2
+    // closes the connection (GOAWAY too_many_internal_resets). Each client here leaves while
+    // its answer streams at full speed, so its stream is reset with DATA frames in flight.
+    let (mock, daemon) = mock_and_daemon_over_h2();
+    let first = first_connection(&mock, &daemon);
+    let writes = (0..5_000)
+        .map(|_| Write::new(pattern::chunk_event("x"), Duration::ZERO))
+        .collect();
+    let id = mock.register_script(UpstreamPlan::sse(writes, Ending::Close));
+    in_batches(&daemon, &id, 1_200, 100, |_, mut browser| {
+        std::io::Read::read_exact(&mut browser, &mut [0u8; 1]).unwrap();
+    });
+    let id = answer_then(&mock, Vec::new());
+    let data = json!({ "prompt": format!("[[pattern:script:{id}]] [[nonce:after]]") });
+    let response = exchange(&daemon.socket, data.to_string().as_bytes());
+    assert!(response.done(), "{:?}", response.events());
+    let log = daemon.log();
+    let failure = log.lines().find(|l| l.contains("upstream request failed"));
+    assert_eq!(on_other_connections(&mock, &first), 0, "{failure:?}");
 }

@@ -9,6 +9,10 @@
 //!   upstream error status or unreachable, 504 no upstream answer in time, 503 shutting down);
 //! - after it: a `data: {"error":…}` event, then close. Never a head followed by a silent close,
 //!   never a connection left open.
+//!
+//! A complete answer is read to its end even after its `[DONE]` (see [`drain`]); an answer the
+//! daemon gives up on (client gone, upstream error event, shutdown) is abandoned, which cancels
+//! it upstream.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -28,6 +32,12 @@ use super::handoff::{self, Handoff, HandoffError, Request};
 use super::reader::{self, Item, Reader};
 use super::upstream::{Upstream, chain};
 use super::wire::{self, ClientFormat, Outcome, Translator};
+
+/// After `[DONE]`, the most of the rest of an upstream answer [`drain`] reads.
+const DRAIN_BYTES: usize = 64 << 10;
+
+/// After `[DONE]`, how long [`drain`] waits for the upstream answer to end.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Deadlines of the daemon.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +177,8 @@ struct Relay {
     held: Vec<u8>,
     /// The client left (or stopped reading): nothing more is written.
     client_gone: bool,
+    /// The upstream answer after its `[DONE]`, drained once the client is closed.
+    rest: Option<Incoming>,
 }
 
 impl Relay {
@@ -181,6 +193,7 @@ impl Relay {
             extra_headers: Vec::new(),
             held: Vec::new(),
             client_gone: false,
+            rest: None,
         }
     }
 
@@ -375,7 +388,7 @@ impl Relay {
                 None => {}
                 Some(Outcome::Failed) => return,
                 Some(Outcome::Complete) => {
-                    drop(body);
+                    self.rest = Some(body);
                     if self.fault(Fault::NoClose) {
                         // Bug (no-close): the connection is kept open after [DONE].
                         self.flush().await;
@@ -440,7 +453,7 @@ impl Relay {
         }
     }
 
-    /// Ends the response: flush, FIN, close.
+    /// Ends the response: flush, FIN, close; then reads the rest of a complete upstream answer.
     async fn finish(mut self) {
         self.flush().await;
         if self.fault(Fault::Crosstalk) {
@@ -462,6 +475,40 @@ impl Relay {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(self.conn.clone());
         }
+        let rest = self.rest.take();
+        let abort = self.abort.clone();
+        drop(self); // closes the client's fd
+        if let Some(body) = rest {
+            drain(body, abort).await;
+        }
+    }
+}
+
+/// Reads and discards what is left of a complete upstream answer (usually nothing but the end of
+/// its stream, which the upstream sends right after `[DONE]`), so that its stream ends cleanly.
+///
+/// Abandoning it at `[DONE]` instead reports every finished answer to the upstream as cancelled:
+/// on HTTP/1.1 hyper closes the connection unless the response's last chunk has already arrived,
+/// so the next request pays a new TCP and TLS handshake; on HTTP/2 the stream is reset
+/// (RST_STREAM CANCEL) while its END_STREAM is in flight, and such a late frame on a stream h2
+/// no longer remembers counts as an upstream error; at 1,024 of them h2 closes the connection and
+/// fails every stream on it (see [`super::upstream::RESET_STREAMS_REMEMBERED`]).
+///
+/// Gives up (abandoning the answer) past [`DRAIN_BYTES`] or [`DRAIN_WAIT`], or at shutdown.
+async fn drain(mut body: Incoming, mut abort: watch::Receiver<bool>) {
+    let mut budget = DRAIN_BYTES;
+    let read_to_end = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let size = frame.data_ref().map_or(0, |data| data.len());
+            match budget.checked_sub(size) {
+                Some(left) => budget = left,
+                None => return,
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(DRAIN_WAIT, read_to_end) => {}
+        () = aborted(&mut abort) => {}
     }
 }
 

@@ -14,7 +14,9 @@
 //!
 //! HTTP/2 streams share one connection per upstream; an abandoned response body resets its stream
 //! (RST_STREAM CANCEL), and an abandoned HTTP/1.1 response closes its connection: either way the
-//! upstream sees the request cancelled.
+//! upstream sees the request cancelled. h2 must then ignore the frames the upstream sent before
+//! it saw the reset; see [`RESET_STREAMS_REMEMBERED`] for why the daemon raises how many reset
+//! streams it remembers to do so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,15 @@ pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 /// shares one connection, and with thousands of streams a busy daemon leaves many small DATA
 /// frames unread; h2 drops the whole connection once that backlog outgrows the window.
 pub const DEFAULT_CONNECTION_WINDOW: u32 = 64 << 20;
+
+/// How many of the HTTP/2 streams it reset h2 remembers (each for 1 s) to ignore the frames the
+/// upstream sent before it saw the reset. A frame on a reset stream h2 has forgotten counts as an
+/// upstream error, and at 1,024 such errors h2 closes the connection (GOAWAY ENHANCE_YOUR_CALM,
+/// "too_many_internal_resets"), failing every stream on it. h2's default, 50, is far below the
+/// number of clients a busy daemon sees leave within a second (a web server restart drops them
+/// all at once), each of whose answers can be streaming; a remembered stream costs a few hundred
+/// bytes.
+pub const RESET_STREAMS_REMEMBERED: usize = 16_384;
 
 /// Whether to speak HTTP/2 (`OPENAI_HTTP2_ENABLED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +226,7 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(60))
             .http2_only(!https && config.http2 == Http2Mode::On)
             .http2_initial_connection_window_size(config.http2_connection_window)
+            .http2_max_concurrent_reset_streams(RESET_STREAMS_REMEMBERED)
             .build(connector);
         Ok(Upstream {
             client,
