@@ -60,6 +60,27 @@ fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
     assert_eq!(r.report["relay"]["streams_joined"], 199);
     assert_eq!(r.report["relay"]["log_error"], serde_json::Value::Null);
     assert_eq!(r.report["integrity"]["leak"]["verdict"], "none");
+    // The client's own cost, split as capacity reports it.
+    let client = &r.report["client"];
+    let f = |key: &str| {
+        client[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {client}"))
+    };
+    let (user, sys, run) = (
+        f("cpu_user_s"),
+        f("cpu_sys_s"),
+        f("cpu_seconds_process_run"),
+    );
+    assert!(user > 0.0 && sys > 0.0, "{client}");
+    assert!((user + sys - run).abs() < 0.02 + run / 10.0, "{client}");
+    let busy = f("ring_thread_busy_fraction");
+    assert!(busy > 0.0 && busy <= 1.0, "{client}");
+    assert!(
+        (0.0..=1.0).contains(&f("ring_thread_busy_peak")),
+        "{client}"
+    );
+    assert!(f("ring_thread_saturated_s") >= 0.0, "{client}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -121,6 +142,7 @@ fn the_human_report_shows_the_verdict_and_the_figures() {
         "p99.9",
         "Daemon (PID",
         "CPU-s per 1,000 streams",
+        "loop thread busy",
         "KiB per open stream",
         "open-file limit",
     ] {
