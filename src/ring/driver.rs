@@ -342,8 +342,9 @@ impl Ring {
                 let args = types::SubmitArgs::new().timespec(&ts);
                 match self.batch_window_us {
                     // Sleep until a batch is ready or the window has passed (then any one
-                    // completion will do): one wake-up for many completions.
-                    Some(us) if !d.is_zero() => {
+                    // completion will do): one wake-up for many completions. Not when the
+                    // caller wants to be back sooner: the kernel would keep it the whole window.
+                    Some(us) if d >= Duration::from_micros(u64::from(us)) => {
                         let args = args.min_wait_usec(us);
                         self.uring.submitter().submit_with_args(BATCH_WAKE, &args)
                     }

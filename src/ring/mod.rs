@@ -195,7 +195,8 @@ pub struct RingConfig {
     /// stamped the moment it can be. Above zero: it sleeps until 64 completions are ready or
     /// this long has passed since it went to sleep, whichever comes first, trading up to this
     /// much lateness in the timestamps of events that arrive while the loop sleeps for far
-    /// fewer wake-ups (needs Linux 6.12; ignored before).
+    /// fewer wake-ups (needs Linux 6.12; ignored before). A `run_once` whose timeout is shorter
+    /// than the window does not batch.
     pub batch_window: Duration,
 }
 
