@@ -460,7 +460,7 @@ async fn chat(
 }
 
 /// A record reduced to what relay latency needs (`view=writes`): its nonce and each write as
-/// `[ts_ns, end]`, a fifth of the full record's size for a client reading 10,000 of them.
+/// `[ts_ns, end]`: about 500 bytes where the full record of a default answer has 2,200.
 #[derive(serde::Serialize)]
 struct WritesView<'a> {
     id: u64,
