@@ -50,7 +50,8 @@ MOCK_PID=$!
 URL=
 i=0
 while [ -z "$URL" ] && [ $i -lt 100 ]; do
-    URL=$(sed -n 's/^url: //p' "$OUT/mock.out")
+    # The mock's shell may not have created its output file yet.
+    URL=$(sed -n 's/^url: //p' "$OUT/mock.out" 2>/dev/null || true)
     [ -n "$URL" ] || sleep 0.1
     i=$((i + 1))
 done
@@ -91,9 +92,15 @@ if command -v jq >/dev/null 2>&1; then
         "ramp-up schedule error: max " + (.max_ns | ms) + " ms, p99 " + (.p99_ns | ms) + " ms"),
       "ramp-up: planned " + (.run.ramp_planned_ms | tostring) + " ms, last start at " + (.run.ramp_actual_ms // "-" | tostring) + " ms",
       (if .limits.stopped_by then "stopped by: " + .limits.stopped_by.detail else empty end),
-      "client accounting: loop thread " + (.client.cpu_seconds_loop_thread | tostring) + " CPU-s, process "
-        + (.client.cpu_seconds_process_total | tostring) + " CPU-s, "
+      "client accounting: loop thread " + (.client.cpu_seconds_loop_thread | tostring | .[0:5]) + " CPU-s, process "
+        + (.client.cpu_seconds_process_total | tostring | .[0:5]) + " CPU-s (during the run: user "
+        + (.client.cpu_user_s | tostring | .[0:5]) + " + sys " + (.client.cpu_sys_s | tostring | .[0:5]) + "), "
         + ((.client.rss_per_open_stream_bytes // 0) / 1024 | tostring | .[0:5]) + " KiB per open stream",
+      "client loop thread: busy " + (.client.ring_thread_busy_fraction * 100 | floor | tostring) + "% of the run, "
+        + (.client.ring_thread_busy_peak * 100 | floor | tostring) + "% in its busiest 100 ms, saturated for "
+        + (.client.ring_thread_saturated_s | tostring) + " s",
+      (if .limits.backlog_full > 0 then "daemon accept backlog full for " + (.limits.backlog_full | tostring)
+        + " handoffs (the daemon did not accept as fast as the schedule started them)" else empty end),
       (.latency[] | select(.name == "relay" or .name == "first_event" or .name == "inter_event_gap") |
         .name + ": p50 " + (.p50_ns | ms) + " ms, p99 " + (.p99_ns | ms) + " ms, max " + (.max_ns | ms) + " ms"),
       (if .daemon then "reference daemon: " + (.daemon.cpu_seconds | tostring) + " CPU-s, peak "

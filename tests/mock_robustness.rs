@@ -324,6 +324,21 @@ async fn the_log_endpoint_filters_by_nonce_and_the_log_stays_bounded() {
         3,
         "control routes are not logged"
     );
+    let view = format!("/_streamcheck/requests?nonce={}&view=writes", nonces[4]);
+    let writes = fetch(&mock, H2_CLEAR, get_request(H2_CLEAR, &view))
+        .await
+        .json();
+    let full = &requests[0]["writes"];
+    let compact = &writes["requests"][0];
+    assert_eq!(compact["nonce"], nonces[4].as_str());
+    assert_eq!(compact["id"], r["id"]);
+    assert_eq!(compact["writes"][0][0], full[0]["ts_ns"]);
+    assert_eq!(compact["writes"][0][1], full[0]["end"]);
+    assert_eq!(
+        compact["writes"].as_array().map(Vec::len),
+        full.as_array().map(Vec::len)
+    );
+    assert!(compact.get("headers").is_none(), "{compact}");
     let bad = fetch(
         &mock,
         H2_CLEAR,
@@ -331,6 +346,13 @@ async fn the_log_endpoint_filters_by_nonce_and_the_log_stays_bounded() {
     )
     .await;
     assert_error(&bad, 400, "invalid_request", "nonce");
+    let bad_view = fetch(
+        &mock,
+        H2_CLEAR,
+        get_request(H2_CLEAR, "/_streamcheck/requests?view=all"),
+    )
+    .await;
+    assert_error(&bad_view, 400, "invalid_request", "view=writes");
     let patterns = fetch(
         &mock,
         H2_CLEAR,

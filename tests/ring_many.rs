@@ -132,6 +132,19 @@ fn a_tiny_ring_with_four_small_buffers_still_delivers_everything() {
 }
 
 #[test]
+fn a_ring_with_a_batch_window_delivers_everything() {
+    let d = echo_daemon();
+    let config = RingConfig {
+        batch_window: Duration::from_millis(1),
+        ..RingConfig::default()
+    };
+    let mut ring = Ring::new(config).unwrap();
+    let expected = start_many(&mut ring, &d, 200);
+    let got = drive(&mut ring, &expected);
+    check(&expected, &got);
+}
+
+#[test]
 fn single_shot_receives_deliver_the_same_bytes() {
     let d = echo_daemon();
     let config = RingConfig {

@@ -78,6 +78,27 @@ fn a_running_daemon_is_checked_against_its_backend_in_an_open_loop() {
         .max();
     assert!(sampled.is_some_and(|s| s >= peak), "{timeline}");
     assert!(timeline["run_end_ms"].as_u64().is_some(), "{timeline}");
+    // The client's own cost, split as capacity reports it.
+    let client = &r.report["client"];
+    let f = |key: &str| {
+        client[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {client}"))
+    };
+    let (user, sys, run) = (
+        f("cpu_user_s"),
+        f("cpu_sys_s"),
+        f("cpu_seconds_process_run"),
+    );
+    assert!(user > 0.0 && sys > 0.0, "{client}");
+    assert!((user + sys - run).abs() < 0.02 + run / 10.0, "{client}");
+    let busy = f("ring_thread_busy_fraction");
+    assert!(busy > 0.0 && busy <= 1.0, "{client}");
+    assert!(
+        (0.0..=1.0).contains(&f("ring_thread_busy_peak")),
+        "{client}"
+    );
+    assert!(f("ring_thread_saturated_s") >= 0.0, "{client}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -139,6 +160,7 @@ fn the_human_report_shows_the_verdict_and_the_figures() {
         "p99.9",
         "Daemon (PID",
         "CPU-s per 1,000 streams",
+        "loop thread busy",
         "KiB per open stream",
         "open-file limit",
     ] {

@@ -105,8 +105,7 @@ fn judge(
     let slos: Vec<Measured> = config.slos.iter().map(|s| s.measure(&report)).collect();
     let daemon = report.daemon.as_ref();
     let client_cpu = report.client.cpu_seconds_process_run;
-    let wall = report.run.wall_seconds.max(1e-9);
-    let loop_busy = report.client.cpu_seconds_loop_thread / wall;
+    let loop_busy = report.client.ring_thread_busy_fraction;
     let daemon_cpu = daemon.map(|d| d.cpu_seconds);
 
     let broke_because = match (&report.daemon_death, slos.iter().find(|m| !m.met)) {

@@ -15,8 +15,9 @@
 //!   `X-Test-Pattern-Applied` (canonical spec) when a pattern was asked for, and
 //!   `x-streamcheck-request-id` (the log id).
 //! - `GET /v1/models`, `GET /health`.
-//! - `GET /_streamcheck/requests[?nonce=TOKEN]`: the log as JSON
-//!   (`{"capacity","dropped","requests":[RequestRecord…]}`).
+//! - `GET /_streamcheck/requests[?nonce=TOKEN][&view=writes]`: the log as JSON
+//!   (`{"capacity","dropped","requests":[RequestRecord…]}`); with `view=writes` each record is
+//!   only `{"id","nonce","writes":[[ts_ns,end]…]}`, what relay latency needs.
 //! - `POST /_streamcheck/scripts`: register a script (format in `script.rs` docs and
 //!   `streamcheck mock-api --help`) → `201 {"id":"s1","pattern":"script:s1"}`.
 //! - `GET /_streamcheck/patterns`: the catalog, and the settings (`chunk_count`,

@@ -27,6 +27,15 @@ const DROP_GRACE: Duration = Duration::from_secs(5);
 /// Completions copied out of the CQ per batch.
 const BATCH: usize = 256;
 
+/// Completions that end a [`RingConfig::batch_window`] wait early.
+const BATCH_WAKE: usize = 64;
+
+/// An event decided outside a completion's callback, waiting for the next delivery.
+pub(super) enum Queued {
+    HandedOff(ConnId, HandoffTimings),
+    End(ConnId, u64, EndReason, Option<HandoffFate>),
+}
+
 /// Wakes a [`Ring`] blocked in [`Ring::run_once`] from any thread.
 #[derive(Debug, Clone)]
 pub struct Waker {
@@ -64,8 +73,11 @@ pub struct Ring {
     pub(super) wake_buf: Box<[u8; 8]>,
     pub(super) wake_reading: bool,
     pub(super) skip_success: bool,
-    /// End events waiting to be delivered (ends decided outside a callback, or inside one).
-    pub(super) ends: VecDeque<(ConnId, u64, EndReason, Option<HandoffFate>)>,
+    /// [`RingConfig::batch_window`] in µs, when set and the kernel supports it.
+    batch_window_us: Option<u32>,
+    /// Events decided outside a completion's callback (a handoff done at once, an end), in
+    /// order, delivered before the next completion.
+    pub(super) queued: VecDeque<Queued>,
     pub(super) commands: Commands,
     cqes: Vec<cqueue::Entry>,
     lost_seen: u32,
@@ -83,6 +95,9 @@ impl Ring {
         let bufs = BufRing::new(config.buffers, config.buffer_size)?;
         bufs.register(&uring.submitter())?;
         let skip_success = uring.params().is_feature_skip_cqe_on_success();
+        let batch_window_us = Some(config.batch_window.as_micros())
+            .filter(|&us| us > 0 && uring.params().is_feature_min_timeout())
+            .map(|us| u32::try_from(us).unwrap_or(u32::MAX));
         Ok(Ring {
             uring,
             sq: Sq::default(),
@@ -99,7 +114,8 @@ impl Ring {
             wake_buf: Box::new([0; 8]),
             wake_reading: false,
             skip_success,
-            ends: VecDeque::new(),
+            batch_window_us,
+            queued: VecDeque::new(),
             commands: Commands::default(),
             cqes: Vec::with_capacity(BATCH),
             lost_seen: 0,
@@ -113,9 +129,10 @@ impl Ring {
     /// socket path); everything later arrives as events, ending with exactly one
     /// [`RingEvent::End`].
     ///
-    /// A stream holds three fds until its handoff completes, which takes a [`Ring::run_once`]
-    /// or two, and one afterwards: a caller starting thousands of streams should interleave
-    /// `run_once` calls, or watch [`Ring::handoffs_in_progress`].
+    /// The handoff is usually complete when this returns (its `HandedOff` event comes with the
+    /// next [`Ring::run_once`]); one the daemon's socket cannot take at once holds three fds
+    /// until it completes, and one afterwards: a caller starting thousands of streams should
+    /// interleave `run_once` calls, or watch [`Ring::handoffs_in_progress`].
     pub fn start(&mut self, spec: HandoffSpec) -> Result<ConnId, HandoffError> {
         let now = monotonic_ns();
         let (addr, addr_len) = handoff::unix_sockaddr(&spec.socket)?;
@@ -280,7 +297,7 @@ impl Ring {
     where
         F: FnMut(RingEvent<'_>, &mut Commands),
     {
-        let mut delivered = self.deliver_ends(&mut f);
+        let mut delivered = self.deliver_queued(&mut f);
         self.sq.flush(&mut self.uring);
         if self.ops == 0 && !self.sq.has_backlog() {
             return Ok(delivered);
@@ -307,7 +324,7 @@ impl Ring {
             for i in 0..n {
                 let cqe = self.cqes[i].clone();
                 delivered += self.dispatch(&cqe, &mut f);
-                delivered += self.deliver_ends(&mut f);
+                delivered += self.deliver_queued(&mut f);
             }
             self.sq.flush(&mut self.uring);
             if n < BATCH {
@@ -324,7 +341,16 @@ impl Ring {
             Some(d) => {
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.uring.submitter().submit_with_args(1, &args)
+                match self.batch_window_us {
+                    // Sleep until a batch is ready or the window has passed (then any one
+                    // completion will do): one wake-up for many completions. Not when the
+                    // caller wants to be back sooner: the kernel would keep it the whole window.
+                    Some(us) if d >= Duration::from_micros(u64::from(us)) => {
+                        let args = args.min_wait_usec(us);
+                        self.uring.submitter().submit_with_args(BATCH_WAKE, &args)
+                    }
+                    _ => self.uring.submitter().submit_with_args(1, &args),
+                }
             }
         };
         match result {
@@ -345,25 +371,32 @@ impl Ring {
         }
     }
 
-    fn deliver_ends<F>(&mut self, f: &mut F) -> usize
+    fn deliver_queued<F>(&mut self, f: &mut F) -> usize
     where
         F: FnMut(RingEvent<'_>, &mut Commands),
     {
         let mut n = 0;
-        while let Some((conn, ts, reason, fate)) = self.ends.pop_front() {
-            f(
-                RingEvent::End {
-                    conn,
-                    ts,
-                    reason,
-                    fate,
-                },
-                &mut self.commands,
-            );
-            if let Some((c, _)) = self.slab.get_mut(conn) {
-                c.end_delivered = true;
+        while let Some(event) = self.queued.pop_front() {
+            match event {
+                Queued::HandedOff(conn, timings) => {
+                    f(RingEvent::HandedOff { conn, timings }, &mut self.commands);
+                }
+                Queued::End(conn, ts, reason, fate) => {
+                    f(
+                        RingEvent::End {
+                            conn,
+                            ts,
+                            reason,
+                            fate,
+                        },
+                        &mut self.commands,
+                    );
+                    if let Some((c, _)) = self.slab.get_mut(conn) {
+                        c.end_delivered = true;
+                    }
+                    self.slab.release_if_done(conn);
+                }
             }
-            self.slab.release_if_done(conn);
             self.apply_commands();
             n += 1;
         }
@@ -475,6 +508,10 @@ impl Ring {
     pub(super) fn drain_accepts(&mut self) {
         loop {
             let Some(pairs) = &self.pairs else { return };
+            if self.pending_accept.is_empty() {
+                // Nothing waits: a further accept would only find the queue empty.
+                return;
+            }
             match pairs.accept() {
                 Ok(Some(accepted)) => match self.pending_accept.remove(&accepted.peer) {
                     Some(id) => {
@@ -528,7 +565,7 @@ impl Ring {
         for id in ids {
             self.finish(id, EndReason::ClosedByClient);
         }
-        self.ends.clear();
+        self.queued.clear();
         if self.wake_reading {
             self.wake_fd = None;
             self.aux(opcode::AsyncCancel::new(sq::user_data(Op::Wake, 0, 0)).build());
@@ -546,7 +583,7 @@ impl Ring {
             if step.is_err() && self.ops > 0 {
                 return false;
             }
-            self.ends.clear();
+            self.queued.clear();
         }
         true
     }

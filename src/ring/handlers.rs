@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use super::bufring::GROUP;
 use super::conn::Phase;
-use super::driver::{Ring, abs_timespec};
+use super::driver::{Queued, Ring, abs_timespec};
 use super::sq::{self, Op};
 use super::{Commands, ConnId, EndReason, RecvMode, RingEvent};
 use crate::clock::monotonic_ns;
@@ -61,7 +61,7 @@ impl Ring {
         match op {
             Op::Recv => delivered = self.on_recv(id, res, flags, now, f),
             Op::Connect => self.on_connect(id, res, now),
-            Op::Send => delivered = self.on_send(id, res, now, f),
+            Op::Send => self.on_send(id, res, now),
             Op::Deadline => {
                 self.done(id, op);
                 if res == -libc::ETIME {
@@ -153,6 +153,16 @@ impl Ring {
         let fd = types::Fd(socket.as_raw_fd());
         conn.daemon = Some(socket);
         let addr = (&io.addr as *const libc::sockaddr_un).cast::<libc::sockaddr>();
+        // A Unix-socket connect finishes in the call (success, or EAGAIN on a full backlog):
+        // its result is handled as its completion would be, and the send follows at once.
+        // SAFETY: `addr` points at the slot's sockaddr_un, `addr_len` bytes of it are set.
+        let rc = unsafe { libc::connect(fd.0, addr, io.addr_len) };
+        let res = if rc == 0 { 0 } else { -last_errno() };
+        if res != -libc::EINPROGRESS {
+            self.on_connect(id, res, monotonic_ns());
+            return self.advance(id);
+        }
+        // Still in progress: the ring waits for it, within the policy's connect timeout.
         let connect = opcode::Connect::new(fd, addr, io.addr_len)
             .build()
             .flags(squeue::Flags::IO_LINK)
@@ -223,6 +233,17 @@ impl Ring {
         let payload = handoff::message_bytes(&conn.data);
         let send = if conn.sent == 0 {
             let msg = io.msg.prepare(payload, handed);
+            // Tried at once; only a socket whose buffer is full makes the ring wait (with the
+            // policy's send timeout) for the message or its rest.
+            // SAFETY: the msghdr, its iovec and control message are in the slot's ConnIo and
+            // point at the connection's data; the call reads them before it returns.
+            let rc =
+                unsafe { libc::sendmsg(daemon.0, msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            let res = if rc >= 0 { rc as i32 } else { -last_errno() };
+            if res != -libc::EAGAIN {
+                self.on_send(id, res, monotonic_ns());
+                return self.advance(id);
+            }
             opcode::SendMsg::new(daemon, msg)
                 .flags(libc::MSG_NOSIGNAL as u32)
                 .build()
@@ -246,16 +267,15 @@ impl Ring {
         unsafe { self.begin(id, &[Op::Send, Op::SendTimeout], &[send, timeout]) };
     }
 
-    fn on_send<F>(&mut self, id: ConnId, res: i32, now: u64, f: &mut F) -> usize
-    where
-        F: FnMut(RingEvent<'_>, &mut Commands),
-    {
+    /// A send's result (`res`: bytes sent, or `-errno`), from its completion or from the
+    /// system call made at once.
+    fn on_send(&mut self, id: ConnId, res: i32, now: u64) {
         self.done(id, Op::Send);
         let Some((conn, _)) = self.slab.get_mut(id) else {
-            return 0;
+            return;
         };
         if conn.ended {
-            return 0;
+            return;
         }
         let total = handoff::message_bytes(&conn.data).len();
         if res < 0 {
@@ -276,13 +296,12 @@ impl Ring {
                     errno,
                 },
             };
-            self.finish(id, EndReason::Error(e));
-            return 0;
+            return self.finish(id, EndReason::Error(e));
         }
         conn.sent += res as usize;
         if conn.sent < total {
             conn.want_send = true;
-            return 0;
+            return;
         }
         conn.timings.sent_ns = now;
         // The daemon has the client now. Nothing queued names these fds any more.
@@ -302,14 +321,9 @@ impl Ring {
             conn.pause_done = true;
         }
         self.stats.handed_off += 1;
-        f(
-            RingEvent::HandedOff { conn: id, timings },
-            &mut self.commands,
-        );
-        self.apply_commands();
+        self.queued.push_back(Queued::HandedOff(id, timings));
         if behaviour.close_after_bytes == Some(0) {
-            self.finish(id, EndReason::ClosedByClient);
-            return 1;
+            return self.finish(id, EndReason::ClosedByClient);
         }
         if behaviour.half_close {
             self.shutdown_write(id);
@@ -317,7 +331,6 @@ impl Ring {
         if let Some(p) = pause_now {
             self.pause_for(id, p.duration);
         }
-        1
     }
 
     fn recv_now(&mut self, id: ConnId) {
@@ -572,7 +585,7 @@ impl Ring {
         let inflight = conn.inflight;
         let addr = conn.pending_addr.take();
         self.slab.active -= 1;
-        self.ends.push_back((id, now, reason, fate));
+        self.queued.push_back(Queued::End(id, now, reason, fate));
         if let Some(addr) = addr
             && self.pending_accept.get(&addr) == Some(&id)
         {
@@ -590,4 +603,11 @@ impl Ring {
         }
         self.slab.release_if_done(id);
     }
+}
+
+/// The errno of the system call that just failed.
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }

@@ -1,11 +1,18 @@
 //! The io_uring driver: one thread, many handoffs, nanosecond timestamps, deadlines.
 //!
 //! A stream starts from a [`HandoffSpec`]. The ring makes the client pair ([`crate::handoff`]),
-//! connects to the daemon's Unix socket (`IORING_OP_CONNECT` with a linked timeout), sends the
-//! data and the handed end in one `IORING_OP_SENDMSG` carrying `SCM_RIGHTS` (linked timeout
-//! again), closes its copy of the handed end, and reads the response from the kept end with a
-//! multishot receive drawing on one shared provided-buffer ring. Every completion is stamped
-//! with [`crate::clock::monotonic_ns`].
+//! connects to the daemon's Unix socket, sends the data and the handed end in one `sendmsg`
+//! carrying `SCM_RIGHTS`, closes its copy of the handed end, and reads the response from the
+//! kept end with a multishot receive drawing on one shared provided-buffer ring. Every
+//! completion is stamped with [`crate::clock::monotonic_ns`].
+//!
+//! The connect and the send are tried at once with non-blocking system calls, since on a Unix
+//! socket they almost always finish there (a connect never waits: it succeeds or fails with
+//! `EAGAIN` when the backlog is full): no submission, no linked timeout, no completion, and the
+//! handoff is done when [`Ring::start`] returns. Only what would wait goes to the ring: the rest
+//! of a message the socket's buffer did not take (`IORING_OP_SEND[MSG]` with a linked timeout,
+//! Apache's send timeout), and a connect that reports `EINPROGRESS` (`IORING_OP_CONNECT` with a
+//! linked timeout).
 //!
 //! The daemon connection is closed too, unless the spec asks for the handoff's diagnosis
 //! ([`HandoffSpec::diagnose_handoff`], on by default): then its write side is shut (the daemon
@@ -14,8 +21,9 @@
 //! [`RingEvent::End`] whether the daemon accepted the connection and read the message
 //! ([`crate::handoff::HandoffFate`]).
 //!
-//! Nothing on the loop blocks: socket creation, the loopback `connect`/`accept4` and `close` are
-//! non-blocking system calls; everything that waits is an io_uring operation. Each stream has an
+//! Nothing on the loop blocks: socket creation, the loopback `connect`/`accept4`, the daemon
+//! connect, the first `sendmsg` and `close` are non-blocking system calls; everything that
+//! waits is an io_uring operation. Each stream has an
 //! absolute deadline (a standalone `IORING_OP_TIMEOUT`), so a daemon that never answers or never
 //! closes ends as [`EndReason::Timeout`] with everything received so far, never a hang.
 //!
@@ -186,11 +194,18 @@ pub struct RingConfig {
     /// Over how many loopback source addresses TCP pairs are spread: one by default; more to
     /// hold more pairs at once than one address's port range allows.
     pub pairs: PairSpread,
+    /// Zero (the default): [`Ring::run_once`] wakes for each completion, so every event is
+    /// stamped the moment it can be. Above zero: it sleeps until 64 completions are ready or
+    /// this long has passed since it went to sleep, whichever comes first, trading up to this
+    /// much lateness in the timestamps of events that arrive while the loop sleeps for far
+    /// fewer wake-ups (needs Linux 6.12; ignored before). A `run_once` whose timeout is shorter
+    /// than the window does not batch.
+    pub batch_window: Duration,
 }
 
 impl Default for RingConfig {
     /// 1024 SQ entries, 8192 CQ entries, 1024 × 4 KiB receive buffers (4 MiB), multishot,
-    /// pairs from one source address.
+    /// pairs from one source address, no batch window.
     fn default() -> Self {
         RingConfig {
             sq_entries: 1024,
@@ -199,6 +214,7 @@ impl Default for RingConfig {
             buffer_size: 4096,
             recv: RecvMode::Multishot,
             pairs: PairSpread::ONE_ADDRESS,
+            batch_window: Duration::ZERO,
         }
     }
 }

@@ -32,6 +32,16 @@ const TICK_NS: u64 = 100_000_000;
 /// Handoffs started but not yet completed, at most (3 fds each while in flight).
 pub(super) const MAX_HANDOFFS_IN_FLIGHT: usize = 1024;
 
+/// Streams started between two turns of the ring, at most. A handoff is made at once (about
+/// 30 µs of system calls), so a loop catching up on its schedule still reaps reads every couple
+/// of milliseconds, and does not pour thousands of connects into the daemon's accept backlog
+/// in one burst.
+const MAX_STARTS_PER_TURN: usize = 64;
+
+/// The ring's [`RingConfig::batch_window`]: a read that arrives while the loop sleeps is
+/// stamped at most this late, and the loop wakes once per batch rather than once per read.
+const BATCH_WINDOW: Duration = Duration::from_micros(100);
+
 /// One open connection.
 struct Conn {
     id: ConnId,
@@ -70,6 +80,11 @@ pub struct RunResult {
     pub daemon: Option<DaemonResources>,
     pub thread_cpu_ns: u64,
     pub process_cpu_ns: u64,
+    /// The process's user and system CPU during the run.
+    pub process_user_ns: u64,
+    pub process_sys_ns: u64,
+    /// How busy the loop thread was, window by window.
+    pub loop_busy: LoopBusy,
     pub rss_before: u64,
     pub rss_per_open: Option<f64>,
     pub ring: RingStats,
@@ -116,6 +131,7 @@ pub fn run(
 ) -> Result<RunResult, StressError> {
     let ring_config = RingConfig {
         pairs,
+        batch_window: BATCH_WINDOW,
         ..RingConfig::default()
     };
     let mut ring = Ring::new(ring_config).map_err(|e| StressError::Environment(e.to_string()))?;
@@ -133,9 +149,11 @@ pub fn run(
     let watch = DeathWatch::new(prep.pid.filter(|_| prep.daemon.is_none()));
     let rss_before = resources::own_rss_bytes();
     let (cpu0, thread0) = (resources::process_cpu_ns(), resources::thread_cpu_ns());
+    let (user0, sys0) = resources::process_user_sys_ns();
     let t0 = monotonic_ns();
     let gauges = Arc::new(Gauges::default());
     let sampler = Sampler::start(Arc::clone(&gauges), daemon.as_ref().map(|d| d.pid), t0);
+    let mut loop_busy = LoopBusy::new(t0, thread0);
     let stop_at = config.duration.map(|d| t0.saturating_add(duration_ns(d)));
     let mut st = State {
         prep,
@@ -180,6 +198,7 @@ pub fn run(
         }
         // Start everything due by now.
         let mut wait_ns = TICK_NS;
+        let mut started_now = 0;
         while starting && st.open < model.max_open() {
             let (scheduled, ramp_slot) = match model {
                 LoadModel::Open { .. } => (t0.saturating_add(offset(model, next)), false),
@@ -202,6 +221,10 @@ pub fn run(
             };
             if scheduled > now {
                 wait_ns = wait_ns.min(scheduled - now);
+                break;
+            }
+            if started_now == MAX_STARTS_PER_TURN {
+                wait_ns = 0;
                 break;
             }
             if ring.handoffs_in_progress() >= MAX_HANDOFFS_IN_FLIGHT {
@@ -228,6 +251,7 @@ pub fn run(
                 break;
             }
             next += 1;
+            started_now += 1;
             if planned.is_some_and(|n| next >= n) {
                 starting = false;
             }
@@ -251,6 +275,7 @@ pub fn run(
         let now = monotonic_ns();
         if now >= next_tick {
             next_tick = now + TICK_NS;
+            loop_busy.sample(now, resources::thread_cpu_ns());
             if st.open > best_rss.0 {
                 best_rss = (st.open, resources::own_rss_bytes());
             }
@@ -278,6 +303,7 @@ pub fn run(
     }
     let thread_cpu_ns = resources::thread_cpu_ns() - thread0;
     let process_cpu_ns = resources::process_cpu_ns() - cpu0;
+    let (user1, sys1) = resources::process_user_sys_ns();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -314,6 +340,9 @@ pub fn run(
         daemon,
         thread_cpu_ns,
         process_cpu_ns,
+        process_user_ns: user1.saturating_sub(user0),
+        process_sys_ns: sys1.saturating_sub(sys0),
+        loop_busy,
         rss_before,
         rss_per_open: (best_rss.0 > 0)
             .then(|| best_rss.1.saturating_sub(rss_before) as f64 / best_rss.0 as f64),
@@ -321,6 +350,48 @@ pub fn run(
         daemon_death: st.watch.death().cloned(),
         timeline,
     })
+}
+
+/// The loop thread's CPU time over wall time, in windows of about [`TICK_NS`]: a loop busy
+/// through a window had no time to wait for the daemon, so the client, not the daemon, set the
+/// pace then. (A thread waiting for a core counts as idle: on a machine whose cores are all
+/// busy this understates it.)
+#[derive(Debug, Clone, Copy)]
+pub struct LoopBusy {
+    last_ns: u64,
+    last_cpu_ns: u64,
+    /// The busiest window's fraction.
+    pub peak: f64,
+    /// Wall time of the windows at least [`LoopBusy::SATURATED`] busy, ns.
+    pub saturated_ns: u64,
+}
+
+impl LoopBusy {
+    /// The busy fraction from which a window counts as saturated.
+    pub const SATURATED: f64 = 0.9;
+
+    fn new(now: u64, cpu_ns: u64) -> LoopBusy {
+        LoopBusy {
+            last_ns: now,
+            last_cpu_ns: cpu_ns,
+            peak: 0.0,
+            saturated_ns: 0,
+        }
+    }
+
+    fn sample(&mut self, now: u64, cpu_ns: u64) {
+        let wall = now.saturating_sub(self.last_ns);
+        // Windows much shorter than a tick say little.
+        if wall < TICK_NS / 2 {
+            return;
+        }
+        let busy = cpu_ns.saturating_sub(self.last_cpu_ns) as f64 / wall as f64;
+        self.peak = self.peak.max(busy.min(1.0));
+        if busy >= Self::SATURATED {
+            self.saturated_ns += wall;
+        }
+        (self.last_ns, self.last_cpu_ns) = (now, cpu_ns);
+    }
 }
 
 /// When arrival `i` is due after the start (every open-loop arrival and closed-loop ramp slot
@@ -654,7 +725,7 @@ impl State<'_> {
                 let nonces = self.prep.nonces.clone();
                 let (relay, hist) = (&mut self.prep.relay, &mut self.lat.relay);
                 let Some(relay) = relay.as_mut() else { return };
-                let result = remote.get_streaming("/_streamcheck/requests", |body| {
+                let result = remote.get_streaming("/_streamcheck/requests?view=writes", |body| {
                     super::relay::read_log(body, &nonces, &mut |index, writes| {
                         relay.upstream(index, writes, hist)
                     })
@@ -682,5 +753,27 @@ fn kind_of(prep: &Prepared, role: Role) -> &Kind {
         &prep.slow
     } else {
         &prep.normal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_busy_counts_the_windows_the_loop_thread_was_saturated() {
+        let mut busy = LoopBusy::new(0, 0);
+        // Too short a window: ignored, and the next one starts where this one did.
+        busy.sample(TICK_NS / 4, TICK_NS / 4);
+        assert_eq!((busy.peak, busy.saturated_ns), (0.0, 0));
+        // Half busy over the first 100 ms: not saturated.
+        busy.sample(TICK_NS, TICK_NS / 2);
+        assert_eq!((busy.peak, busy.saturated_ns), (0.5, 0));
+        // Busy the whole next 200 ms: saturated for that long.
+        busy.sample(3 * TICK_NS, 5 * TICK_NS / 2);
+        assert_eq!((busy.peak, busy.saturated_ns), (1.0, 2 * TICK_NS));
+        // Idle again: the peak and the saturated time stay.
+        busy.sample(4 * TICK_NS, 5 * TICK_NS / 2);
+        assert_eq!((busy.peak, busy.saturated_ns), (1.0, 2 * TICK_NS));
     }
 }

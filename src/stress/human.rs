@@ -188,6 +188,23 @@ impl StressReport {
         )?;
         writeln!(
             o,
+            "  user {:.3} s + system {:.3} s; loop thread busy {:.0}% of the run, {:.0}% at its \
+             busiest{}",
+            c.cpu_user_s,
+            c.cpu_sys_s,
+            c.ring_thread_busy_fraction * 100.0,
+            c.ring_thread_busy_peak * 100.0,
+            if c.ring_thread_saturated_s > 0.0 {
+                format!(
+                    " (saturated for {:.1} s: the client set the pace then)",
+                    c.ring_thread_saturated_s
+                )
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(
+            o,
             "  {:.3} CPU-s per 1,000 streams, {:.4} CPU-s per 1,000 events; {:.3} s in all",
             c.cpu_seconds_per_1000_streams,
             c.cpu_seconds_per_1000_events,

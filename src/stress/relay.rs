@@ -167,10 +167,52 @@ struct Record {
     writes: Vec<WriteTs>,
 }
 
-#[derive(Deserialize)]
+/// One write: `[ts_ns, end]` in the log's `view=writes`, or the full record's object.
 struct WriteTs {
     ts_ns: u64,
     end: u64,
+}
+
+impl<'de> Deserialize<'de> for WriteTs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WriteTs, D::Error> {
+        d.deserialize_any(WriteVisitor)
+    }
+}
+
+struct WriteVisitor;
+
+impl<'de> Visitor<'de> for WriteVisitor {
+    type Value = WriteTs;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a write: [ts_ns, end] or {ts_ns, end, …}")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WriteTs, A::Error> {
+        let missing = || serde::de::Error::invalid_length(2, &self);
+        let ts_ns = seq.next_element()?.ok_or_else(missing)?;
+        let end = seq.next_element()?.ok_or_else(missing)?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(WriteTs { ts_ns, end })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WriteTs, A::Error> {
+        let (mut ts_ns, mut end) = (None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "ts_ns" => ts_ns = Some(map.next_value()?),
+                "end" => end = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match (ts_ns, end) {
+            (Some(ts_ns), Some(end)) => Ok(WriteTs { ts_ns, end }),
+            (None, _) => Err(serde::de::Error::missing_field("ts_ns")),
+            (_, None) => Err(serde::de::Error::missing_field("end")),
+        }
+    }
 }
 
 struct LogSeed<'a, 'b> {
@@ -360,5 +402,28 @@ mod tests {
         assert_eq!((seen, dropped), (4, 3));
         assert_eq!(got, vec![(12, vec![(5, 10)]), (40, vec![(7, 4), (9, 8)])]);
         assert!(read_log(&mut &b"[1,2]"[..], &nonces, &mut |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn the_writes_view_of_the_log_yields_the_same_records() {
+        let nonces = Nonces::with_tag("stest1");
+        let log = format!(
+            r#"{{"capacity":10,"dropped":0,"requests":[
+              {{"id":1,"nonce":"{}","writes":[[5,10]]}},
+              {{"id":2,"nonce":null,"writes":[]}},
+              {{"id":4,"nonce":"{}","writes":[[7,4],[9,8]]}}
+            ]}}"#,
+            nonces.nonce(12),
+            nonces.nonce(40)
+        );
+        let mut got = Vec::new();
+        let (seen, _) = read_log(&mut log.as_bytes(), &nonces, &mut |i, w| {
+            got.push((i, w.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(seen, 3);
+        assert_eq!(got, vec![(12, vec![(5, 10)]), (40, vec![(7, 4), (9, 8)])]);
+        let short = r#"{"requests":[{"nonce":null,"writes":[[5]]}]}"#;
+        assert!(read_log(&mut short.as_bytes(), &nonces, &mut |_, _| {}).is_err());
     }
 }

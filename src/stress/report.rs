@@ -19,6 +19,8 @@
 //!   "daemon":    { pid, before, peak, after: { fds, rss_bytes, cpu_ns }, settle_ms,
 //!                  cpu_seconds, client_sockets_held, leak: { verdict, reason }, error } | null,
 //!   "client":    { cpu_seconds_loop_thread, cpu_seconds_process_run, cpu_seconds_process_total,
+//!                  cpu_user_s, cpu_sys_s, ring_thread_busy_fraction, ring_thread_busy_peak,
+//!                  ring_thread_saturated_s,
 //!                  cpu_seconds_per_1000_streams, cpu_seconds_per_1000_events, peak_rss_bytes,
 //!                  rss_before_bytes, rss_per_open_stream_bytes, embedded_mock },
 //!   "limits":    { fd_limit, ephemeral_ports,
@@ -200,6 +202,17 @@ pub struct ClientCost {
     pub cpu_seconds_process_run: f64,
     /// CPU of the whole process from set-up to report, including reading a remote mock's log.
     pub cpu_seconds_process_total: f64,
+    /// `cpu_seconds_process_run` split: user time (`getrusage(RUSAGE_SELF)` over the run).
+    pub cpu_user_s: f64,
+    /// … and system time: with 10,000 loopback pairs, most of the client's cost is the kernel's.
+    pub cpu_sys_s: f64,
+    /// The io_uring loop thread's CPU over the run's wall time (0 to 1).
+    pub ring_thread_busy_fraction: f64,
+    /// The same over its busiest window of about 100 ms.
+    pub ring_thread_busy_peak: f64,
+    /// Wall time of the windows in which the loop thread was at least 90% busy: while it is,
+    /// the client, not the daemon, sets the pace, and figures from then bound the client.
+    pub ring_thread_saturated_s: f64,
     /// Per 1,000 streams started and per 1,000 events: the process's CPU during the run, or
     /// the loop thread's with an embedded mock.
     pub cpu_seconds_per_1000_streams: f64,
@@ -403,6 +416,15 @@ pub(super) fn build(
             cpu_seconds_loop_thread: r.thread_cpu_ns as f64 / 1e9,
             cpu_seconds_process_run: cpu_run,
             cpu_seconds_process_total: env.total_cpu_ns as f64 / 1e9,
+            cpu_user_s: r.process_user_ns as f64 / 1e9,
+            cpu_sys_s: r.process_sys_ns as f64 / 1e9,
+            ring_thread_busy_fraction: if r.wall_ns == 0 {
+                0.0
+            } else {
+                (r.thread_cpu_ns as f64 / r.wall_ns as f64).min(1.0)
+            },
+            ring_thread_busy_peak: r.loop_busy.peak,
+            ring_thread_saturated_s: r.loop_busy.saturated_ns as f64 / 1e9,
             cpu_seconds_per_1000_streams: per(r.started),
             cpu_seconds_per_1000_events: per(r.events),
             peak_rss_bytes: env.peak_rss_bytes,

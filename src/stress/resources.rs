@@ -289,6 +289,20 @@ pub fn process_cpu_ns() -> u64 {
     clock_ns(rustix::time::ClockId::ProcessCPUTime)
 }
 
+/// CPU time of this process (all threads) split into user and system time, ns.
+pub fn process_user_sys_ns() -> (u64, u64) {
+    // SAFETY: an all-zero rusage is valid, and getrusage only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a pointer to a live rusage; it cannot fail with these arguments.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0, 0);
+    }
+    let ns = |t: libc::timeval| {
+        (t.tv_sec as u64).saturating_mul(1_000_000_000) + (t.tv_usec as u64).saturating_mul(1000)
+    };
+    (ns(usage.ru_utime), ns(usage.ru_stime))
+}
+
 /// CPU time of the calling thread, ns.
 pub fn thread_cpu_ns() -> u64 {
     clock_ns(rustix::time::ClockId::ThreadCPUTime)

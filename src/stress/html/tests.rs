@@ -135,6 +135,11 @@ fn report(empty: &[&str], daemon: bool) -> StressReport {
             rss_before_bytes: 10 << 20,
             rss_per_open_stream_bytes: Some(2048.0),
             embedded_mock: true,
+            cpu_user_s: 0.05,
+            cpu_sys_s: 0.15,
+            ring_thread_busy_fraction: 0.1,
+            ring_thread_busy_peak: 0.3,
+            ring_thread_saturated_s: 0.0,
         },
         limits: Limits {
             fd_limit: 65_536,
