@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::handoff::{PairKind, SocketType};
-use crate::mock::{MockConfig, MockHandle, MockServer, TlsMode};
-use crate::pattern::MockSettings;
+use crate::mock::{MockConfig, MockHandle};
 use crate::stress::{
     DaemonSpec, LoadModel, StartedDaemon, StressConfig, StressError, Upstream, ceiling, resources,
 };
@@ -360,22 +359,10 @@ impl Shared {
     fn start(config: &CapacityConfig) -> Result<Shared, StressError> {
         let (mock, upstream) = match &config.upstream {
             Upstream::Embedded(options) => {
-                let mock = MockServer::start(MockConfig {
-                    tls: if options.tls {
-                        TlsMode::SelfSigned { ca_out: None }
-                    } else {
-                        TlsMode::Off
-                    },
-                    settings: MockSettings {
-                        chunk_count: options.chunk_count,
-                        chunk_delay: options.chunk_delay,
-                    },
+                let mock = options.start(MockConfig {
                     // Every step's streams, for the relay-latency join.
                     log_capacity: 100_000,
                     ..MockConfig::default()
-                })
-                .map_err(|e| {
-                    StressError::Environment(format!("cannot start the embedded mock API: {e}"))
                 })?;
                 // Each step reads the mock's log as a remote one's.
                 let url = mock.base_url();

@@ -256,3 +256,54 @@ fn a_bad_objective_names_the_mistake_and_the_grammar() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs the mock's write times"), "{err}");
 }
+
+#[test]
+fn reuse_daemon_keeps_one_daemon_for_every_step() {
+    let r = capacity(
+        "",
+        None,
+        &[
+            "--reuse-daemon",
+            "--start",
+            "4",
+            "--max",
+            "8",
+            "--slo",
+            "failures=0",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pids: Vec<u64> = r
+        .steps()
+        .iter()
+        .map(|s| s["stress"]["daemon"]["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{}", r.stderr);
+    assert_eq!(pids[0], pids[1], "one daemon for both steps");
+    // Each step's streams were timed against the shared mock's log.
+    for step in r.steps() {
+        assert!(step["stress"]["relay"]["streams_joined"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        r.stderr.contains("one daemon for all steps"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_fresh_daemon_is_started_for_each_step() {
+    let r = capacity(
+        "",
+        None,
+        &["--start", "4", "--max", "8", "--slo", "failures=0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pids: Vec<u64> = r
+        .steps()
+        .iter()
+        .map(|s| s["stress"]["daemon"]["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_ne!(pids[0], pids[1], "a daemon per step");
+}

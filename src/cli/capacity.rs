@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use streamcheck::capacity::search::Bounds;
 use streamcheck::capacity::slo::Slo;
 use streamcheck::capacity::{self, CapacityConfig, CapacityReport};
-use streamcheck::stress::{DaemonSpec, MockOptions, StressError, Upstream};
+use streamcheck::stress::{MockOptions, StressError, Upstream};
 
 use super::values::{PairArg, SocketTypeArg, duration_arg};
 
@@ -144,35 +144,29 @@ pub fn run(args: CapacityArgs) -> anyhow::Result<ExitCode> {
         eprintln!("streamcheck: {m}");
         Ok(ExitCode::from(2))
     };
-    let daemon = match (&args.daemon_cmd, &args.socket) {
-        (Some(command), socket) => DaemonSpec::Command {
-            command: command.clone(),
-            socket: socket.clone(),
-            start_timeout: args.start_timeout,
-        },
-        (None, Some(socket)) => DaemonSpec::Running {
-            socket: socket.clone(),
-            pid: args.daemon_pid,
-        },
-        (None, None) => {
-            return usage("give --daemon-cmd CMD, or --socket PATH of a running daemon");
-        }
+    let target = super::target::load_daemon(
+        args.daemon_cmd.as_deref(),
+        args.socket.as_deref(),
+        args.daemon_pid,
+        args.start_timeout,
+    );
+    let Some(daemon) = target else {
+        return usage("give --daemon-cmd CMD, or --socket PATH of a running daemon");
     };
     let running = args.daemon_cmd.is_none();
-    let upstream = match (&args.backend, args.no_upstream, running) {
-        (Some(url), _, _) => Upstream::Remote(url.clone()),
-        (None, true, _) => Upstream::None,
-        (None, false, false) => Upstream::Embedded(MockOptions {
-            tls: !args.mock_plain,
-            chunk_count: args.chunk_count,
-            chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
-        }),
-        (None, false, true) => {
-            return usage(
-                "a running daemon needs its upstream: --backend URL (the mock API its \
-                 OPENAI_API_BASE points at), or --no-upstream for a daemon with a built-in backend",
-            );
-        }
+    let embedded = MockOptions {
+        tls: !args.mock_plain,
+        chunk_count: args.chunk_count,
+        chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
+    };
+    let upstream = match super::target::load_upstream(
+        args.backend.as_deref(),
+        args.no_upstream,
+        !running,
+        embedded,
+    ) {
+        Ok(upstream) => upstream,
+        Err(why) => return usage(why),
     };
     if !(args.growth > 1.0 && args.growth.is_finite()) {
         return usage(&format!(

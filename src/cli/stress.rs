@@ -129,37 +129,32 @@ pub struct StressArgs {
 }
 
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
-    use streamcheck::stress::{
-        self, DaemonSpec, LoadModel, MockOptions, StressConfig, StressError, Upstream,
-    };
+    use streamcheck::stress::{self, LoadModel, MockOptions, StressConfig, StressError};
 
-    let daemon = match (&args.daemon_cmd, &args.socket) {
-        (Some(command), socket) => DaemonSpec::Command {
-            command: command.clone(),
-            socket: socket.clone(),
-            start_timeout: args.start_timeout,
-        },
-        (None, Some(socket)) => DaemonSpec::Running {
-            socket: socket.clone(),
-            pid: args.daemon_pid,
-        },
-        // clap's `required_unless_present` rules this out.
-        (None, None) => anyhow::bail!("give --socket PATH, or --daemon-cmd CMD"),
+    let target = super::target::load_daemon(
+        args.daemon_cmd.as_deref(),
+        args.socket.as_deref(),
+        args.daemon_pid,
+        args.start_timeout,
+    );
+    // clap's `required_unless_present` rules out neither.
+    let daemon =
+        target.ok_or_else(|| anyhow::anyhow!("give --socket PATH, or --daemon-cmd CMD"))?;
+    let embedded = MockOptions {
+        tls: !args.mock_plain,
+        chunk_count: args.chunk_count,
+        chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
     };
-    let upstream = match (&args.backend, args.no_upstream, &args.daemon_cmd) {
-        (Some(url), _, _) => Upstream::Remote(url.clone()),
-        (None, true, _) => Upstream::None,
-        (None, false, Some(_)) => Upstream::Embedded(MockOptions {
-            tls: !args.mock_plain,
-            chunk_count: args.chunk_count,
-            chunk_delay: std::time::Duration::from_millis(args.chunk_delay_ms),
-        }),
-        (None, false, None) => {
-            eprintln!(
-                "streamcheck: a running daemon needs its upstream: --backend URL (the mock API \
-                 its OPENAI_API_BASE points at), or --no-upstream for a daemon with a built-in \
-                 backend"
-            );
+    let started = args.daemon_cmd.is_some();
+    let upstream = match super::target::load_upstream(
+        args.backend.as_deref(),
+        args.no_upstream,
+        started,
+        embedded,
+    ) {
+        Ok(upstream) => upstream,
+        Err(why) => {
+            eprintln!("streamcheck: {why}");
             return Ok(ExitCode::from(2));
         }
     };

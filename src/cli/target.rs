@@ -1,5 +1,6 @@
-//! The daemon `run` and `prop` test, from `--daemon-cmd` (with `--socket` when the command fixes
-//! the socket path) or `--socket` with `--backend`.
+//! The daemon a command tests, from `--daemon-cmd` (with `--socket` when the command fixes the
+//! socket path) or `--socket` with `--backend`: as `run` and `prop` take them, and as `stress`
+//! and `capacity` do.
 
 /// The daemon under test, from `--daemon-cmd`, or `--socket` with `--backend`, as `run` and
 /// `prop` take them.
@@ -28,4 +29,48 @@ pub fn daemon_target(
         // clap's `required_unless_present` rules this out.
         (None, None, _) => anyhow::bail!("give --socket PATH --backend URL, or --daemon-cmd CMD"),
     })
+}
+
+/// The daemon `stress` and `capacity` drive: started by the command line (`--daemon-cmd`, with
+/// `--socket` the path it creates) or running (`--socket`, its `--daemon-pid` to watch it).
+pub fn load_daemon(
+    command: Option<&str>,
+    socket: Option<&std::path::Path>,
+    pid: Option<u32>,
+    start_timeout: std::time::Duration,
+) -> Option<streamcheck::stress::DaemonSpec> {
+    use streamcheck::stress::DaemonSpec;
+    match (command, socket) {
+        (Some(command), socket) => Some(DaemonSpec::Command {
+            command: command.to_owned(),
+            socket: socket.map(ToOwned::to_owned),
+            start_timeout,
+        }),
+        (None, Some(socket)) => Some(DaemonSpec::Running {
+            socket: socket.to_owned(),
+            pid,
+        }),
+        (None, None) => None,
+    }
+}
+
+/// The upstream of `stress` and `capacity`: a running mock (`--backend`), none
+/// (`--no-upstream`), or, for a daemon they start, an embedded mock; a running daemon without
+/// either is an error naming both.
+pub fn load_upstream(
+    backend: Option<&str>,
+    no_upstream: bool,
+    started: bool,
+    embedded: streamcheck::stress::MockOptions,
+) -> Result<streamcheck::stress::Upstream, &'static str> {
+    use streamcheck::stress::Upstream;
+    match (backend, no_upstream, started) {
+        (Some(url), _, _) => Ok(Upstream::Remote(url.to_owned())),
+        (None, true, _) => Ok(Upstream::None),
+        (None, false, true) => Ok(Upstream::Embedded(embedded)),
+        (None, false, false) => Err(
+            "a running daemon needs its upstream: --backend URL (the mock API its \
+             OPENAI_API_BASE points at), or --no-upstream for a daemon with a built-in backend",
+        ),
+    }
 }

@@ -117,6 +117,25 @@ impl Drop for WorkDir {
     }
 }
 
+impl super::MockOptions {
+    /// Starts the embedded mock with these options over `config` (its log and hook).
+    pub(crate) fn start(&self, config: MockConfig) -> Result<MockHandle, StressError> {
+        MockServer::start(MockConfig {
+            tls: if self.tls {
+                TlsMode::SelfSigned { ca_out: None }
+            } else {
+                TlsMode::Off
+            },
+            settings: MockSettings {
+                chunk_count: self.chunk_count,
+                chunk_delay: self.chunk_delay,
+            },
+            ..config
+        })
+        .map_err(|e| StressError::Environment(format!("cannot start the embedded mock API: {e}")))
+    }
+}
+
 /// Sets up the mock, the daemon and the expectations.
 pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
     let nonces = Arc::new(Nonces::new());
@@ -144,22 +163,10 @@ pub fn prepare(config: &StressConfig) -> Result<Prepared, StressError> {
                     q.push((index, writes));
                 }
             };
-            let handle = MockServer::start(MockConfig {
-                tls: if options.tls {
-                    TlsMode::SelfSigned { ca_out: None }
-                } else {
-                    TlsMode::Off
-                },
-                settings: MockSettings {
-                    chunk_count: options.chunk_count,
-                    chunk_delay: options.chunk_delay,
-                },
+            let handle = options.start(MockConfig {
                 log_capacity: 1024,
                 on_request_end: Some(Arc::new(on_end)),
                 ..MockConfig::default()
-            })
-            .map_err(|e| {
-                StressError::Environment(format!("cannot start the embedded mock API: {e}"))
             })?;
             Mock::Embedded(handle, queue)
         }
