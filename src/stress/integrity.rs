@@ -440,6 +440,7 @@ mod tests {
         wrong.fault = Some(ContentFault {
             mismatch: crate::stress::expect::Mismatch { offset: 2 },
             got: b"x".to_vec(),
+            at_event: 1,
         });
         assert_eq!(outcome(&wrong, Ending::PeerClosed), Outcome::WrongContent);
         assert_eq!(outcome(&wrong, Ending::ClientClosed), Outcome::WrongContent);

@@ -83,10 +83,19 @@ pub struct ContentFault {
     pub mismatch: Mismatch,
     /// What arrived from there (at most [`EXCERPT`] bytes of that piece).
     pub got: Vec<u8>,
+    /// Content events received up to and including the wrong one.
+    pub at_event: u32,
 }
 
 /// Bytes of received content kept for an example.
 pub const EXCERPT: usize = 48;
+
+/// Content bytes read past a wrong byte before the stream is settled: wrong content is often
+/// another connection's, and its nonce, a few pieces on, says whose (cross-talk).
+pub const CROSSTALK_LOOKAHEAD: u64 = 4096;
+/// Content events read past the wrong one, at most: a flood of tiny events settles as wrong
+/// content long before it fills the stream's byte budget.
+pub const CROSSTALK_LOOKAHEAD_EVENTS: u32 = 16;
 
 /// Everything known about a stream so far.
 #[derive(Debug, Clone, Default)]
@@ -223,11 +232,17 @@ impl StreamCheck {
         }
     }
 
-    /// Whether more bytes cannot change the stream's outcome: the response is malformed, the
-    /// content went wrong, or another connection's content arrived.
+    /// Whether more bytes cannot change the stream's outcome: the response is malformed,
+    /// another connection's content arrived, or the content went wrong and the look-ahead
+    /// past it ([`CROSSTALK_LOOKAHEAD`] content bytes or [`CROSSTALK_LOOKAHEAD_EVENTS`] events)
+    /// brought no other connection's nonce.
     pub fn settled(&self) -> bool {
         let p = &self.progress;
-        p.malformed.is_some() || p.fault.is_some() || p.crosstalk.is_some()
+        let looked_past_fault = p.fault.as_ref().is_some_and(|f| {
+            p.content_len >= f.mismatch.offset.saturating_add(CROSSTALK_LOOKAHEAD)
+                || p.content_events >= f.at_event.saturating_add(CROSSTALK_LOOKAHEAD_EVENTS)
+        });
+        p.malformed.is_some() || p.crosstalk.is_some() || looked_past_fault
     }
 
     /// Checks the next bytes of connection `index` (nonce `nonce`), received at `ts`. Returns
@@ -372,6 +387,7 @@ impl sse::Visitor for Visit<'_, '_, '_> {
                     p.fault = Some(ContentFault {
                         mismatch,
                         got: got.copied().collect(),
+                        at_event: p.content_events,
                     });
                 }
             }
@@ -523,6 +539,45 @@ mod tests {
         let p = check(&bytes, 3, 100);
         assert_eq!(p.crosstalk, Some(4));
         assert!(p.fault.is_some());
+    }
+
+    #[test]
+    fn wrong_content_is_read_on_until_another_connections_nonce_names_it() {
+        // The first pieces of another connection's answer carry no nonce: the content is
+        // wrong before it can be told whose it is.
+        let mut mixed = pieces(4);
+        mixed.insert(0, mixed[0].clone());
+        let mut s = StreamCheck::new();
+        let nonces = Nonces::with_tag("stest1");
+        let expected =
+            ExpectedContent::for_pattern(None, &MockSettings::default(), &nonces).unwrap();
+        let mut ctx = Ctx {
+            expected: Some(&expected),
+            nonces: &nonces,
+            gaps: None,
+        };
+        let bytes = stream_of(&mixed, true);
+        let (head, rest) = bytes.split_at(bytes.len() / 4);
+        s.feed(1, head, 3, nonces.nonce(3).as_bytes(), &mut ctx, None);
+        assert!(s.progress.fault.is_some() && s.progress.crosstalk.is_none());
+        assert!(!s.settled(), "within the look-ahead");
+        s.feed(2, rest, 3, nonces.nonce(3).as_bytes(), &mut ctx, None);
+        assert_eq!(s.progress.crosstalk, Some(4));
+        assert!(s.settled());
+
+        // Wrong content with no nonce in sight settles once the look-ahead is read.
+        let mut s = StreamCheck::new();
+        let junk = vec!["z".repeat(1024); 5];
+        s.feed(
+            1,
+            &stream_of(&junk, false),
+            3,
+            nonces.nonce(3).as_bytes(),
+            &mut ctx,
+            None,
+        );
+        assert!(s.progress.crosstalk.is_none());
+        assert!(s.settled(), "{} content bytes", s.progress.content_len);
     }
 
     #[test]
