@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Reporter;
-use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
+use crate::verdict::RunSummary;
 
 /// Version of the report's schema, the `schema_version` field.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -71,19 +71,6 @@ fn document(run: &RunSummary) -> Document<'_> {
 }
 
 impl<W: Write + Send> Reporter for Json<W> {
-    fn on_start(&mut self, _total: usize) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Said from the summary, before the scenarios.
-    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
-        Ok(())
-    }
-
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut self.out, &document(summary))?;
         writeln!(self.out)?;

@@ -27,7 +27,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use super::Reporter;
 use super::text::diagnostic;
 use crate::verdict::causes;
-use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
+use crate::verdict::{RunSummary, ScenarioResult, Verdict};
 
 /// Writes the JUnit report to `W`.
 pub struct Junit<W: Write> {
@@ -137,19 +137,6 @@ fn test_case(r: &ScenarioResult) -> TestCase {
 }
 
 impl<W: Write + Send> Reporter for Junit<W> {
-    fn on_start(&mut self, _total: usize) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Said from the summary, before the scenarios.
-    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
-        Ok(())
-    }
-
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         // Serialise in memory first so an output error keeps its kind (e.g. a closed pipe).
         let xml = report(summary)

@@ -42,16 +42,25 @@ use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult};
 ///
 /// Errors are I/O errors of the output (a closed pipe, a full disk); the reporters returned by
 /// [`build`] name the output in them.
+///
+/// Whole-document formats (JSON, JUnit, HTML) write everything from the summary in
+/// [`Reporter::on_finish`]; the other calls do nothing unless a format streams.
 pub trait Reporter: Send {
     /// The run starts; `total` scenarios will be reported.
-    fn on_start(&mut self, total: usize) -> io::Result<()>;
+    fn on_start(&mut self, _total: usize) -> io::Result<()> {
+        Ok(())
+    }
     /// One scenario finished (or was skipped).
-    fn on_result(&mut self, result: &ScenarioResult) -> io::Result<()>;
+    fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
+        Ok(())
+    }
     /// The run finished; `summary` holds every result again, with the counts.
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()>;
     /// The daemon died; called as soon as that is noticed, before the results it spoiled.
     /// (Whole-document formats say it from [`RunSummary::daemon_death`] instead.)
-    fn on_daemon_death(&mut self, death: &DaemonDeath) -> io::Result<()>;
+    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<R: Reporter + ?Sized> Reporter for Box<R> {

@@ -206,16 +206,7 @@ pub fn run_suite(config: &SuiteConfig) -> Result<SuiteRun, SuiteError> {
 struct NoReport;
 
 impl Reporter for NoReport {
-    fn on_start(&mut self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn on_result(&mut self, _: &ScenarioResult) -> std::io::Result<()> {
-        Ok(())
-    }
     fn on_finish(&mut self, _: &RunSummary) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn on_daemon_death(&mut self, _: &DaemonDeath) -> std::io::Result<()> {
         Ok(())
     }
 }

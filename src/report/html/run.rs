@@ -20,7 +20,7 @@ use crate::report::text::{assertion_lines, counts, safe, scenarios, timings_line
 use crate::verdict::causes::headline;
 use crate::verdict::check::format_ns;
 use crate::verdict::rfc3339;
-use crate::verdict::{DaemonDeath, RunSummary, ScenarioResult, Verdict};
+use crate::verdict::{RunSummary, ScenarioResult, Verdict};
 
 /// Text kept from each end of a scenario's wire listing.
 pub const WIRE_KEEP_BYTES: usize = 6 << 10;
@@ -43,19 +43,6 @@ impl<W: Write> Html<W> {
 }
 
 impl<W: Write + Send> Reporter for Html<W> {
-    fn on_start(&mut self, _total: usize) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn on_result(&mut self, _result: &ScenarioResult) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Said from the summary, above the scenarios.
-    fn on_daemon_death(&mut self, _death: &DaemonDeath) -> io::Result<()> {
-        Ok(())
-    }
-
     fn on_finish(&mut self, summary: &RunSummary) -> io::Result<()> {
         self.out.write_all(render(summary).as_bytes())?;
         self.out.flush()
