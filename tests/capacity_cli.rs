@@ -307,3 +307,28 @@ fn a_fresh_daemon_is_started_for_each_step() {
     assert_eq!(pids.len(), 2);
     assert_ne!(pids[0], pids[1], "a daemon per step");
 }
+
+#[test]
+fn a_step_bounded_by_the_daemons_own_open_file_limit_names_it() {
+    // The daemon gets 100 fds: around 90 streams its accepts fail with EMFILE.
+    let daemon = format!("ulimit -n 100; exec {}", ref_daemon(None));
+    let out = Command::new(BIN)
+        .args(["capacity", "--daemon-cmd", &daemon])
+        .args(["--start", "64", "--max", "128", "--slo", "failures=0"])
+        .args(QUICK)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let limited_by = report["answer"]["limited_by"].as_str().unwrap_or_default();
+    assert!(
+        limited_by.contains("the daemon's fds reached its open-file limit of 100"),
+        "{}",
+        report["answer"]
+    );
+    assert_eq!(
+        report["answer"]["at_least"], false,
+        "the daemon's limit, not the client's"
+    );
+}

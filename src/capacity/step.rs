@@ -110,7 +110,19 @@ fn judge(
 
     let broke_because = match (&report.daemon_death, slos.iter().find(|m| !m.met)) {
         (Some(death), _) => Some(format!("the daemon {}", death.how)),
-        (None, Some(m)) => Some(format!("{} = {}", m.slo, m.shown)),
+        (None, Some(m)) => match report
+            .limits
+            .daemon_fd_limit
+            .filter(|_| report.limits.daemon_fd_limit_reached)
+        {
+            // Name the daemon's own limit: raising it may be all the daemon needs.
+            Some(limit) => Some(format!(
+                "{} = {} (the daemon's fds reached its open-file limit of {limit}: raise it, \
+                 e.g. LimitNOFILE= or ulimit -n where it is started)",
+                m.slo, m.shown
+            )),
+            None => Some(format!("{} = {}", m.slo, m.shown)),
+        },
         (None, None) => None,
     };
     // A starved daemon is slow, not big: only missed latencies and failed streams can be the
